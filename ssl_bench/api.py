@@ -1,0 +1,470 @@
+"""The public interfaces a plugin implements: Method, Dataset, Task, Benchmark.
+
+Each is small and typed. Metadata are closed pydantic models (``extra="forbid"``); a change
+that alters scores bumps ``version``.
+
+Data conventions shared by every plugin:
+
+* A dataset is a list of :class:`Unit` (a video, an image clip, a CT volume), each in one
+  split. Label fractions select training *units*, never frames.
+* Any unit loads as a sequence of 2-D frames (:class:`UnitData`): video frames at a chosen
+  rate, the frames of a clip, or the axial slices of a CT volume, all resized to a square
+  ``size`` and stored as ``uint8`` RGB (grey CT slices are replicated to 3 channels after
+  HU windowing).
+* An :class:`Encoder` takes float images in ``[0, 1]`` of shape ``(B, 3, H, W)`` and does its
+  own normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from ssl_bench.errors import SSLBenchError
+
+if TYPE_CHECKING:
+    from ssl_bench.cache import ArrayCache
+
+Profile = Literal["smoke", "cpu", "paper"]
+PROFILES: tuple[str, ...] = ("smoke", "cpu", "paper")
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+Modality = Literal["video", "image", "volume"]
+LabelKind = Literal["phase", "mask"]
+#: What a method's result can be used for downstream.
+#: ``frame-features``: one vector per frame (phase recognition);
+#: ``spatial-features``: multi-scale feature maps (segmentation heads);
+#: ``segmentation-predictor``: a trained predictor of masks (semi-supervised methods).
+Capability = Literal["frame-features", "spatial-features", "segmentation-predictor"]
+PretrainInput = Literal["none", "frames", "frame-pairs", "clips"]
+ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
+
+
+class Meta(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodMeta(Meta):
+    """What a method is and what it can be used for."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: str
+    kind: Literal["pretrain", "semi-supervised"]
+    name: str
+    paper: str  # citation: authors, title, venue, year
+    url: str | None = None
+    license: str = "Apache-2.0"
+    description: str = ""
+    #: what pretraining consumes; "none" means the method has no pretraining stage
+    pretrain_input: PretrainInput = "frames"
+    #: pretraining pools (dataset domains) the method applies to
+    domains: tuple[str, ...] = ("surgical", "ct")
+    provides: frozenset[Capability] = frozenset({"frame-features", "spatial-features"})
+    #: "benchmark": use the benchmark's protocol; "finetune": always fine-tune (the supervised row)
+    protocol: Literal["benchmark", "finetune"] = "benchmark"
+    backbone: str = ""
+
+
+class DatasetMeta(Meta):
+    """What a dataset reader reads."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: str
+    name: str
+    modality: Modality
+    domain: str  # pretraining pool the train units join: "surgical" or "ct"
+    label_kind: LabelKind
+    classes: tuple[str, ...]
+    ignore_index: int = 255
+    license: str
+    citation: str
+    url: str | None = None
+    fps: float | None = None  # native frame rate of videos
+
+
+class TaskMeta(Meta):
+    """A downstream protocol with a fixed metric set."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    version: str
+    name: str
+    description: str = ""
+    label_kind: LabelKind
+    modalities: tuple[Modality, ...]
+    #: a method applies when it provides any of these
+    requires: tuple[Capability, ...]
+    protocols: tuple[str, ...] = ("linear", "finetune")
+    main_score: str
+    higher_is_better: dict[str, bool]
+
+
+class Benchmark(Meta):
+    """A dataset bound to a task and a protocol, with default label fractions and seeds."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    dataset: str
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    task: str
+    protocol: str = "linear"
+    label_fracs: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    description: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# data
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One labelled item of a dataset: a video, an image clip or a CT volume."""
+
+    id: str
+    split: str
+    #: identity of the underlying recording/patient (e.g. "cholec80/video01"); pretraining
+    #: excludes any source that is in a val/test split of a dataset of the run
+    source: str
+    #: labels used to stratify label-fraction subsets (e.g. the classes present)
+    strata: tuple[str, ...] = ()
+
+
+@dataclass
+class UnitData:
+    """A unit loaded as a sequence of square 2-D frames."""
+
+    unit: Unit
+    frames: np.ndarray  # (T, H, W, 3) uint8, possibly a read-only memmap
+    phases: np.ndarray | None = None  # (T,) int64 phase id per frame
+    masks: np.ndarray | None = None  # (T, H, W) uint8 class id per pixel, ignore_index allowed
+    fps: float | None = None  # frame rate of `frames` (videos)
+    spacing: tuple[float, float, float] | None = None  # mm per (row, col, frame) for volumes
+    frame_ids: np.ndarray | None = None  # original frame index of each frame (videos, clips)
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Dataset(ABC):
+    """Reads one real dataset layout from ``root``.
+
+    Subclasses set ``meta`` and implement :meth:`units` and :meth:`load`. ``Options`` is a
+    pydantic model of reader options (e.g. which split); ``cache_dir`` is where decoded frames
+    and resampled volumes are cached (written atomically).
+    """
+
+    meta: ClassVar[DatasetMeta]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None,
+                 cache_dir: Path | None = None) -> None:
+        from ssl_bench.paths import cache_dir as default_cache_dir
+
+        self.root = Path(root)
+        try:
+            self.options = self.Options(**dict(options or {}))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise SSLBenchError(
+                f"bad option for dataset {self.meta.id!r}: {'.'.join(map(str, first['loc']))}: "
+                f"{first['msg']}"
+            ) from None
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "data"
+        #: set by the harness when ``root`` is the embedded synthetic suite
+        self.synthetic = False
+
+    @abstractmethod
+    def units(self) -> list[Unit]:
+        """All units with their split. Raises :class:`ssl_bench.errors.DataError` naming the
+        file (and line) when the layout is wrong."""
+
+    @abstractmethod
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        """Load one unit as frames of ``size`` x ``size`` (videos sampled at ``fps``)."""
+
+    def check(self) -> list[str]:
+        """Problems with the layout on disk, one line each (empty when valid)."""
+        from ssl_bench.errors import DataError
+
+        try:
+            units = self.units()
+        except DataError as exc:
+            return [str(exc)]
+        problems = []
+        for unit in units:
+            try:
+                self.load(unit, size=32)
+            except DataError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def info(self) -> dict[str, Any]:
+        units = self.units()
+        return {
+            "id": self.meta.id,
+            "root": str(self.root),
+            "classes": list(self.meta.classes),
+            "units": {s: sum(1 for u in units if u.split == s) for s in SPLITS},
+        }
+
+    def fingerprint(self) -> str:
+        """A string that changes when the data on disk changes (default: file sizes + mtimes)."""
+        import hashlib
+
+        h = hashlib.sha256(self.meta.id.encode())
+        h.update(repr(self.options.model_dump()).encode())
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            stat = path.stat()
+            h.update(f"{path.relative_to(self.root)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+        return h.hexdigest()[:16]
+
+    @classmethod
+    def write_synthetic(cls, root: Path, size: str = "default", seed: int = 0) -> None:
+        """Write a deterministic synthetic dataset in this reader's real layout under ``root``.
+
+        Optional: datasets that support it are part of the embedded default suite."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------
+# encoders and methods
+
+
+class Encoder(nn.Module):
+    """The downstream view of a (pre)trained backbone.
+
+    ``forward`` maps float images in ``[0, 1]`` (B, 3, H, W) to a list of feature maps, finest
+    first, with ``channels[i]`` channels at stride ``strides[i]``. Normalisation is the
+    encoder's job, so every method keeps its own input statistics.
+    """
+
+    def __init__(self, channels: Sequence[int], strides: Sequence[int]) -> None:
+        super().__init__()
+        self.channels = list(channels)
+        self.strides = list(strides)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.channels[-1]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """One vector per image: global average of the coarsest map."""
+        return self(x)[-1].mean(dim=(2, 3))
+
+    @torch.no_grad()
+    def frame_features(self, frames: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Per-frame features of an ordered sequence (T, 3, H, W) -> (T, C).
+
+        Video encoders override this to use temporal context (causally)."""
+        outs = [self.embed(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)]
+        return torch.cat(outs) if outs else frames.new_zeros((0, self.embed_dim))
+
+
+class MethodConfig(BaseModel):
+    """Budget and optimisation settings shared by every method; methods subclass it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = 1
+    max_steps: int | None = None  # cap on optimiser steps (None: epochs decide)
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    momentum: float = 0.9
+    warmup_epochs: float = 0.0
+    image_size: int = 64
+    fps: float = 1.0  # frame rate of the pretraining pool's videos
+    num_workers: int = 0
+
+
+@dataclass
+class MethodContext:
+    """What the harness hands a method when it builds it."""
+
+    profile: str
+    device: torch.device
+    seed: int
+    cache_dir: Path
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class PretrainPool:
+    """Unlabelled pretraining data: train-split units of the datasets of one domain."""
+
+    domain: str
+    sequences: list[UnitData]
+    fingerprint: str
+
+    def frame_index(self) -> list[tuple[int, int]]:
+        """(sequence, frame) pairs over every frame of the pool."""
+        return [(s, t) for s, seq in enumerate(self.sequences) for t in range(len(seq.frames))]
+
+    def __len__(self) -> int:
+        return sum(len(s.frames) for s in self.sequences)
+
+
+@dataclass
+class SemiSupervisedData:
+    """Inputs of a semi-supervised segmentation method (label subset + unlabelled rest)."""
+
+    labelled_frames: np.ndarray  # (N, H, W, 3) uint8
+    labelled_masks: np.ndarray  # (N, H, W) uint8
+    unlabelled_frames: np.ndarray  # (M, H, W, 3) uint8 (train split minus the labelled units)
+    num_classes: int
+    ignore_index: int
+    #: scores a predictor on the val split (higher is better); use it for model selection
+    validate: Callable[[nn.Module], float]
+    device: torch.device
+    seed: int
+    profile: str
+
+
+class Method(ABC):
+    """A pretraining method (``meta.kind == "pretrain"``) or a semi-supervised one.
+
+    Pretraining is driven by the harness (on mmengine's Runner)::
+
+        model = method.build()                       # every module trained and checkpointed
+        data = method.pretrain_dataset(pool)         # a torch Dataset, default collate
+        for batch in loader:                         # config.epochs / config.max_steps
+            losses = method.training_step(model, batch, progress)   # {"loss": ..., ...}
+            backward + optimiser step on method.parameters_to_optimize(model)
+            method.after_step(model, progress)       # EMA / momentum updates
+        encoder = method.encoder(model)
+
+    Methods without pretraining set ``meta.pretrain_input = "none"``; the harness then calls
+    ``method.encoder(method.build())`` directly. Semi-supervised methods implement
+    :meth:`fit_segmentation` instead.
+    """
+
+    meta: ClassVar[MethodMeta]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    #: per-profile config values (keys of ``Config``); every method has smoke, cpu and paper
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __init__(self, config: MethodConfig, context: MethodContext) -> None:
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def make_config(cls, profile: str, overrides: Mapping[str, Any] | None = None) -> MethodConfig:
+        values = dict(cls.profiles.get(profile, {}))
+        values.update(overrides or {})
+        try:
+            return cls.Config(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise SSLBenchError(
+                f"bad config for method {cls.meta.id!r} ({profile}): "
+                f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            ) from None
+
+    # -- pretraining --------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> nn.Module:
+        """A fresh module holding every trained parameter and state buffer (EMA, queues)."""
+
+    def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
+        raise NotImplementedError(f"{self.meta.id} has no pretraining stage")
+
+    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{self.meta.id} has no pretraining stage")
+
+    def after_step(self, model: nn.Module, progress: float) -> None:
+        """Called after each optimiser step (``progress`` in [0, 1])."""
+
+    def parameters_to_optimize(self, model: nn.Module) -> list[nn.Parameter]:
+        return [p for p in model.parameters() if p.requires_grad]
+
+    @abstractmethod
+    def encoder(self, model: nn.Module) -> Encoder:
+        """The downstream encoder (sharing weights with ``model``)."""
+
+    # -- semi-supervised ----------------------------------------------------------------
+    def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
+        """Train a predictor ``(B, 3, H, W) in [0, 1] -> (B, K, H, W)`` logits."""
+        raise NotImplementedError(f"{self.meta.id} is not a semi-supervised method")
+
+
+# --------------------------------------------------------------------------------------
+# tasks
+
+
+@dataclass
+class CellInputs:
+    """Everything a task needs to evaluate one cell (method x benchmark x fraction x seed)."""
+
+    benchmark: Benchmark
+    dataset: Dataset
+    protocol: str
+    label_frac: float
+    seed: int
+    units: dict[str, list[Unit]]  # by split
+    label_units: list[Unit]  # chosen by the harness: the labelled training units
+    method: Method
+    make_encoder: Callable[[], Encoder]  # a fresh encoder carrying the pretrained weights
+    checkpoint_id: str  # identifies the encoder weights (feature cache key)
+    cache: "ArrayCache"
+    image_size: int
+    device: torch.device
+    profile: str
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class TaskResult:
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class TaskConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+class Task(ABC):
+    """A downstream protocol and its metrics."""
+
+    meta: ClassVar[TaskMeta]
+    Config: ClassVar[type[TaskConfig]] = TaskConfig
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __init__(self, config: TaskConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def make_config(cls, profile: str, overrides: Mapping[str, Any] | None = None) -> TaskConfig:
+        values = dict(cls.profiles.get(profile, {}))
+        values.update(overrides or {})
+        return cls.Config(**values)
+
+    @classmethod
+    def applies_to(cls, method_meta: MethodMeta, dataset_meta: DatasetMeta) -> bool:
+        return bool(set(cls.meta.requires) & set(method_meta.provides)) and (
+            dataset_meta.domain in method_meta.domains
+        )
+
+    @abstractmethod
+    def evaluate(self, cell: CellInputs) -> TaskResult:
+        """Fit on ``cell.label_units``, select on val, score test once."""
+
+
+def label_count(n_units: int, label_frac: float) -> int:
+    """Number of labelled units for a fraction: round-half-up, at least one."""
+    return max(1, min(n_units, math.floor(label_frac * n_units + 0.5)))

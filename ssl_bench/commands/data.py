@@ -1,0 +1,130 @@
+"""``ssl-bench data``: write the synthetic suite, check, prepare and describe datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ssl_bench.errors import SSLBenchError
+
+
+def _dataset(name: str, root: Path, options: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    from ssl_bench.plugins import get_registries
+
+    cls = get_registries().datasets.get(name)
+    if not root.exists():
+        raise SSLBenchError(f"dataset root {root} does not exist; pass the folder that holds "
+                            f"the {name} files")
+    opts = {}
+    for item in options:
+        if "=" not in item:
+            raise SSLBenchError(f"--option {item!r}: use KEY=VALUE, e.g. --option split=40/40")
+        key, value = item.split("=", 1)
+        opts[key] = value
+    return cls(root, opts)
+
+
+def synthetic_datasets() -> list[type]:
+    """Registered datasets that can write themselves as synthetic data in their real layout."""
+    from ssl_bench.api import Dataset
+    from ssl_bench.plugins import get_registries
+
+    return [e.obj for e in get_registries().datasets
+            if e.obj.write_synthetic.__func__ is not Dataset.write_synthetic.__func__]
+
+
+def ensure_synthetic(root: Path, size: str, seed: int = 0, ids: list[str] | None = None,
+                     quiet: bool = False) -> dict[str, Path]:
+    """Write (once) the synthetic suite under ``root``; returns dataset id -> folder."""
+    from ssl_bench import atomic
+
+    out: dict[str, Path] = {}
+    for cls in synthetic_datasets():
+        if ids is not None and cls.meta.id not in ids:
+            continue
+        target = root / cls.meta.id
+        done = target / ".ssl-bench-synthetic.json"
+        if not done.exists():
+            if not quiet:
+                click.echo(f"writing synthetic {cls.meta.id} ({size}) to {target}", err=True)
+            cls.write_synthetic(target, size=size, seed=seed)
+            atomic.write_json(done, {"dataset": cls.meta.id, "version": cls.meta.version,
+                                     "size": size, "seed": seed})
+        out[cls.meta.id] = target
+    return out
+
+
+@click.group(name="data")
+def data_group() -> None:
+    """Write the embedded synthetic suite; check, prepare and describe real datasets.
+
+    \b
+    Examples:
+      ssl-bench data synth
+      ssl-bench data check cholec80 /data/cholec80
+      ssl-bench data prepare cholecseg8k /data/cholecseg8k --size 224
+      ssl-bench data info btcv /data/btcv
+    """
+
+
+@data_group.command(name="synth")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder to write into (default: the user cache dir, printed).")
+@click.option("--size", type=click.Choice(["small", "default"]), default="default",
+              show_default=True, help="small: seconds to write (tests); default: the make-run suite.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_command(out: Path | None, size: str, seed: int) -> None:
+    """Write the synthetic datasets in their real layouts (deterministic in --seed)."""
+    from ssl_bench.paths import synthetic_root
+
+    root = out or synthetic_root(size)
+    written = ensure_synthetic(root, size, seed)
+    for name, path in written.items():
+        click.echo(f"{name}\t{path}")
+
+
+@data_group.command(name="check")
+@click.argument("name")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--option", "options", multiple=True, help="Reader option KEY=VALUE.")
+def check_command(name: str, root: Path, options: tuple[str, ...]) -> None:
+    """Validate a dataset layout; every problem is reported with its file (and line)."""
+    dataset = _dataset(name, root, options)
+    problems = dataset.check()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SSLBenchError(f"{name} at {root}: {len(problems)} problem(s) found (listed above); "
+                            "fix them and run `ssl-bench data check` again")
+    click.echo(f"{name} at {root}: OK")
+
+
+@data_group.command(name="prepare")
+@click.argument("name")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--size", type=int, default=64, show_default=True, help="Square frame size.")
+@click.option("--fps", type=float, default=1.0, show_default=True, help="Video sampling rate.")
+@click.option("--option", "options", multiple=True, help="Reader option KEY=VALUE.")
+def prepare_command(name: str, root: Path, size: int, fps: float, options: tuple[str, ...]) -> None:
+    """Decode videos / resample volumes into the on-disk caches."""
+    from rich.progress import Progress
+
+    dataset = _dataset(name, root, options)
+    units = dataset.units()
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"preparing {name}", total=len(units))
+        for unit in units:
+            dataset.load(unit, size=size, fps=fps)
+            progress.advance(task)
+    click.echo(f"{name}: {len(units)} units cached under {dataset.cache_dir}")
+
+
+@data_group.command(name="info")
+@click.argument("name")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--option", "options", multiple=True, help="Reader option KEY=VALUE.")
+def info_command(name: str, root: Path, options: tuple[str, ...]) -> None:
+    """Units per split, classes and frame counts."""
+    click.echo(json.dumps(_dataset(name, root, options).info(), indent=2))

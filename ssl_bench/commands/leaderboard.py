@@ -1,0 +1,30 @@
+"""``ssl-bench leaderboard``: tables and plots generated from result records only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(name="leaderboard")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"),
+              show_default=True, help="Results directory holding the records.")
+@click.option("--format", "formats", default="md", show_default=True,
+              help="Comma-separated: md, csv, json, html, latex.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder to write tables and plots into (default: RESULTS/leaderboard).")
+@click.option("--check", is_flag=True,
+              help="Exit non-zero if the files in --out differ from what the records give.")
+def leaderboard_command(results: Path, formats: str, out: Path | None, check: bool) -> None:
+    """Build leaderboards (mean ± std over seeds, 95% CI, rank) from result records.
+
+    \b
+    Examples:
+      ssl-bench leaderboard
+      ssl-bench leaderboard --format md,csv,html --out leaderboards
+      ssl-bench leaderboard --out leaderboards --check
+    """
+    from ssl_bench.leaderboard import leaderboard_main
+
+    leaderboard_main(results, [f.strip() for f in formats.split(",") if f.strip()], out, check)

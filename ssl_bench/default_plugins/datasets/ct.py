@@ -1,0 +1,3 @@
+"""CT volume dataset readers."""
+
+CT_DATASETS: list = []

@@ -1,0 +1,3 @@
+"""Surgical video and image dataset readers."""
+
+SURGICAL_DATASETS: list = []

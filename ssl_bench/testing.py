@@ -1,0 +1,237 @@
+"""Test doubles: a tiny method and tiny in-memory datasets (the mocks of lm-eval and mteb).
+
+They implement the public interfaces exactly as a plugin does, so tests of tasks, the run
+engine and the CLI exercise the real code paths in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_bench import hookimpl
+from ssl_bench.api import (
+    Benchmark,
+    Dataset,
+    DatasetMeta,
+    Encoder,
+    Method,
+    MethodConfig,
+    MethodMeta,
+    PretrainPool,
+    Unit,
+    UnitData,
+)
+
+
+class TinyConvEncoder(Encoder):
+    """Two conv stages (stride 2 and 4): a few thousand parameters."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__(channels=[width, 2 * width], strides=[2, 4])
+        self.stage1 = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1), nn.BatchNorm2d(width), nn.ReLU())
+        self.stage2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, 2, 1),
+                                    nn.BatchNorm2d(2 * width), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = (x - 0.5) / 0.25
+        a = self.stage1(x)
+        return [a, self.stage2(a)]
+
+
+class _DummyModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = TinyConvEncoder()
+        self.projector = nn.Linear(16, 8)
+
+
+class _FrameDataset(torch.utils.data.Dataset):
+    def __init__(self, pool: PretrainPool) -> None:
+        self.pool = pool
+        self.index = pool.frame_index()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        s, t = self.index[i]
+        frame = np.asarray(self.pool.sequences[s].frames[t])
+        return torch.from_numpy(frame.copy()).permute(2, 0, 1).float() / 255.0
+
+
+class DummyMethod(Method):
+    """A two-view consistency method on a tiny CNN (flip vs. identity)."""
+
+    meta = MethodMeta(
+        id="dummy",
+        version="1",
+        kind="pretrain",
+        name="Dummy",
+        paper="none (test double)",
+        description="tiny CNN, cosine consistency between an image and its flip",
+        backbone="tiny-cnn",
+    )
+    profiles = {
+        "smoke": {"epochs": 1, "max_steps": 3, "batch_size": 8, "image_size": 32},
+        "cpu": {"epochs": 1, "max_steps": 20, "batch_size": 16, "image_size": 64},
+        "paper": {"epochs": 1, "max_steps": 100, "batch_size": 32, "image_size": 224},
+    }
+
+    def build(self) -> nn.Module:
+        return _DummyModel()
+
+    def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
+        return _FrameDataset(pool)
+
+    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+        z1 = model.projector(model.backbone.embed(batch))
+        z2 = model.projector(model.backbone.embed(torch.flip(batch, dims=[3])))
+        loss = 1 - F.cosine_similarity(z1, z2.detach()).mean()
+        return {"loss": loss}
+
+    def encoder(self, model: nn.Module) -> Encoder:
+        return model.backbone
+
+
+class FailingMethod(DummyMethod):
+    """Raises during pretraining: the run must record a failed cell and go on."""
+
+    meta = DummyMethod.meta.model_copy(update={"id": "failing", "name": "Failing"})
+
+    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+        raise RuntimeError("this method always fails")
+
+
+# --------------------------------------------------------------------------------------
+# tiny in-memory datasets: 6 train / 2 val / 2 test units
+
+
+def _split(i: int) -> str:
+    return "train" if i < 6 else ("val" if i < 8 else "test")
+
+
+def _blob_frames(rng: np.random.Generator, n: int, size: int, cls: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames whose colour and a square's position depend on the class of each frame/pixel."""
+    frames = np.zeros((n, size, size, 3), np.uint8)
+    masks = np.zeros((n, size, size), np.uint8)
+    palette = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]], np.uint8)
+    for t in range(n):
+        c = int(cls[t])
+        frames[t] = palette[c % len(palette)] // 3
+        half = size // 4
+        y, x = rng.integers(0, size - half, size=2)
+        frames[t, y:y + half, x:x + half] = palette[c % len(palette)]
+        masks[t, y:y + half, x:x + half] = 1 + c % 3
+    noise = rng.integers(0, 20, size=frames.shape, dtype=np.uint8)
+    return frames + noise, masks
+
+
+class TinyVideoDataset(Dataset):
+    """10 videos of 3 phases in order; frame colour follows the phase."""
+
+    meta = DatasetMeta(id="tiny-video", version="1", name="Tiny video", modality="video",
+                       domain="surgical", label_kind="phase", classes=("a", "b", "c"),
+                       license="CC0", citation="test double", fps=1.0)
+
+    def units(self) -> list[Unit]:
+        return [Unit(f"video{i:02d}", _split(i), f"tiny/video{i:02d}") for i in range(10)]
+
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        i = int(unit.id[-2:])
+        rng = np.random.default_rng(i)
+        lengths = rng.integers(4, 8, size=3)
+        phases = np.repeat(np.arange(3), lengths)
+        frames, _ = _blob_frames(rng, len(phases), size, phases)
+        return UnitData(unit, frames, phases=phases.astype(np.int64), fps=fps,
+                        frame_ids=np.arange(len(phases)) * 25)
+
+    def fingerprint(self) -> str:
+        return "tiny-video-1"
+
+
+class TinySegDataset(Dataset):
+    """10 clips of 4 frames; masks have 4 classes (0 background)."""
+
+    meta = DatasetMeta(id="tiny-seg", version="1", name="Tiny segmentation", modality="image",
+                       domain="surgical", label_kind="mask",
+                       classes=("background", "a", "b", "c"), license="CC0",
+                       citation="test double")
+
+    def units(self) -> list[Unit]:
+        return [Unit(f"clip{i:02d}", _split(i), f"tiny/clip{i:02d}") for i in range(10)]
+
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        i = int(unit.id[-2:])
+        rng = np.random.default_rng(100 + i)
+        frames, masks = _blob_frames(rng, 4, size, rng.integers(0, 3, size=4))
+        return UnitData(unit, frames, masks=masks, frame_ids=np.arange(4))
+
+    def fingerprint(self) -> str:
+        return "tiny-seg-1"
+
+
+class TinyVolumeDataset(Dataset):
+    """10 'CT volumes' of 6 slices; 3 organs (0 background)."""
+
+    meta = DatasetMeta(id="tiny-ct", version="1", name="Tiny CT", modality="volume",
+                       domain="ct", label_kind="mask", classes=("background", "a", "b", "c"),
+                       license="CC0", citation="test double")
+
+    def units(self) -> list[Unit]:
+        return [Unit(f"img{i:04d}", _split(i), f"tiny/img{i:04d}") for i in range(10)]
+
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        i = int(unit.id[-4:])
+        rng = np.random.default_rng(200 + i)
+        frames, masks = _blob_frames(rng, 6, size, rng.integers(0, 3, size=6))
+        grey = frames.mean(axis=3, keepdims=True).astype(np.uint8)
+        return UnitData(unit, np.repeat(grey, 3, axis=3), masks=masks, spacing=(2.0, 2.0, 3.0))
+
+    def fingerprint(self) -> str:
+        return "tiny-ct-1"
+
+
+TINY_BENCHMARKS = [
+    Benchmark(id="tiny-phase", dataset="tiny-video", task="phase-recognition", label_fracs=(0.5,),
+              seeds=(0,)),
+    Benchmark(id="tiny-seg", dataset="tiny-seg", task="semantic-segmentation", label_fracs=(0.5,),
+              seeds=(0,)),
+    Benchmark(id="tiny-organ", dataset="tiny-ct", task="organ-segmentation", label_fracs=(0.5,),
+              seeds=(0,)),
+]
+
+
+class TestingPlugin:
+    """Registers the test doubles; use with :func:`ssl_bench.plugins.register_plugin`."""
+
+    @hookimpl
+    def register_methods(self, register: Callable[[Any], None]) -> None:
+        register(DummyMethod)
+        register(FailingMethod)
+
+    @hookimpl
+    def register_datasets(self, register: Callable[[Any], None]) -> None:
+        for ds in (TinyVideoDataset, TinySegDataset, TinyVolumeDataset):
+            register(ds)
+
+    @hookimpl
+    def register_benchmarks(self, register: Callable[[Any], None]) -> None:
+        for b in TINY_BENCHMARKS:
+            register(b)
+
+
+def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
+    return cls(root or Path("."))
+
+
+__all__ = [
+    "DummyMethod", "FailingMethod", "TinyConvEncoder", "TinyVideoDataset", "TinySegDataset",
+    "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig",
+]
