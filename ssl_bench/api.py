@@ -88,6 +88,9 @@ class DatasetMeta(Meta):
     citation: str
     url: str | None = None
     fps: float | None = None  # native frame rate of videos
+    #: phase datasets: 0-based phase ids of the two groups with special relaxed-boundary rules
+    #: in the official MATLAB evaluation (Cholec80: ((3, 4), (5, 6)); M2CAI16: ((4, 5), (6, 7)))
+    relaxed_phase_groups: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
 class TaskMeta(Meta):

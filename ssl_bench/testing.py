@@ -233,5 +233,60 @@ def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
 
 __all__ = [
     "DummyMethod", "FailingMethod", "TinyConvEncoder", "TinyVideoDataset", "TinySegDataset",
-    "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig",
+    "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
+    "smoke_method", "fit_fixed_batch", "first_batch",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# helpers for method tests
+
+
+def tiny_pool(domain: str = "surgical", size: int = 32) -> PretrainPool:
+    """A pretraining pool from the train units of the tiny datasets of one domain."""
+    from ssl_bench.api import MethodContext  # noqa: F401  (re-exported for tests)
+
+    datasets: list[Dataset] = (
+        [TinyVideoDataset("."), TinySegDataset(".")] if domain == "surgical"
+        else [TinyVolumeDataset(".")]
+    )
+    seqs = [ds.load(u, size=size) for ds in datasets for u in ds.units() if u.split == "train"]
+    return PretrainPool(domain=domain, sequences=seqs, fingerprint=f"tiny-{domain}-{size}")
+
+
+def smoke_method(cls: type[Method], profile: str = "smoke", **overrides: Any) -> Method:
+    """Build a method with its smoke profile on CPU (seed 0) for unit tests."""
+    import tempfile
+
+    from ssl_bench.api import MethodContext
+
+    config = cls.make_config(profile, overrides)
+    ctx = MethodContext(profile=profile, device=torch.device("cpu"), seed=0,
+                        cache_dir=Path(tempfile.mkdtemp(prefix="ssl-bench-test-")),
+                        log=lambda _msg: None)
+    return cls(config, ctx)
+
+
+def fit_fixed_batch(method: Method, model: nn.Module, batch: Any, steps: int = 5,
+                    lr: float = 1e-2) -> list[float]:
+    """Run ``steps`` optimiser steps of ``method.training_step`` on one fixed batch and return
+    the losses (a smoke check that the loss falls)."""
+    torch.manual_seed(0)
+    params = method.parameters_to_optimize(model)
+    opt = torch.optim.Adam(params, lr=lr)
+    losses = []
+    model.train()
+    for i in range(steps):
+        torch.manual_seed(i)  # identical augmentation randomness is not needed; batch is fixed
+        out = method.training_step(model, batch, progress=i / max(steps - 1, 1))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        method.after_step(model, progress=i / max(steps - 1, 1))
+        losses.append(float(out["loss"].detach()))
+    return losses
+
+
+def first_batch(dataset: torch.utils.data.Dataset, batch_size: int = 8) -> Any:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    return next(iter(loader))
