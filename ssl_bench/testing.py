@@ -133,7 +133,15 @@ def _blob_frames(rng: np.random.Generator, n: int, size: int, cls: np.ndarray
     return frames + noise, masks
 
 
-class TinyVideoDataset(Dataset):
+class _InMemory(Dataset):
+    """In-memory test datasets: "writing" the synthetic version only creates the folder."""
+
+    @classmethod
+    def write_synthetic(cls, root: Path, size: str = "default", seed: int = 0) -> None:
+        Path(root).mkdir(parents=True, exist_ok=True)
+
+
+class TinyVideoDataset(_InMemory):
     """10 videos of 3 phases in order; frame colour follows the phase."""
 
     meta = DatasetMeta(id="tiny-video", version="1", name="Tiny video", modality="video",
@@ -156,7 +164,7 @@ class TinyVideoDataset(Dataset):
         return "tiny-video-1"
 
 
-class TinySegDataset(Dataset):
+class TinySegDataset(_InMemory):
     """10 clips of 4 frames; masks have 4 classes (0 background)."""
 
     meta = DatasetMeta(id="tiny-seg", version="1", name="Tiny segmentation", modality="image",
@@ -177,7 +185,7 @@ class TinySegDataset(Dataset):
         return "tiny-seg-1"
 
 
-class TinyVolumeDataset(Dataset):
+class TinyVolumeDataset(_InMemory):
     """10 'CT volumes' of 6 slices; 3 organs (0 background)."""
 
     meta = DatasetMeta(id="tiny-ct", version="1", name="Tiny CT", modality="volume",

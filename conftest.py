@@ -1,0 +1,20 @@
+"""Test-session set-up shared by the core and plugin test suites.
+
+* ``sys._called_from_test`` makes plugin loading take only the core's own entry points, so
+  tests never pick up whatever happens to be installed (unless a test means to).
+* ``SSL_BENCH_CACHE`` points at a session temp dir: tests never write the user's cache.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys._called_from_test = True  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["SSL_BENCH_CACHE"] = str(tmp_path_factory.mktemp("ssl-bench-cache"))

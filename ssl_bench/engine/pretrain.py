@@ -1,0 +1,276 @@
+"""Pretraining on mmengine's Runner, with a content-addressed checkpoint cache.
+
+One checkpoint per (method id+version, method config, pretraining pool fingerprint,
+pretrain seed). The Runner gives checkpointing and resume after a kill (``resume=True``
+finds the latest checkpoint in the work dir), logging and TensorBoard (when installed).
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine's resume then fails on
+the few non-tensor objects it stores in its own checkpoints (its message-hub history,
+numpy scalars in the meta). We allow-list exactly those globals
+(:func:`allow_mmengine_checkpoint_globals`) instead of loading with ``weights_only=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ssl_bench import atomic
+from ssl_bench.api import Method, PretrainPool
+from ssl_bench.errors import CellFailure
+
+
+class NonFiniteLoss(CellFailure):
+    pass
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Allow-list the globals mmengine writes into its own resume checkpoints."""
+    import collections
+
+    from mmengine.logging import HistoryBuffer
+    from mmengine.logging.message_hub import MessageHub  # noqa: F401
+
+    safe: list[Any] = [HistoryBuffer, collections.OrderedDict, np.dtype, np.ndarray,
+                       np.core.multiarray._reconstruct if hasattr(np, "core") else None,
+                       type(np.dtype(np.float64)), type(np.dtype(np.int64)),
+                       type(np.dtype(np.float32)), np.float64, np.int64, np.float32]
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+        safe += [_reconstruct, scalar]
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+        safe += [_reconstruct, scalar]
+    torch.serialization.add_safe_globals([s for s in safe if s is not None])
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def checkpoint_key(method: Method, pool_fingerprint: str, seed: int) -> str:
+    return config_hash({
+        "method": method.meta.id,
+        "version": method.meta.version,
+        "config": method.config.model_dump(mode="json"),
+        "pool": pool_fingerprint,
+        "seed": seed,
+    })
+
+
+@dataclass
+class PretrainResult:
+    checkpoint: Path
+    key: str
+    seconds: float
+    cached: bool
+    steps: int
+
+
+def total_steps(method: Method, n_items: int) -> int:
+    cfg = method.config
+    per_epoch = max(1, n_items // cfg.batch_size) if n_items >= cfg.batch_size else 1
+    steps = cfg.epochs * per_epoch
+    if cfg.max_steps is not None:
+        steps = min(steps, cfg.max_steps)
+    return max(1, steps)
+
+
+def _optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
+    cfg = method.config
+    params = method.parameters_to_optimize(model)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
+    from mmengine.model import BaseModel
+
+    class MethodModel(BaseModel):
+        """Adapts a Method's training_step to mmengine's train_step."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.progress = 0.0
+            self.step = 0
+
+        def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
+            data = self.data_preprocessor(data, True)
+            with optim_wrapper.optim_context(self):
+                losses = method.training_step(self.net, data, self.progress)
+            loss = losses["loss"]
+            if not torch.isfinite(loss.detach()).all():
+                raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss)}) at step "
+                                    f"{self.step}")
+            optim_wrapper.update_params(loss)
+            return {k: v.detach() for k, v in losses.items()}
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:  # not used: train_step is overridden
+            raise NotImplementedError
+
+    return MethodModel()
+
+
+def _make_step_hook(method: Method) -> Any:
+    from mmengine.hooks import Hook
+
+    class MethodStepHook(Hook):
+        priority = "NORMAL"
+
+        def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+            model = runner.model
+            model.step = runner.iter
+            model.progress = runner.iter / max(runner.max_iters, 1)
+
+        def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                             outputs: Any = None) -> None:
+            model = runner.model
+            method.after_step(model.net, (runner.iter + 1) / max(runner.max_iters, 1))
+
+    return MethodStepHook()
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: int,
+                    log: Callable[[str], None]) -> tuple[nn.Module, int]:
+    """Train ``method`` on ``pool`` with mmengine's Runner; resume from ``work_dir`` if a
+    previous attempt left checkpoints there."""
+    from mmengine.runner import Runner
+
+    allow_mmengine_checkpoint_globals()
+    torch.manual_seed(seed)
+    net = method.build()
+    dataset = method.pretrain_dataset(pool)
+    cfg = method.config
+    steps = total_steps(method, len(dataset))
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True,
+        drop_last=len(dataset) >= cfg.batch_size, num_workers=cfg.num_workers,
+        generator=generator, persistent_workers=cfg.num_workers > 0,
+    )
+    warmup = int(round(cfg.warmup_epochs * max(1, len(loader))))
+    warmup = min(warmup, steps - 1) if steps > 1 else 0
+    schedulers: list[dict[str, Any]] = []
+    if warmup > 0:
+        schedulers.append(dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0,
+                               end=warmup))
+    schedulers.append(dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup, end=steps,
+                           T_max=max(1, steps - warmup), eta_min=0.0))
+    interval = max(1, min(50, steps // 4 or 1))
+    vis_backends = [dict(type="LocalVisBackend")]
+    if _has_tensorboard():
+        vis_backends.append(dict(type="TensorboardVisBackend"))
+
+    from mmengine.optim import OptimWrapper
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    runner = Runner(
+        model=_make_runner_model(method, net),
+        work_dir=str(work_dir),
+        train_dataloader=loader,
+        train_cfg=dict(by_epoch=False, max_iters=steps, val_interval=steps + 1),
+        optim_wrapper=OptimWrapper(optimizer=_optimizer(method, net)),
+        param_scheduler=schedulers,
+        default_hooks=dict(
+            timer=dict(type="IterTimerHook"),
+            logger=dict(type="LoggerHook", interval=interval, log_metric_by_epoch=False),
+            param_scheduler=dict(type="ParamSchedulerHook"),
+            checkpoint=dict(type="CheckpointHook", interval=max(1, steps // 4), by_epoch=False,
+                            max_keep_ckpts=1, save_last=True),
+        ),
+        custom_hooks=[_make_step_hook(method)],
+        visualizer=dict(type="Visualizer", vis_backends=vis_backends,
+                        name=f"vis-{work_dir.name}-{time.time_ns()}"),
+        resume=(work_dir / "last_checkpoint").exists(),
+        randomness=dict(seed=seed, deterministic=False),
+        log_level="ERROR",
+        experiment_name=f"pretrain-{time.time_ns()}",
+        default_scope="mmengine",
+    )
+    runner.train()
+    return net, steps
+
+
+def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[], PretrainPool],
+                    cache_root: Path, seed: int, log: Callable[[str], None]) -> PretrainResult:
+    """Pretrain once; later calls (any process) reuse the safetensors checkpoint. The pool is
+    only loaded when training is needed."""
+    key = checkpoint_key(method, pool_fingerprint, seed)
+    ckpt = cache_root / "checkpoints" / method.meta.id / f"{key}.safetensors"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(ckpt) + ".lock"):
+        if ckpt.exists():
+            try:
+                load_file(str(ckpt))
+                return PretrainResult(ckpt, key, 0.0, True, 0)
+            except Exception:
+                ckpt.unlink()  # a damaged file is recomputed, never used
+        work_dir = cache_root / "work_dirs" / method.meta.id / key
+        pool = load_pool()
+        start = time.perf_counter()
+        log(f"pretraining {method.meta.id} on the {pool.domain} pool ({len(pool)} frames)")
+        net, steps = run_pretraining(method, pool, work_dir, seed, log)
+        seconds = time.perf_counter() - start
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        atomic.write_with(ckpt, lambda tmp: save_file(_untie(state), str(tmp)))
+        atomic.write_json(ckpt.with_suffix(".json"), {
+            "method": method.meta.id, "version": method.meta.version, "key": key,
+            "config": method.config.model_dump(mode="json"), "pool": pool.fingerprint,
+            "seed": seed, "steps": steps, "seconds": seconds,
+        })
+        for stale in work_dir.glob("*.pth"):
+            stale.unlink()
+        return PretrainResult(ckpt, key, seconds, False, steps)
+
+
+def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses shared storage: clone tensors that alias another."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        out[k] = v.clone() if ptr in seen else v
+        if ptr != -1:
+            seen.add(ptr)
+    return out
+
+
+def load_pretrained(method: Method, checkpoint: Path) -> nn.Module:
+    """Rebuild ``method``'s model and load a safetensors checkpoint (no pickle involved)."""
+    net = method.build()
+    state = load_file(str(checkpoint))
+    net.load_state_dict(state)
+    return net
+
+
+def remove_work_dir(cache_root: Path, method_id: str, key: str) -> None:
+    shutil.rmtree(cache_root / "work_dirs" / method_id / key, ignore_errors=True)
+
+
+__all__ = ["pretrain_cached", "load_pretrained", "checkpoint_key", "config_hash",
+           "PretrainResult", "NonFiniteLoss", "math"]

@@ -1,0 +1,111 @@
+"""End to end: `ssl-bench run` over the test doubles with the real tasks, engine and records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ssl_bench import plugins
+from ssl_bench.cli import main
+from ssl_bench.records import iter_records
+from ssl_bench.testing import TestingPlugin
+
+RUN = ["run", "--methods", "dummy", "--benchmarks", "tiny-phase,tiny-seg,tiny-organ",
+       "--label-frac", "0.5", "--seeds", "0,1", "--profile", "smoke", "--quiet"]
+
+
+@pytest.fixture
+def testing_plugin():
+    plugins.reset()
+    plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
+    yield
+    plugins.reset()
+
+
+def _main(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _metrics(results: Path) -> dict[tuple, dict]:
+    records, warnings = iter_records(results)
+    assert not warnings
+    return {r.key: (r.status, r.metrics, r.label_units) for r in records}
+
+
+def test_smoke_run_writes_valid_records_and_a_leaderboard(testing_plugin, tmp_path, capsys) -> None:
+    results = tmp_path / "results"
+    assert _main(RUN + ["--results", str(results)]) == 0
+    records, warnings = iter_records(results)
+    assert not warnings and len(records) == 6
+    for r in records:
+        assert r.status == "ok", r.error
+        assert r.synthetic is True and r.label_units and r.checkpoint
+        assert r.main_score is not None and r.main_score == r.metrics[r.task.main_score]
+    assert (results / "leaderboard" / "leaderboard.md").exists()
+    assert "tiny-phase" in capsys.readouterr().out
+    # resume: a second run computes nothing
+    before = {p: p.stat().st_mtime_ns for p in (results / "records").rglob("*.json")}
+    assert _main(RUN + ["--results", str(results)]) == 0
+    after = {p: p.stat().st_mtime_ns for p in (results / "records").rglob("*.json")}
+    assert before == after
+
+
+def test_failing_plugin_gives_failed_records_and_nonzero_exit(testing_plugin, tmp_path) -> None:
+    results = tmp_path / "results"
+    args = RUN + ["--results", str(results)]
+    args[args.index("dummy")] = "dummy,failing"
+    assert _main(args) != 0
+    by_method = {}
+    for r in iter_records(results)[0]:
+        by_method.setdefault(r.method.id, set()).add(r.status)
+    assert by_method == {"dummy": {"ok"}, "failing": {"failed"}}
+    failed = [r for r in iter_records(results)[0] if r.status == "failed"][0]
+    assert "always fails" in failed.error
+
+
+_CHILD = """
+import sys
+from ssl_bench import plugins
+from ssl_bench.testing import TestingPlugin
+from ssl_bench.cli import main
+plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
+main(sys.argv[1:])
+"""
+
+
+def test_killed_run_resumes_to_the_same_records(tmp_path) -> None:
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    env = dict(os.environ)
+    cmd = [sys.executable, "-c", _CHILD, *RUN]
+    subprocess.run(cmd + ["--results", str(reference)], env=env, check=True)
+    proc = subprocess.Popen(cmd + ["--results", str(killed)], env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if list((killed / "records").rglob("*.json")):
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(list((killed / "records").rglob("*.json")))
+    assert partial < 6
+    subprocess.run(cmd + ["--results", str(killed)], env=env, check=True)
+    assert _metrics(killed) == _metrics(reference)
+
+
+def test_dry_run_prints_the_plan(testing_plugin, tmp_path, capsys) -> None:
+    assert _main(RUN + ["--results", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "6 to compute" in out and "dummy|tiny-seg|0.5|1: compute" in out
+    assert not (tmp_path / "records").exists()
