@@ -1,0 +1,7 @@
+"""RepRec (Yan et al., WACV 2023) as an ssl-bench method plugin."""
+
+from __future__ import annotations
+
+from ssl_bench_reprec.method import RepRec, RepRecConfig, RepRecEncoder, RepRecModel
+
+__all__ = ["RepRec", "RepRecConfig", "RepRecEncoder", "RepRecModel"]
