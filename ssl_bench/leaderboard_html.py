@@ -26,7 +26,14 @@ td.failed{color:#b00}
 .prov{font-size:0.85em;color:#555}
 .synthetic{background:#fff3cd;padding:2px 6px;border-radius:3px}
 img{max-width:640px}
+th[data-order=asc]::after{content:" \\25B2"}
+th[data-order=desc]::after{content:" \\25BC"}
 """
+
+# Nothing may be fetched at view time: only inline styles/scripts and data: images are allowed,
+# so a page that tried to load anything from the network or disk would log a console error.
+_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'")
 
 _SCRIPT = """
 document.querySelectorAll('table.board').forEach(function(table){
@@ -35,8 +42,11 @@ document.querySelectorAll('table.board').forEach(function(table){
       var body = table.tBodies[0];
       var rows = Array.prototype.slice.call(body.rows);
       var asc = th.getAttribute('data-order') !== 'asc';
-      table.querySelectorAll('th').forEach(function(h){h.removeAttribute('data-order');});
+      table.querySelectorAll('th').forEach(function(h){
+        h.removeAttribute('data-order'); h.removeAttribute('aria-sort');
+      });
       th.setAttribute('data-order', asc ? 'asc' : 'desc');
+      th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
       rows.sort(function(a, b){
         var x = a.cells[col].getAttribute('data-sort'), y = b.cells[col].getAttribute('data-sort');
         var nx = parseFloat(x), ny = parseFloat(y);
@@ -68,6 +78,8 @@ def render_page(tables: list["BoardTable"], plots: dict[str, str]) -> str:
     from ssl_bench.leaderboard import _pct, _provenance, _title, cell_text
 
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+             '<link rel="icon" href="data:,">',
              "<title>ssl-bench leaderboard</title>", f"<style>{_STYLE}</style></head><body>",
              "<h1>ssl-bench leaderboard</h1>",
              "<p>Cells: mean ± sample std over seeds (n); hover for the 95% CI. Click a column "
@@ -78,8 +90,9 @@ def render_page(tables: list["BoardTable"], plots: dict[str, str]) -> str:
         synth = ' <span class="synthetic">synthetic data</span>' if t.synthetic else ""
         parts.append(f'<section id="{_e(t.benchmark)}"><h2>{_e(_title(t))}{synth}</h2>')
         parts.append(f'<p class="prov">{_e(_provenance(t))}</p>')
-        parts.append('<table class="board"><thead><tr><th>rank</th><th>method</th>'
-                     + "".join(f"<th>{_e(_pct(f))}</th>" for f in t.fracs)
+        parts.append('<table class="board"><thead><tr><th title="click to sort">rank</th>'
+                     '<th title="click to sort">method</th>'
+                     + "".join(f'<th title="click to sort">{_e(_pct(f))}</th>' for f in t.fracs)
                      + "</tr></thead><tbody>")
         for m in t.methods:
             rank = t.ranks[m]

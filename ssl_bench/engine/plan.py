@@ -141,7 +141,8 @@ def resolve_data(options: RunOptions, benchmarks: list[Benchmark], regs: Registr
                     "with --benchmarks"
                 )
             sources.roots[dataset_id] = root
-            sources.synthetic[dataset_id] = False
+            # a folder written by `ssl-bench data synth` stays labelled synthetic
+            sources.synthetic[dataset_id] = (root / ".ssl-bench-synthetic.json").exists()
         return sources
     root = synthetic_root(options.synthetic_size)
     if write_synthetic:
