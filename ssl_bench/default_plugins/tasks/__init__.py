@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ssl_bench import hookimpl
+from ssl_bench.default_plugins.tasks.organ import OrganSegmentation
+from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
+from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
 
-TASKS: list = []
+TASKS: list = [PhaseRecognition, SemanticSegmentation, OrganSegmentation]
 
 
 @hookimpl

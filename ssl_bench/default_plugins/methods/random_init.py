@@ -1,0 +1,48 @@
+"""``random-init``: the randomly initialised backbone, with no pretraining at all.
+
+The lower reference row of every leaderboard: the default CNN (timm ``efficientnet_lite0``,
+Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks", ICML
+2019, arXiv:1905.11946; Lite variant from the TensorFlow TPU repository) with timm's default
+initialisation, seeded by the harness before :meth:`RandomInit.build`. Downstream tasks use it
+with the benchmark's own protocol (a linear probe on random features, or fine-tuning).
+
+Departures: none (there is no paper recipe; this is the control).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ssl_bench.api import Encoder, Method, MethodMeta
+from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+
+NO_PRETRAINING_PROFILES = {
+    "smoke": {"image_size": 32},
+    "cpu": {"image_size": 64},
+    "paper": {"image_size": 224},
+}
+
+
+class RandomInit(Method):
+    """The default CNN with random weights; no pretraining stage."""
+
+    meta = MethodMeta(
+        id="random-init",
+        version="1",
+        kind="pretrain",
+        name="Random init",
+        paper="none (control: randomly initialised backbone)",
+        description="efficientnet_lite0 with timm's random initialisation, no pretraining",
+        pretrain_input="none",
+        domains=("surgical", "ct"),
+        provides=frozenset({"frame-features", "spatial-features"}),
+        backbone=DEFAULT_CNN,
+    )
+    profiles = NO_PRETRAINING_PROFILES
+
+    def build(self) -> nn.Module:
+        return CNNEncoder(DEFAULT_CNN)
+
+    def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, CNNEncoder)
+        return model

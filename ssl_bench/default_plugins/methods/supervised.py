@@ -1,0 +1,44 @@
+"""``supervised``: supervised training on the labelled subset only (no pretraining).
+
+The "supervised-only" row of semi-/self-supervised papers: the default CNN starts from a
+random initialisation (seeded by the harness) and the downstream task always fine-tunes it end
+to end on the labelled units of the cell (``meta.protocol = "finetune"``), whatever the
+benchmark's own protocol is. It differs from ``random-init`` exactly there: ``random-init``
+follows the benchmark protocol (e.g. a linear probe on frozen random features).
+
+Departures: none (there is no paper recipe; the fine-tuning recipe is the task's).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ssl_bench.api import Encoder, Method, MethodMeta
+from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.default_plugins.methods.random_init import NO_PRETRAINING_PROFILES
+
+
+class Supervised(Method):
+    """Random init, always fine-tuned on the labelled subset downstream."""
+
+    meta = MethodMeta(
+        id="supervised",
+        version="1",
+        kind="pretrain",
+        name="Supervised (labelled subset only)",
+        paper="none (control: fine-tuning from random init on the labelled subset only)",
+        description="efficientnet_lite0 from random init, fine-tuned on the labelled units",
+        pretrain_input="none",
+        domains=("surgical", "ct"),
+        provides=frozenset({"frame-features", "spatial-features"}),
+        protocol="finetune",
+        backbone=DEFAULT_CNN,
+    )
+    profiles = NO_PRETRAINING_PROFILES
+
+    def build(self) -> nn.Module:
+        return CNNEncoder(DEFAULT_CNN)
+
+    def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, CNNEncoder)
+        return model

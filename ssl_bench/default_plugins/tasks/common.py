@@ -1,0 +1,483 @@
+"""Shared pieces of the built-in tasks: seeding, data loading, feature caching, optimisers,
+and the training/selection loop of the two mask tasks (semantic and organ segmentation).
+
+Protocols (see specs/METHODS.md and the task modules):
+
+* ``linear``: the encoder is frozen (``eval()``, no gradients). Its outputs are computed once
+  per (checkpoint, dataset fingerprint, split, unit, image size, feature kind) and kept in the
+  run's :class:`~ssl_bench.cache.ArrayCache`, so every label fraction and seed of one checkpoint
+  reuses them.
+* ``finetune``: encoder and head are trained end to end on the labelled units; nothing is
+  cached across cells because the weights differ per cell.
+* Model selection uses the val split only; the test split is loaded (or read from the cache)
+  once, after training, for the final scoring pass.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_bench.api import (CellInputs, Encoder, SemiSupervisedData, TaskConfig, TaskResult, Unit,
+                           UnitData)
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.heads.fpn import EncoderDecoder, FPNDecoder
+
+# --------------------------------------------------------------------------------------
+# generic helpers
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a local generator for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def resolve_protocol(cell: CellInputs) -> str:
+    """The protocol actually run: the supervised row (``meta.protocol == "finetune"``) always
+    fine-tunes; otherwise the benchmark's protocol."""
+    if cell.method.meta.protocol == "finetune":
+        return "finetune"
+    if cell.protocol not in ("linear", "finetune"):
+        raise SSLBenchError(
+            f"benchmark {cell.benchmark.id!r}: unknown protocol {cell.protocol!r}; use "
+            "'linear' or 'finetune'")
+    return cell.protocol
+
+
+def to_float_images(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1] on ``device``."""
+    array = np.ascontiguousarray(np.asarray(frames))
+    if not array.flags.writeable:  # read-only memmaps: torch wants a writable buffer
+        array = array.copy()
+    return torch.from_numpy(array).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def load_unit(cell: CellInputs, unit: Unit) -> UnitData:
+    return cell.dataset.load(unit, size=cell.image_size, fps=1.0)
+
+
+def feature_key(cell: CellInputs, kind: str, unit: Unit, fingerprint: str) -> str:
+    """Cache key of a frozen-encoder output for one unit; ``fingerprint`` is the dataset's
+    :meth:`~ssl_bench.api.Dataset.fingerprint` (computed once per cell: it may walk the disk)."""
+    return (f"{kind}/{cell.checkpoint_id}/{cell.dataset.meta.id}-{fingerprint}/{unit.split}/"
+            f"{unit.id}/size{cell.image_size}")
+
+
+def make_optimizer(params: Sequence[nn.Parameter] | Sequence[dict[str, Any]], name: str,
+                   lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise SSLBenchError(f"unknown optimizer {name!r}; use adam, adamw or sgd")
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss):
+        from ssl_bench.errors import CellFailure
+
+        raise CellFailure(f"non-finite loss in {where}")
+
+
+@dataclass
+class Timer:
+    features: float = 0.0
+    downstream: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"features": round(self.features, 4), "downstream": round(self.downstream, 4)}
+
+
+class FrameIndex:
+    """(unit, frame) pairs over a list of loaded units, for batching frames lazily (memmaps)."""
+
+    def __init__(self, data: Sequence[UnitData], keep: Sequence[np.ndarray] | None = None) -> None:
+        self.data = list(data)
+        pairs = []
+        for u, d in enumerate(self.data):
+            frames = range(len(d.frames)) if keep is None else np.flatnonzero(keep[u])
+            pairs.extend((u, int(t)) for t in frames)
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def frames(self, idx: torch.Tensor) -> np.ndarray:
+        return np.stack([np.asarray(self.data[self.pairs[i][0]].frames[self.pairs[i][1]])
+                         for i in idx.tolist()])
+
+    def masks(self, idx: torch.Tensor) -> np.ndarray:
+        return np.stack([np.asarray(self.data[self.pairs[i][0]].masks[self.pairs[i][1]])
+                         for i in idx.tolist()])
+
+    def phases(self, idx: torch.Tensor) -> np.ndarray:
+        return np.array([int(self.data[self.pairs[i][0]].phases[self.pairs[i][1]])
+                         for i in idx.tolist()], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# mask tasks (semantic segmentation, organ segmentation)
+
+
+class MaskTaskConfig(TaskConfig):
+    """Settings of the FPN decoder tasks (``epochs``, ``batch_size``, ``lr``, ``weight_decay``
+    from :class:`TaskConfig` apply to the decoder)."""
+
+    optimizer: str = "adamw"
+    decoder_width: int = 64
+    #: learning rate of the encoder under the finetune protocol
+    encoder_lr: float = 1e-4
+    #: score val every this many epochs (and after the last one)
+    eval_every: int = 1
+    #: cap on optimiser steps per epoch (None: the whole labelled set)
+    max_steps_per_epoch: int | None = None
+    #: linear protocol: cache the frozen multi-scale maps (float16); False runs the frozen
+    #: encoder on every batch instead (for large images where the maps do not fit in memory)
+    cache_maps: bool = True
+    feature_batch_size: int = 64
+    #: weight of a soft Dice term added to the cross-entropy (MONAI's DiceCE recipe for CT)
+    dice_loss_weight: float = 0.0
+
+
+def _predict_logits_batched(model: Callable[[torch.Tensor], torch.Tensor], frames: np.ndarray,
+                            device: torch.device, batch_size: int) -> np.ndarray:
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(frames), batch_size):
+            x = to_float_images(frames[i:i + batch_size], device)
+            outs.append(model(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
+    if not outs:
+        return np.zeros((0,) + tuple(np.asarray(frames).shape[1:3]), np.uint8)
+    return np.concatenate(outs)
+
+
+class MaskTask(ABC):
+    """The shared train / select-on-val / score-test-once logic of the two mask tasks.
+
+    Subclasses (the Task plugins) implement :meth:`train_keep` (which labelled frames train),
+    :meth:`val_score` (selection score on val, higher is better) and :meth:`test_scores`.
+    """
+
+    config: MaskTaskConfig
+
+    # -- hooks ------------------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        """Cross-entropy (ignore index skipped) + ``dice_loss_weight`` x soft Dice loss."""
+        loss = F.cross_entropy(logits, target, ignore_index=ignore_index)
+        if self.config.dice_loss_weight > 0:
+            loss = loss + self.config.dice_loss_weight * soft_dice_loss(logits, target,
+                                                                        ignore_index)
+        return loss
+
+    def train_keep(self, masks: np.ndarray, ignore_index: int, rng: np.random.Generator
+                   ) -> np.ndarray:
+        return np.ones(len(masks), dtype=bool)
+
+    @abstractmethod
+    def val_score(self, preds: list[np.ndarray], gts: list[np.ndarray], cell: CellInputs) -> float:
+        """Selection score on the val units (higher is better)."""
+
+    @abstractmethod
+    def test_scores(self, preds: list[np.ndarray], gts: list[np.ndarray],
+                    data: list[dict[str, Any]],
+                    cell: CellInputs) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """The task's metrics on the test units (``data``: their items, e.g. spacing)."""
+
+    # -- the loop ---------------------------------------------------------------------
+    def run_mask_task(self, cell: CellInputs) -> TaskResult:
+        cfg = self.config
+        generator = seed_everything(cell.seed)
+        rng = np.random.default_rng(cell.seed)
+        timer = Timer()
+        meta = cell.dataset.meta
+        num_classes = len(meta.classes)
+        details: dict[str, Any] = {"label_units": [u.id for u in cell.label_units]}
+
+        if cell.method.meta.kind == "semi-supervised":
+            protocol = "semi-supervised"
+        else:
+            protocol = resolve_protocol(cell)
+        details["protocol"] = protocol
+        hits0, misses0 = cell.cache.hits, cell.cache.misses
+
+        if protocol == "linear" and cfg.cache_maps:
+            result_pred, train_info = self._linear_cached(cell, num_classes, generator, rng, timer)
+        elif protocol == "semi-supervised":
+            result_pred, train_info = self._semi_supervised(cell, num_classes, rng, timer)
+        else:
+            result_pred, train_info = self._end_to_end(cell, num_classes, generator, rng, timer,
+                                                      freeze=(protocol == "linear"))
+        details.update(train_info)
+
+        # ---- the one test pass
+        test_items = result_pred["load_test"]()
+        t0 = time.perf_counter()
+        preds = [result_pred["predict"](item) for item in test_items]
+        gts = [np.asarray(item["masks"]) for item in test_items]
+        metrics, per_class = self.test_scores(preds, gts, test_items, cell)
+        timer.downstream += time.perf_counter() - t0
+        details["n_test_units"] = len(test_items)
+        details["feature_cache"] = {"hits": cell.cache.hits - hits0,
+                                    "misses": cell.cache.misses - misses0}
+        return TaskResult(metrics=metrics, per_class=per_class, details=details,
+                          timings=timer.as_dict())
+
+    # -- linear protocol on cached multi-scale maps --------------------------------------
+    def _cached_unit(self, cell: CellInputs, encoder: Encoder, unit: Unit, timer: Timer,
+                     fingerprint: str) -> dict[str, Any]:
+        cfg = self.config
+
+        def compute() -> dict[str, np.ndarray]:
+            data = load_unit(cell, unit)
+            levels: list[list[np.ndarray]] = [[] for _ in encoder.channels]
+            with torch.no_grad():
+                for i in range(0, len(data.frames), cfg.feature_batch_size):
+                    maps = encoder(to_float_images(data.frames[i:i + cfg.feature_batch_size],
+                                                   cell.device))
+                    for level, m in zip(levels, maps):
+                        level.append(m.to(torch.float16).cpu().numpy())
+            arrays = {f"map{k}": np.concatenate(v) for k, v in enumerate(levels)}
+            arrays["masks"] = np.asarray(data.masks, dtype=np.uint8)
+            if data.spacing is not None:
+                arrays["spacing"] = np.asarray(data.spacing, dtype=np.float64)
+            return arrays
+
+        t0 = time.perf_counter()
+        key = feature_key(cell, "fpn-maps", unit, fingerprint)
+        arrays = cell.cache.get_or_compute(key, compute)
+        timer.features += time.perf_counter() - t0
+        item: dict[str, Any] = {"unit": unit.id, "masks": arrays["masks"],
+                                "maps": [arrays[f"map{k}"] for k in range(len(encoder.channels))]}
+        if "spacing" in arrays:
+            item["spacing"] = tuple(float(s) for s in arrays["spacing"])
+        return item
+
+    def _linear_cached(self, cell: CellInputs, num_classes: int, generator: torch.Generator,
+                       rng: np.random.Generator, timer: Timer
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+        cfg = self.config
+        ignore = cell.dataset.meta.ignore_index
+        encoder = cell.make_encoder().to(cell.device).eval()
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        fingerprint = cell.dataset.fingerprint()
+        def cached(units: list[Unit]) -> list[dict[str, Any]]:
+            return [self._cached_unit(cell, encoder, u, timer, fingerprint) for u in units]
+
+        train_items = cached(cell.label_units)
+        val_items = cached(cell.units["val"])
+        t0 = time.perf_counter()
+        keep = [self.train_keep(it["masks"], ignore, rng) for it in train_items]
+        n_levels = len(encoder.channels)
+        maps = [np.concatenate([it["maps"][k][kp] for it, kp in zip(train_items, keep)])
+                for k in range(n_levels)]
+        masks = np.concatenate([it["masks"][kp] for it, kp in zip(train_items, keep)])
+        size = (masks.shape[1], masks.shape[2])
+        decoder = FPNDecoder(encoder.channels, num_classes, cfg.decoder_width).to(cell.device)
+        optimizer = make_optimizer(decoder.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+
+        def predict(item: dict[str, Any]) -> np.ndarray:
+            decoder.eval()
+            outs = []
+            with torch.no_grad():
+                n = len(item["masks"])
+                for i in range(0, n, cfg.feature_batch_size):
+                    feats = [torch.from_numpy(m[i:i + cfg.feature_batch_size]).to(cell.device)
+                             for m in item["maps"]]
+                    outs.append(decoder(feats, size).argmax(1).to(torch.uint8).cpu().numpy())
+            return np.concatenate(outs) if outs else np.zeros((0,) + size, np.uint8)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            feats = [torch.from_numpy(m[idx.numpy()]).to(cell.device) for m in maps]
+            target = torch.from_numpy(masks[idx.numpy()]).to(cell.device).long()
+            return self.loss(decoder(feats, size), target, ignore)
+
+        info = self._fit(cell, decoder, optimizer, step, len(masks), predict, val_items,
+                         generator)
+        timer.downstream += time.perf_counter() - t0
+        info["n_train_frames"] = int(len(masks))
+
+        def load_test() -> list[dict[str, Any]]:
+            return cached(cell.units["test"])
+
+        return {"predict": predict, "load_test": load_test}, info
+
+    # -- finetune (or linear without cache): images through encoder + decoder ------------------
+    def _end_to_end(self, cell: CellInputs, num_classes: int, generator: torch.Generator,
+                    rng: np.random.Generator, timer: Timer, freeze: bool
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        cfg = self.config
+        ignore = cell.dataset.meta.ignore_index
+        t0 = time.perf_counter()
+        train_data = [load_unit(cell, u) for u in cell.label_units]
+        val_items = [_unit_item(load_unit(cell, u)) for u in cell.units["val"]]
+        keep = [self.train_keep(np.asarray(d.masks), ignore, rng) for d in train_data]
+        index = FrameIndex(train_data, keep)
+        encoder = cell.make_encoder().to(cell.device)
+        decoder = FPNDecoder(encoder.channels, num_classes, cfg.decoder_width)
+        model = EncoderDecoder(encoder, decoder, freeze_encoder=freeze).to(cell.device)
+        groups: list[dict[str, Any]] = [{"params": list(decoder.parameters()), "lr": cfg.lr}]
+        if not freeze:
+            groups.append({"params": list(encoder.parameters()), "lr": cfg.encoder_lr})
+        optimizer = make_optimizer(groups, cfg.optimizer, cfg.lr, cfg.weight_decay)
+
+        def predict(item: dict[str, Any]) -> np.ndarray:
+            model.eval()
+            return _predict_logits_batched(model, item["frames"], cell.device,
+                                           cfg.feature_batch_size)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            x = to_float_images(index.frames(idx), cell.device)
+            target = torch.from_numpy(index.masks(idx)).to(cell.device).long()
+            return self.loss(model(x), target, ignore)
+
+        info = self._fit(cell, model, optimizer, step, len(index), predict, val_items, generator)
+        timer.downstream += time.perf_counter() - t0
+        info["n_train_frames"] = len(index)
+
+        def load_test() -> list[dict[str, Any]]:
+            return [_unit_item(load_unit(cell, u)) for u in cell.units["test"]]
+
+        return {"predict": predict, "load_test": load_test}, info
+
+    def _fit(self, cell: CellInputs, model: nn.Module, optimizer: torch.optim.Optimizer,
+             step: Callable[[torch.Tensor], torch.Tensor], n_train: int,
+             predict: Callable[[dict[str, Any]], np.ndarray], val_items: list[dict[str, Any]],
+             generator: torch.Generator) -> dict[str, Any]:
+        """Train for ``epochs``; keep the weights of the best val score."""
+        cfg = self.config
+        if n_train == 0:
+            raise SSLBenchError(f"benchmark {cell.benchmark.id!r}: the labelled units have no "
+                                "training frames; check the dataset's masks")
+        best_score, best_epoch, best_state = -np.inf, 0, snapshot(model)
+        history = []
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            for n_steps, idx in enumerate(shuffled_batches(n_train, cfg.batch_size, generator)):
+                if cfg.max_steps_per_epoch is not None and n_steps >= cfg.max_steps_per_epoch:
+                    break
+                loss = step(idx)
+                check_finite(loss, f"{cell.benchmark.id} decoder training")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if not val_items:  # no val split: keep the last epoch
+                best_epoch, best_state = epoch, snapshot(model)
+            elif epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                preds = [predict(it) for it in val_items]
+                score = self.val_score(preds, [np.asarray(it["masks"]) for it in val_items], cell)
+                history.append(round(float(score), 4))
+                if score > best_score or best_epoch == 0:
+                    best_score, best_epoch, best_state = score, epoch, snapshot(model)
+        model.load_state_dict(best_state)
+        model.eval()
+        return {"best_epoch": best_epoch,
+                "best_val_score": float(best_score) if val_items else None,
+                "selection": "best val score" if val_items else "last epoch (no val units)",
+                "val_history": history}
+
+    # -- semi-supervised methods -------------------------------------------------------
+    def _semi_supervised(self, cell: CellInputs, num_classes: int, rng: np.random.Generator,
+                         timer: Timer) -> tuple[dict[str, Any], dict[str, Any]]:
+        cfg = self.config
+        ignore = cell.dataset.meta.ignore_index
+        t0 = time.perf_counter()
+        label_ids = {u.id for u in cell.label_units}
+        labelled = [load_unit(cell, u) for u in cell.label_units]
+        unlabelled = [load_unit(cell, u) for u in cell.units["train"] if u.id not in label_ids]
+        keep = [self.train_keep(np.asarray(d.masks), ignore, rng) for d in labelled]
+        val_items = [_unit_item(load_unit(cell, u)) for u in cell.units["val"]]
+        size = cell.image_size
+
+        def validate(predictor: nn.Module) -> float:
+            was_training = predictor.training
+            predictor.eval()
+            preds = [_predict_logits_batched(predictor, it["frames"], cell.device,
+                                             cfg.feature_batch_size) for it in val_items]
+            predictor.train(was_training)
+            return float(self.val_score(preds, [np.asarray(it["masks"]) for it in val_items], cell))
+
+        empty_frames = np.zeros((0, size, size, 3), np.uint8)
+        data = SemiSupervisedData(
+            labelled_frames=np.concatenate([np.asarray(d.frames)[k]
+                                            for d, k in zip(labelled, keep)]),
+            labelled_masks=np.concatenate([np.asarray(d.masks)[k] for d, k in zip(labelled, keep)]),
+            unlabelled_frames=(np.concatenate([np.asarray(d.frames) for d in unlabelled])
+                               if unlabelled else empty_frames),
+            num_classes=num_classes, ignore_index=ignore, validate=validate,
+            device=cell.device, seed=cell.seed, profile=cell.profile)
+        predictor = cell.method.fit_segmentation(data)
+        predictor.eval()
+        timer.downstream += time.perf_counter() - t0
+        info = {"n_train_frames": int(len(data.labelled_frames)),
+                "n_unlabelled_frames": int(len(data.unlabelled_frames)),
+                "best_val_score": validate(predictor)}
+
+        def predict(item: dict[str, Any]) -> np.ndarray:
+            return _predict_logits_batched(predictor, item["frames"], cell.device,
+                                           cfg.feature_batch_size)
+
+        def load_test() -> list[dict[str, Any]]:
+            return [_unit_item(load_unit(cell, u)) for u in cell.units["test"]]
+
+        return {"predict": predict, "load_test": load_test}, info
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """1 - mean soft Dice over the foreground classes (1..K-1) present in the batch, pixels of
+    the whole batch pooled; ignored pixels excluded (cf. MONAI ``DiceLoss`` with softmax and
+    one-hot targets, as in its BTCV DiceCE recipes)."""
+    valid = (target != ignore_index).unsqueeze(1).float()
+    probs = F.softmax(logits, dim=1) * valid
+    onehot = F.one_hot(torch.where(target == ignore_index, 0, target),
+                       logits.shape[1]).permute(0, 3, 1, 2).float() * valid
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)[1:]
+    denom = (probs.sum(dims) + onehot.sum(dims))[1:]
+    present = onehot.sum(dims)[1:] > 0
+    if not present.any():
+        return logits.new_zeros(())
+    dice = (2 * inter[present] + 1e-5) / (denom[present] + 1e-5)
+    return 1 - dice.mean()
+
+
+def _unit_item(data: UnitData) -> dict[str, Any]:
+    if data.masks is None:
+        raise SSLBenchError(f"unit {data.unit.id!r} has no masks; a segmentation benchmark needs "
+                            "a dataset with label_kind 'mask'")
+    item: dict[str, Any] = {"unit": data.unit.id, "frames": data.frames, "masks": data.masks}
+    if data.spacing is not None:
+        item["spacing"] = tuple(float(s) for s in data.spacing)
+    return item
+
+
+__all__ = [
+    "seed_everything", "resolve_protocol", "to_float_images", "load_unit", "feature_key",
+    "make_optimizer", "shuffled_batches", "snapshot", "Timer", "FrameIndex", "MaskTaskConfig",
+    "MaskTask",
+]

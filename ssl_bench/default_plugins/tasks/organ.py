@@ -1,0 +1,123 @@
+"""Multi-organ CT segmentation (BTCV, MSD, AMOS), 2-D slice protocol.
+
+Protocol (issue 4; specs/METHODS.md "BTCV"):
+
+* Every 2-D method applies: a volume is its stack of axial slices (``UnitData.frames``, HU
+  windowed and replicated to 3 channels by the reader). The FPN decoder
+  (:mod:`ssl_bench.heads.fpn`) is trained on slices of the labelled volumes with cross-entropy
+  plus a soft Dice loss over the organs (MONAI's BTCV recipes train with ``DiceCELoss``; ignore
+  index honoured), on frozen cached maps (``linear``) or end to end (``finetune``).
+* Background-only slices (no organ pixel) of the training volumes are subsampled: a seeded
+  random ``background_slice_fraction`` of them is kept (1.0 keeps all), because most slices of
+  an abdominal CT hold no organ and would dominate the loss.
+* Selection on val by the mean over volumes of the mean Dice over organs present (a cheap
+  Dice-only pass, no HD95); test: every slice of each test volume is predicted, the slices are
+  stacked back into the volume and scored per volume with MONAI's Dice and HD95
+  (:func:`ssl_bench.metrics.volume.organ_metrics`), then averaged over the organs.
+* ``UnitData.spacing`` is mm per (row, col, slice); the metric takes the arrays' axis order
+  (slice, row, col), so it is passed as ``(spacing[2], spacing[0], spacing[1])``.
+
+Budgets: ``paper`` follows the order of MONAI's BTCV recipes (AdamW 1e-4, weight decay 1e-5,
+Swin UNETR / UNETR tutorials), with 50 epochs over the slices; the 3-D sliding-window protocol
+is not implemented here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ssl_bench.api import CellInputs, Task, TaskMeta, TaskResult
+from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig
+from ssl_bench.errors import SSLBenchError
+
+
+def mean_dice_present(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int
+                      ) -> float:
+    """Mean Dice (percent) over the organs (classes 1..K-1) present in ``gt``; NaN if none."""
+    valid = gt != ignore_index
+    scores = []
+    for c in range(1, num_classes):
+        g = (gt == c) & valid
+        n_gt = int(g.sum())
+        if n_gt == 0:
+            continue
+        p = (pred == c) & valid
+        scores.append(200.0 * float((p & g).sum()) / (n_gt + int(p.sum())))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+class OrganSegmentationConfig(MaskTaskConfig):
+    #: share of background-only training slices kept (seeded); 1.0 keeps every slice
+    background_slice_fraction: float = 1.0
+
+
+class OrganSegmentation(MaskTask, Task):
+    meta = TaskMeta(
+        id="organ-segmentation",
+        version="1",
+        name="Multi-organ CT segmentation (2-D slices)",
+        description="FPN decoder on slices of the labelled CT volumes; slices stacked back per "
+        "volume; MONAI Dice and HD95 per organ and volume, mean over organs",
+        label_kind="mask",
+        modalities=("volume",),
+        requires=("spatial-features", "segmentation-predictor"),
+        main_score="mean_dice",
+        higher_is_better={"mean_dice": True, "mean_hd95": False},
+    )
+    Config = OrganSegmentationConfig
+    profiles = {
+        "smoke": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "decoder_width": 16,
+                  "encoder_lr": 1e-3, "feature_batch_size": 32, "dice_loss_weight": 1.0},
+        "cpu": {"epochs": 6, "batch_size": 32, "lr": 3e-3, "decoder_width": 32,
+                "encoder_lr": 3e-4, "eval_every": 2, "max_steps_per_epoch": 15,
+                "background_slice_fraction": 0.25, "dice_loss_weight": 1.0},
+        "paper": {"epochs": 50, "batch_size": 16, "lr": 1e-4, "weight_decay": 1e-5,
+                  "decoder_width": 128, "encoder_lr": 1e-4, "eval_every": 5,
+                  "cache_maps": False, "background_slice_fraction": 0.5,
+                  "dice_loss_weight": 1.0},
+    }
+
+    def __init__(self, config: OrganSegmentationConfig) -> None:
+        super().__init__(config)
+        self.config: OrganSegmentationConfig = config
+
+    def train_keep(self, masks: np.ndarray, ignore_index: int, rng: np.random.Generator
+                   ) -> np.ndarray:
+        fraction = self.config.background_slice_fraction
+        organ = ((masks != 0) & (masks != ignore_index)).reshape(len(masks), -1).any(axis=1)
+        # one draw per slice, so the random stream does not depend on the masks
+        draw = rng.random(len(masks))
+        keep = organ | (draw < fraction)
+        if not keep.any() and len(keep):
+            keep[0] = True
+        return keep
+
+    def val_score(self, preds: list[np.ndarray], gts: list[np.ndarray], cell: CellInputs) -> float:
+        meta = cell.dataset.meta
+        scores = [mean_dice_present(p, g, len(meta.classes), meta.ignore_index)
+                  for p, g in zip(preds, gts)]
+        scores = [s for s in scores if not np.isnan(s)]
+        return float(np.mean(scores)) if scores else 0.0
+
+    def test_scores(self, preds: list[np.ndarray], gts: list[np.ndarray],
+                    data: list[dict[str, Any]], cell: CellInputs
+                    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        from ssl_bench.metrics.volume import organ_metrics
+
+        spacings = []
+        for item in data:
+            if item.get("spacing") is None:
+                raise SSLBenchError(
+                    f"dataset {cell.dataset.meta.id!r}: volume {item['unit']!r} has no voxel "
+                    "spacing; its reader must set UnitData.spacing (mm per row, col, slice)")
+            row, col, slice_mm = item["spacing"]
+            spacings.append((slice_mm, row, col))
+        meta = cell.dataset.meta
+        metrics, per_class = organ_metrics(preds, gts, spacings, meta.classes,
+                                           ignore_index=meta.ignore_index)
+        return {k: float(v) for k, v in metrics.items()}, per_class
+
+    def evaluate(self, cell: CellInputs) -> TaskResult:
+        return self.run_mask_task(cell)

@@ -1,0 +1,300 @@
+"""Surgical phase recognition (Cholec80, M2CAI16-workflow): per-frame features + causal MS-TCN.
+
+Protocol (specs/METHODS.md: DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO,
+EndoViT):
+
+* Frames at 1 fps (``dataset.load(..., fps=1.0)``).
+* ``linear``: the frozen encoder's per-frame features (``Encoder.frame_features``; video
+  encoders use causal temporal context) are computed once per (checkpoint, unit) and cached;
+  a causal MS-TCN (:mod:`ssl_bench.heads.mstcn`) is trained on the labelled videos. This is the
+  "frozen trunk + temporal head" protocol; no separate per-frame linear probe is run.
+* ``finetune`` (DistillSelf / TeCNO stage 1 then stage 2): the encoder plus a linear per-frame
+  head are fine-tuned with cross-entropy on the frames of the labelled videos (Adam 1e-4, lr
+  halved every 2 epochs, 10 epochs in DistillSelf); the epoch with the best val frame accuracy
+  is kept (DistillSelf selected it on the test videos; here val is used). Features are then
+  extracted with the fine-tuned encoder (not cached across cells) and the MS-TCN is trained
+  on them as in ``linear``.
+* MS-TCN: 3 stages x 12 layers x 64 maps, Adam 5e-4, 100 epochs in ``paper`` (DistillSelf);
+  cross-entropy + 0.15 x truncated MSE (clamp 16). One video per batch in ``paper`` as in
+  MS-TCN; the smaller profiles batch several videos, padded at the end (causal, so padding never
+  reaches an earlier frame; padded frames carry no loss).
+* Selection: best epoch by mean per-video val accuracy; the test videos are scored once with
+  :func:`ssl_bench.metrics.phase.phase_metrics` (fps 1, the dataset's relaxed phase groups).
+  Main score: video-level accuracy; Jaccard etc. reported alongside.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_bench.api import (CellInputs, Encoder, Task, TaskConfig, TaskMeta, TaskResult, Unit,
+                           UnitData)
+from ssl_bench.default_plugins.tasks.common import (
+    FrameIndex,
+    Timer,
+    check_finite,
+    feature_key,
+    load_unit,
+    make_optimizer,
+    resolve_protocol,
+    seed_everything,
+    shuffled_batches,
+    snapshot,
+    to_float_images,
+)
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
+
+PAD = -100
+
+
+class PhaseRecognitionConfig(TaskConfig):
+    """``epochs``, ``batch_size`` (videos per step), ``lr``, ``weight_decay``: the MS-TCN."""
+
+    optimizer: str = "adam"
+    num_stages: int = 3
+    num_layers: int = 12
+    channels: int = 64
+    dropout: float = 0.5
+    smoothing_weight: float = 0.15
+    eval_every: int = 1
+    feature_batch_size: int = 64
+    # finetune stage 1: encoder + linear per-frame head
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-4
+    finetune_batch_size: int = 32
+    finetune_lr_halve_every: int = 2
+    finetune_max_steps_per_epoch: int | None = None
+
+
+class PhaseRecognition(Task):
+    meta = TaskMeta(
+        id="phase-recognition",
+        version="1",
+        name="Surgical phase recognition",
+        description="per-frame features at 1 fps + causal MS-TCN; selection on val video "
+        "accuracy; strict and relaxed (10 s) video-level metrics",
+        label_kind="phase",
+        modalities=("video",),
+        requires=("frame-features",),
+        main_score="accuracy",
+        higher_is_better={
+            "accuracy": True, "accuracy_std": False, "precision": True, "recall": True,
+            "jaccard": True, "f1": True, "relaxed_accuracy": True, "relaxed_accuracy_std": False,
+            "relaxed_precision": True, "relaxed_recall": True, "relaxed_jaccard": True,
+            "relaxed_f1": True, "matlab_accuracy": True, "matlab_accuracy_std": False,
+            "matlab_precision": True, "matlab_recall": True, "matlab_jaccard": True,
+        },
+    )
+    Config = PhaseRecognitionConfig
+    profiles = {
+        "smoke": {"epochs": 4, "batch_size": 4, "lr": 5e-3, "num_stages": 2, "num_layers": 4,
+                  "channels": 16, "dropout": 0.0, "finetune_epochs": 1,
+                  "finetune_batch_size": 16, "finetune_lr": 1e-3,
+                  "finetune_max_steps_per_epoch": 4, "feature_batch_size": 32},
+        "cpu": {"epochs": 25, "batch_size": 8, "lr": 3e-3, "num_stages": 2, "num_layers": 6,
+                "channels": 32, "dropout": 0.3, "eval_every": 5, "finetune_epochs": 2,
+                "finetune_batch_size": 32, "finetune_lr": 3e-4,
+                "finetune_max_steps_per_epoch": 30},
+        "paper": {"epochs": 100, "batch_size": 1, "lr": 5e-4, "num_stages": 3,
+                  "num_layers": 12, "channels": 64, "dropout": 0.5, "finetune_epochs": 10,
+                  "finetune_batch_size": 32, "finetune_lr": 1e-4, "finetune_lr_halve_every": 2},
+    }
+
+    def __init__(self, config: PhaseRecognitionConfig) -> None:
+        super().__init__(config)
+        self.config: PhaseRecognitionConfig = config
+
+    # -- features ----------------------------------------------------------------------
+    def _features(self, cell: CellInputs, encoder: Encoder, unit: Unit,
+                  fingerprint: str | None, loaded: dict[str, UnitData] | None = None
+                  ) -> dict[str, np.ndarray]:
+        """Per-frame features and phases of one video; cached when ``fingerprint`` is given
+        (linear protocol), else computed from ``loaded`` data or a fresh load."""
+
+        def compute() -> dict[str, np.ndarray]:
+            data = loaded[unit.id] if loaded and unit.id in loaded else load_unit(cell, unit)
+            if data.phases is None:
+                raise SSLBenchError(f"unit {unit.id!r} of dataset {cell.dataset.meta.id!r} has no "
+                                    "phase labels; phase recognition needs label_kind 'phase'")
+            frames = to_float_images(data.frames, cell.device)
+            with torch.no_grad():
+                feats = encoder.frame_features(frames, batch_size=self.config.feature_batch_size)
+            return {"features": feats.float().cpu().numpy(),
+                    "phases": np.asarray(data.phases, dtype=np.int64)}
+
+        if fingerprint is not None:
+            key = feature_key(cell, "frame-features", unit, fingerprint)
+            return cell.cache.get_or_compute(key, compute)
+        return compute()
+
+    # -- stage 1 of finetune ---------------------------------------------------------------
+    def _finetune_encoder(self, cell: CellInputs, generator: torch.Generator, num_phases: int,
+                          loaded: dict[str, UnitData]) -> tuple[Encoder, dict[str, Any]]:
+        """Stage 1 of ``finetune``; fills ``loaded`` with the train and val videos it read."""
+        cfg = self.config
+        encoder = cell.make_encoder().to(cell.device)
+        head = nn.Linear(encoder.embed_dim, num_phases).to(cell.device)
+        for u in cell.label_units + cell.units["val"]:
+            loaded[u.id] = load_unit(cell, u)
+        train = FrameIndex([loaded[u.id] for u in cell.label_units])
+        val = [loaded[u.id] for u in cell.units["val"]]
+        params = list(encoder.parameters()) + list(head.parameters())
+        optimizer = make_optimizer(params, "adam", cfg.finetune_lr, cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.finetune_lr_halve_every, 0.5)
+        best_acc, best_epoch, best_state = -1.0, 0, snapshot(encoder)
+        for epoch in range(1, cfg.finetune_epochs + 1):
+            encoder.train()
+            head.train()
+            for n_steps, idx in enumerate(shuffled_batches(len(train), cfg.finetune_batch_size,
+                                                           generator)):
+                if (cfg.finetune_max_steps_per_epoch is not None
+                        and n_steps >= cfg.finetune_max_steps_per_epoch):
+                    break
+                x = to_float_images(train.frames(idx), cell.device)
+                y = torch.from_numpy(train.phases(idx)).to(cell.device)
+                loss = F.cross_entropy(head(encoder.embed(x)), y)
+                check_finite(loss, f"{cell.benchmark.id} encoder fine-tuning")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            scheduler.step()
+            encoder.eval()
+            head.eval()
+            accs = []
+            with torch.no_grad():
+                for d in val:
+                    logits = torch.cat([
+                        head(encoder.embed(to_float_images(d.frames[i:i + cfg.feature_batch_size],
+                                                           cell.device)))
+                        for i in range(0, len(d.frames), cfg.feature_batch_size)])
+                    gt = torch.from_numpy(np.asarray(d.phases, dtype=np.int64)).to(cell.device)
+                    accs.append(100.0 * (logits.argmax(1) == gt).float().mean().item())
+            acc = float(np.mean(accs)) if accs else 0.0
+            if acc > best_acc:
+                best_acc, best_epoch, best_state = acc, epoch, snapshot(encoder)
+        encoder.load_state_dict(best_state)
+        encoder.eval()
+        return encoder, {"finetune_best_epoch": best_epoch,
+                         "finetune_best_val_frame_accuracy": best_acc,
+                         "finetune_train_frames": len(train)}
+
+    # -- MS-TCN ----------------------------------------------------------------------------
+    @staticmethod
+    def _pad(videos: list[dict[str, np.ndarray]], device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        length = max(len(v["phases"]) for v in videos)
+        dim = videos[0]["features"].shape[1]
+        x = torch.zeros((len(videos), dim, length))
+        y = torch.full((len(videos), length), PAD, dtype=torch.long)
+        for i, v in enumerate(videos):
+            t = len(v["phases"])
+            x[i, :, :t] = torch.from_numpy(np.asarray(v["features"], np.float32)).T
+            y[i, :t] = torch.from_numpy(np.asarray(v["phases"], np.int64))
+        return x.to(device), y.to(device)
+
+    @classmethod
+    def _predict(cls, model: CausalMSTCN, videos: list[dict[str, np.ndarray]],
+                 device: torch.device, chunk: int = 8) -> list[np.ndarray]:
+        """Last-stage argmax per video; videos are padded at the end and run ``chunk`` at a
+        time (the model is causal, so the padding never changes a real frame's output)."""
+        preds = []
+        with torch.no_grad():
+            for i in range(0, len(videos), chunk):
+                group = videos[i:i + chunk]
+                x, _ = cls._pad(group, device)
+                labels = model(x)[-1].argmax(1).cpu().numpy().astype(np.int64)
+                preds.extend(labels[j, :len(v["phases"])] for j, v in enumerate(group))
+        return preds
+
+    def evaluate(self, cell: CellInputs) -> TaskResult:
+        cfg = self.config
+        generator = seed_everything(cell.seed)
+        timer = Timer()
+        meta = cell.dataset.meta
+        num_phases = len(meta.classes)
+        protocol = resolve_protocol(cell)
+        hits0, misses0 = cell.cache.hits, cell.cache.misses
+        details: dict[str, Any] = {"protocol": protocol,
+                                   "label_units": [u.id for u in cell.label_units]}
+
+        t0 = time.perf_counter()
+        loaded: dict[str, UnitData] = {}
+        if protocol == "finetune":
+            encoder, info = self._finetune_encoder(cell, generator, num_phases, loaded)
+            details.update(info)
+            timer.downstream += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            fingerprint = None  # fine-tuned weights differ per cell: no cross-cell cache
+        else:
+            encoder = cell.make_encoder().to(cell.device).eval()
+            fingerprint = cell.dataset.fingerprint()
+        train = [self._features(cell, encoder, u, fingerprint, loaded) for u in cell.label_units]
+        val = [self._features(cell, encoder, u, fingerprint, loaded) for u in cell.units["val"]]
+        loaded.clear()
+        timer.features += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        model = CausalMSTCN(train[0]["features"].shape[1], num_phases, cfg.num_stages,
+                            cfg.num_layers, cfg.channels, cfg.dropout).to(cell.device)
+        optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
+        best_acc, best_epoch, best_state, history = -1.0, 0, snapshot(model), []
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            for idx in shuffled_batches(len(train), cfg.batch_size, generator):
+                x, y = self._pad([train[i] for i in idx.tolist()], cell.device)
+                loss = mstcn_loss(model(x), y, ignore_index=PAD,
+                                  smoothing_weight=cfg.smoothing_weight)
+                check_finite(loss, f"{cell.benchmark.id} MS-TCN training")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if not val:  # no val split: keep the last epoch
+                best_epoch, best_state = epoch, snapshot(model)
+            elif epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                model.eval()
+                accs = [100.0 * float(np.mean(p == v["phases"]))
+                        for p, v in zip(self._predict(model, val, cell.device), val)]
+                acc = float(np.mean(accs)) if accs else 0.0
+                history.append(round(acc, 4))
+                if acc > best_acc:
+                    best_acc, best_epoch, best_state = acc, epoch, snapshot(model)
+        model.load_state_dict(best_state)
+        model.eval()
+        timer.downstream += time.perf_counter() - t0
+
+        # ---- the one test pass
+        t0 = time.perf_counter()
+        test = [self._features(cell, encoder, u, fingerprint) for u in cell.units["test"]]
+        timer.features += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        from ssl_bench.metrics.phase import phase_metrics
+
+        preds = self._predict(model, test, cell.device)
+        gts = [np.asarray(v["phases"], np.int64) for v in test]
+        metrics, per_class = phase_metrics(preds, gts, num_phases, fps=1.0,
+                                           relaxed_groups=meta.relaxed_phase_groups)
+        timer.downstream += time.perf_counter() - t0
+        # per-phase values are keyed by phase id in the metric; the record uses phase names
+        names = {str(i): name for i, name in enumerate(meta.classes)}
+        per_class = {metric: {names.get(k, k): float(v) for k, v in values.items()}
+                     for metric, values in per_class.items()}
+        details.update({
+            "n_train_frames": int(sum(len(v["phases"]) for v in train)),
+            "best_epoch": best_epoch,
+            "selection": "best val video accuracy" if val else "last epoch (no val units)",
+            "best_val_accuracy": best_acc if val else None,
+            "val_history": history,
+            "per_video_accuracy": {u.id: 100.0 * float(np.mean(p == g)) if len(g) else float("nan")
+                                   for u, p, g in zip(cell.units["test"], preds, gts)},
+            "feature_cache": {"hits": cell.cache.hits - hits0,
+                              "misses": cell.cache.misses - misses0},
+        })
+        return TaskResult(metrics={k: float(v) for k, v in metrics.items()}, per_class=per_class,
+                          details=details, timings=timer.as_dict())

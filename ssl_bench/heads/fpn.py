@@ -1,0 +1,90 @@
+"""A small FPN-style segmentation decoder over any :class:`~ssl_bench.api.Encoder`.
+
+Sources (facts only):
+
+* Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017: 1x1 lateral convs to
+  a common width, a top-down pathway that upsamples the coarser level and adds it, and a 3x3
+  conv on each merged level.
+* Kirillov et al., "Panoptic Feature Pyramid Networks", CVPR 2019: the semantic branch brings
+  every level to the finest stride, sums them and predicts per-pixel classes, then upsamples the
+  logits bilinearly to the input size.
+
+Any encoder works: levels are read from ``encoder.channels`` / ``encoder.strides`` (finest
+first); a ViT that gives several maps at one stride is handled because every level is resized
+to the finest map's size before the sum.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_bench.api import Encoder
+
+
+def _conv_gn_relu(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
+    groups = 8 if out_ch % 8 == 0 else 1
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
+                         nn.GroupNorm(groups, out_ch), nn.ReLU(inplace=True))
+
+
+class FPNDecoder(nn.Module):
+    """Multi-scale maps (finest first) -> class logits at ``out_size``."""
+
+    def __init__(self, in_channels: Sequence[int], num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        if not in_channels:
+            raise ValueError("FPNDecoder needs at least one feature level")
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, kernel_size=1) for c in in_channels)
+        self.smooth = nn.ModuleList(_conv_gn_relu(width, width, 3) for _ in in_channels)
+        self.classifier = nn.Conv2d(width, num_classes, kernel_size=1)
+
+    def forward(self, features: Sequence[torch.Tensor], out_size: tuple[int, int]) -> torch.Tensor:
+        if len(features) != len(self.lateral):
+            raise ValueError(f"expected {len(self.lateral)} feature maps, got {len(features)}")
+        laterals = [conv(f.float()) for conv, f in zip(self.lateral, features)]
+        # top-down: coarsest to finest
+        merged = [laterals[-1]]
+        for lat in reversed(laterals[:-1]):
+            up = F.interpolate(merged[-1], size=lat.shape[-2:], mode="nearest")
+            merged.append(lat + up)
+        merged.reverse()  # finest first again
+        finest = merged[0].shape[-2:]
+        fused = sum(F.interpolate(smooth(m), size=finest, mode="bilinear", align_corners=False)
+                    if m.shape[-2:] != finest else smooth(m)
+                    for smooth, m in zip(self.smooth, merged))
+        logits = self.classifier(fused)
+        return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+
+
+class EncoderDecoder(nn.Module):
+    """Encoder + FPN decoder: images (B, 3, H, W) in [0, 1] -> logits (B, K, H, W).
+
+    With ``freeze_encoder`` the encoder runs in eval mode without gradients (linear protocol
+    without a feature cache)."""
+
+    def __init__(self, encoder: Encoder, decoder: FPNDecoder, freeze_encoder: bool = False) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            for p in self.encoder.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "EncoderDecoder":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.freeze_encoder:
+            with torch.no_grad():
+                maps = self.encoder(x)
+        else:
+            maps = self.encoder(x)
+        return self.decoder(maps, out_size=(x.shape[-2], x.shape[-1]))

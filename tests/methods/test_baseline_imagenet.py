@@ -1,0 +1,54 @@
+"""The ``imagenet`` row carries the real ImageNet EfficientNet-Lite0 weights: its encoder equals
+the classifier's trunk, and through it two stock photos classify correctly."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssl_bench.backbones import imagenet_classifier
+from ssl_bench.default_plugins.methods.imagenet import ImageNet
+from ssl_bench.testing import smoke_method
+
+skimage_data = pytest.importorskip("skimage.data")
+
+CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's 2 cores are shared
+    yield
+    torch.set_num_threads(threads)
+
+
+def _photo(image) -> torch.Tensor:
+    x = torch.from_numpy(image).permute(2, 0, 1).float().unsqueeze(0) / 255.0
+    return F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+
+
+def test_imagenet_encoder_classifies_stock_photos() -> None:
+    method = smoke_method(ImageNet)
+    encoder = method.encoder(method.build()).eval()
+    classifier = imagenet_classifier()
+    reference = classifier.state_dict()
+    body = encoder.body.state_dict()
+    assert len(body) > 200
+    for key, value in body.items():  # same names in timm's features_only trunk
+        assert torch.equal(value, reference[key]), key
+
+    photos = torch.cat([_photo(skimage_data.chelsea()), _photo(skimage_data.coffee())])
+    with torch.no_grad():
+        last = encoder(photos)[-1]  # stride-32 map, the encoder normalises internally
+        # the classifier head on the encoder's trunk: conv_head, bn2 (+act), pool, fc
+        logits = classifier.forward_head(classifier.bn2(classifier.conv_head(last)))
+        direct = classifier((photos - 0.5) / 0.5)
+    assert torch.allclose(logits, direct, atol=1e-4)
+    top = logits.argmax(dim=1).tolist()
+    assert top[0] in CAT_CLASSES, top
+    assert top[1] == ESPRESSO, top

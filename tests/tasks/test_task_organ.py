@@ -1,0 +1,145 @@
+"""Organ segmentation (2-D slice protocol) on the tiny CT dataset with the smoke profile."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ssl_bench.api import Benchmark, CellInputs, MethodContext, Unit, UnitData
+from ssl_bench.cache import ArrayCache
+from ssl_bench.default_plugins.tasks import TASKS
+from ssl_bench.default_plugins.tasks.organ import OrganSegmentation, mean_dice_present
+from ssl_bench.splits import select_label_units
+from ssl_bench.testing import DummyMethod, TinyConvEncoder, TinyVolumeDataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine's 2 cores are shared: OpenMP spinning makes tiny convs 50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class RecordingVolumeDataset(TinyVolumeDataset):
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+        self.loads: list[str] = []
+
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        self.loads.append(unit.id)
+        return super().load(unit, size, fps)
+
+
+def _encoder_factory() -> tuple[Any, str]:
+    torch.manual_seed(123)
+    state = TinyConvEncoder().state_dict()
+
+    def make() -> TinyConvEncoder:
+        enc = TinyConvEncoder()
+        enc.load_state_dict(state)
+        return enc
+
+    return make, "dummy-ckpt-123"
+
+
+def make_cell(tmp: Path, dataset: TinyVolumeDataset, *, protocol: str = "linear",
+              label_frac: float = 0.5, seed: int = 0, cache: ArrayCache | None = None
+              ) -> CellInputs:
+    units = dataset.units()
+    by_split = {s: [u for u in units if u.split == s] for s in ("train", "val", "test")}
+    context = MethodContext(profile="smoke", device=torch.device("cpu"), seed=seed, cache_dir=tmp)
+    make_encoder, checkpoint = _encoder_factory()
+    return CellInputs(
+        benchmark=Benchmark(id="tiny-organ", dataset=dataset.meta.id, task="organ-segmentation",
+                            protocol=protocol),
+        dataset=dataset, protocol=protocol, label_frac=label_frac, seed=seed, units=by_split,
+        label_units=select_label_units(units, dataset.meta.id, label_frac, seed),
+        method=DummyMethod(DummyMethod.make_config("smoke"), context),
+        make_encoder=make_encoder, checkpoint_id=checkpoint,
+        cache=cache or ArrayCache(tmp / "cache"), image_size=32, device=torch.device("cpu"),
+        profile="smoke", log=lambda _: None)
+
+
+def run(cell: CellInputs, **overrides: Any):
+    return OrganSegmentation(OrganSegmentation.make_config("smoke", overrides)).evaluate(cell)
+
+
+def test_registered() -> None:
+    assert OrganSegmentation in TASKS
+    meta = OrganSegmentation.meta
+    assert meta.main_score == "mean_dice" and meta.modalities == ("volume",)
+    assert meta.higher_is_better["mean_hd95"] is False
+
+
+def test_mean_dice_present_by_hand() -> None:
+    gt = np.zeros((2, 4, 4), np.uint8)
+    gt[0, :2, :2] = 1  # 4 voxels of organ 1; organ 2 and 3 absent
+    pred = np.zeros_like(gt)
+    pred[0, :2, :1] = 1  # 2 voxels, both inside
+    pred[1, 3, 3] = 2  # a false organ-2 voxel: organ 2 absent from gt, not counted
+    assert mean_dice_present(pred, gt, 4, 255) == pytest.approx(200.0 * 2 / (4 + 2))
+    assert math.isnan(mean_dice_present(pred, np.zeros_like(gt), 4, 255))
+
+
+def test_linear_smoke_returns_finite_metrics(tmp_path: Path) -> None:
+    dataset = RecordingVolumeDataset()
+    cell = make_cell(tmp_path, dataset)
+    result = run(cell)
+    assert 0.0 <= result.metrics["mean_dice"] <= 100.0
+    assert math.isfinite(result.metrics["mean_hd95"])
+    assert result.details["protocol"] == "linear"
+    test_ids = [u.id for u in cell.units["test"]]
+    assert sorted(dataset.loads[-2:]) == sorted(test_ids)
+    assert all(dataset.loads.count(t) == 1 for t in test_ids)
+
+
+def test_background_slices_are_subsampled(tmp_path: Path) -> None:
+    task = OrganSegmentation(OrganSegmentation.make_config("smoke",
+                                                           {"background_slice_fraction": 0.0}))
+    masks = np.zeros((5, 4, 4), np.uint8)
+    masks[1, 0, 0] = 2
+    masks[3, 1, 1] = 1
+    keep = task.train_keep(masks, 255, np.random.default_rng(0))
+    assert keep.tolist() == [False, True, False, True, False]
+    full = OrganSegmentation(OrganSegmentation.make_config("smoke"))
+    assert full.train_keep(masks, 255, np.random.default_rng(0)).all()
+
+
+def test_linear_maps_are_cached_across_fractions_and_seeds(tmp_path: Path) -> None:
+    dataset = RecordingVolumeDataset()
+    cache = ArrayCache(tmp_path / "cache")
+    for frac, seed in ((0.2, 0), (1.0, 1)):
+        run(make_cell(tmp_path, dataset, label_frac=frac, seed=seed, cache=cache))
+    assert cache.misses == 10
+    assert sorted(dataset.loads) == sorted(u.id for u in dataset.units())
+
+
+def test_finetune_runs(tmp_path: Path) -> None:
+    result = run(make_cell(tmp_path, RecordingVolumeDataset(), protocol="finetune"))
+    assert result.details["protocol"] == "finetune"
+    assert math.isfinite(result.metrics["mean_dice"])
+
+
+def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
+    a = run(make_cell(tmp_path / "a", RecordingVolumeDataset(), seed=1))
+    b = run(make_cell(tmp_path / "b", RecordingVolumeDataset(), seed=1))
+    assert a.metrics == b.metrics
+
+
+def test_soft_dice_loss_by_hand() -> None:
+    from ssl_bench.default_plugins.tasks.common import soft_dice_loss
+
+    target = torch.tensor([[[0, 1], [1, 255]]])
+    perfect = torch.nn.functional.one_hot(torch.tensor([[[0, 1], [1, 0]]]), 3).permute(0, 3, 1, 2)
+    assert float(soft_dice_loss(perfect.float() * 100, target, 255)) == pytest.approx(0.0, abs=1e-4)
+    # uniform probabilities: organ 1 has 2 pixels, p = 1/3 on the 3 valid pixels
+    uniform = torch.zeros(1, 3, 2, 2)
+    expected = 1 - (2 * (2 / 3) + 1e-5) / ((3 / 3 + 2) + 1e-5)
+    assert float(soft_dice_loss(uniform, target, 255)) == pytest.approx(expected, rel=1e-5)

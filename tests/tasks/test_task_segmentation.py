@@ -1,0 +1,186 @@
+"""Semantic segmentation on the tiny clip dataset with the smoke profile."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_bench.api import (Benchmark, CellInputs, MethodContext, MethodMeta, SemiSupervisedData,
+                           Unit, UnitData)
+from ssl_bench.cache import ArrayCache
+from ssl_bench.default_plugins.tasks import TASKS
+from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
+from ssl_bench.splits import select_label_units
+from ssl_bench.testing import DummyMethod, TinyConvEncoder, TinySegDataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine's 2 cores are shared: OpenMP spinning makes tiny convs 50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class RecordingSegDataset(TinySegDataset):
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+        self.loads: list[str] = []
+
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        self.loads.append(unit.id)
+        return super().load(unit, size, fps)
+
+
+class SupervisedDummy(DummyMethod):
+    meta = DummyMethod.meta.model_copy(update={"id": "supervised-dummy", "protocol": "finetune"})
+
+
+class TinySemiSupervised(DummyMethod):
+    """A semi-supervised double: a 1x1-conv pixel classifier fit on the labelled frames."""
+
+    meta = MethodMeta(id="tiny-semi", version="1", kind="semi-supervised", name="Tiny semi",
+                      paper="none (test double)", pretrain_input="none",
+                      provides=frozenset({"segmentation-predictor"}))
+    seen: dict[str, Any] = {}
+
+    def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
+        torch.manual_seed(data.seed)
+        model = nn.Conv2d(3, data.num_classes, 1)
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+        x = torch.from_numpy(data.labelled_frames).permute(0, 3, 1, 2).float() / 255
+        y = torch.from_numpy(data.labelled_masks).long()
+        for _ in range(20):
+            loss = F.cross_entropy(model(x), y, ignore_index=data.ignore_index)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.seen.update(n_labelled=len(data.labelled_frames),
+                         n_unlabelled=len(data.unlabelled_frames), val=data.validate(model))
+        return model
+
+
+def _encoder_factory() -> tuple[Any, str]:
+    torch.manual_seed(123)
+    state = TinyConvEncoder().state_dict()
+
+    def make() -> TinyConvEncoder:
+        enc = TinyConvEncoder()
+        enc.load_state_dict(state)
+        return enc
+
+    return make, "dummy-ckpt-123"
+
+
+def make_cell(tmp: Path, dataset: TinySegDataset, *, protocol: str = "linear",
+              label_frac: float = 0.5, seed: int = 0, cache: ArrayCache | None = None,
+              method_cls: type[DummyMethod] = DummyMethod) -> CellInputs:
+    units = dataset.units()
+    by_split = {s: [u for u in units if u.split == s] for s in ("train", "val", "test")}
+    context = MethodContext(profile="smoke", device=torch.device("cpu"), seed=seed, cache_dir=tmp)
+    make_encoder, checkpoint = _encoder_factory()
+    return CellInputs(
+        benchmark=Benchmark(id="tiny-seg", dataset=dataset.meta.id, task="semantic-segmentation",
+                            protocol=protocol),
+        dataset=dataset, protocol=protocol, label_frac=label_frac, seed=seed, units=by_split,
+        label_units=select_label_units(units, dataset.meta.id, label_frac, seed),
+        method=method_cls(method_cls.make_config("smoke"), context),
+        make_encoder=make_encoder, checkpoint_id=checkpoint,
+        cache=cache or ArrayCache(tmp / "cache"), image_size=32, device=torch.device("cpu"),
+        profile="smoke", log=lambda _: None)
+
+
+def run(cell: CellInputs):
+    return SemanticSegmentation(SemanticSegmentation.make_config("smoke")).evaluate(cell)
+
+
+def test_registered() -> None:
+    assert SemanticSegmentation in TASKS
+    meta = SemanticSegmentation.meta
+    assert meta.main_score == "miou" and meta.modalities == ("image",)
+    assert set(meta.requires) == {"spatial-features", "segmentation-predictor"}
+
+
+def test_linear_smoke_returns_finite_metrics(tmp_path: Path) -> None:
+    result = run(make_cell(tmp_path, RecordingSegDataset()))
+    assert 0.0 <= result.metrics["miou"] <= 100.0
+    assert math.isfinite(result.metrics["mdice"])
+    assert set(result.per_class["iou"]) == set(TinySegDataset.meta.classes)
+    assert result.details["protocol"] == "linear"
+    assert result.details["n_train_frames"] == 3 * 4
+    assert 1 <= result.details["best_epoch"] <= 2
+
+
+def test_test_units_loaded_once_after_training(tmp_path: Path) -> None:
+    dataset = RecordingSegDataset()
+    cell = make_cell(tmp_path, dataset, protocol="finetune")
+    run(cell)
+    test_ids = [u.id for u in cell.units["test"]]
+    assert sorted(dataset.loads[-len(test_ids):]) == sorted(test_ids)
+    assert all(dataset.loads.count(t) == 1 for t in test_ids)
+
+
+def test_linear_maps_are_cached_across_fractions_and_seeds(tmp_path: Path) -> None:
+    dataset = RecordingSegDataset()
+    cache = ArrayCache(tmp_path / "cache")
+    for frac in (0.2, 1.0):
+        for seed in (0, 1):
+            result = run(make_cell(tmp_path, dataset, label_frac=frac, seed=seed, cache=cache))
+    assert cache.misses == 10  # 6 train + 2 val + 2 test clips, once each
+    assert sorted(dataset.loads) == sorted(u.id for u in dataset.units())
+    assert result.details["feature_cache"] == {"hits": 10, "misses": 0}
+
+
+def test_other_checkpoint_misses_the_cache(tmp_path: Path) -> None:
+    cache = ArrayCache(tmp_path / "cache")
+    run(make_cell(tmp_path, RecordingSegDataset(), cache=cache))
+    misses = cache.misses
+    cell = make_cell(tmp_path, RecordingSegDataset(), cache=cache)
+    cell.checkpoint_id = "another-checkpoint"
+    run(cell)
+    assert cache.misses == 2 * misses
+
+
+def test_linear_without_map_cache_runs_the_frozen_encoder(tmp_path: Path) -> None:
+    cell = make_cell(tmp_path, RecordingSegDataset())
+    task = SemanticSegmentation(SemanticSegmentation.make_config("smoke", {"cache_maps": False}))
+    result = task.evaluate(cell)
+    assert result.details["protocol"] == "linear"
+    assert cell.cache.misses == 0 and math.isfinite(result.metrics["miou"])
+
+
+def test_finetune_and_supervised_row(tmp_path: Path) -> None:
+    result = run(make_cell(tmp_path, RecordingSegDataset(), protocol="finetune"))
+    assert result.details["protocol"] == "finetune" and math.isfinite(result.metrics["miou"])
+    forced = run(make_cell(tmp_path / "b", RecordingSegDataset(), method_cls=SupervisedDummy))
+    assert forced.details["protocol"] == "finetune"
+
+
+def test_semi_supervised_method_gets_labelled_and_unlabelled_frames(tmp_path: Path) -> None:
+    dataset = RecordingSegDataset()
+    cell = make_cell(tmp_path, dataset, method_cls=TinySemiSupervised)
+    result = run(cell)
+    assert result.details["protocol"] == "semi-supervised"
+    seen = TinySemiSupervised.seen
+    assert seen["n_labelled"] == 4 * len(cell.label_units)
+    assert seen["n_unlabelled"] == 4 * (6 - len(cell.label_units))
+    assert 0.0 <= seen["val"] <= 100.0
+    assert math.isfinite(result.metrics["miou"])
+    test_ids = {u.id for u in cell.units["test"]}
+    assert set(dataset.loads[-2:]) == test_ids and sum(i in test_ids for i in dataset.loads) == 2
+
+
+def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
+    a = run(make_cell(tmp_path / "a", RecordingSegDataset(), seed=2))
+    b = run(make_cell(tmp_path / "b", RecordingSegDataset(), seed=2))
+    assert a.metrics == b.metrics
+    assert a.per_class == b.per_class or np.allclose(
+        list(a.per_class["iou"].values()), list(b.per_class["iou"].values()), equal_nan=True)
