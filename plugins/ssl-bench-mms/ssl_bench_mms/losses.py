@@ -1,0 +1,134 @@
+"""The MMS losses, generalised from one sigmoid channel to K softmax classes.
+
+Sources (facts only; the code here is our own):
+
+* Lou et al., "Min-Max Similarity", IEEE TMI 2023, arXiv 2203.15177.
+* AngeLouCN/Min_Max_Similarity ``loss.py`` (``weighted_loss``: boundary weights
+  ``1 + 5 |avgpool31(mask) - mask|``, weighted BCE + weighted IoU ``1 - (inter + 1) /
+  (union - inter + 1)``; ``loss_sup`` sums it over the two networks; ``loss_diff`` is the same
+  loss between the two networks' unlabelled predictions, each against the other's detached
+  prediction, passed through ``.item()``), and ``contrastive_loss.py`` (``ConLoss``: PatchNCE
+  from Park et al., ECCV 2020 — L1-normalised features per position, key network detached,
+  positive = same position, negatives = the other positions of the same image, diagonal filled
+  with -10, cross-entropy over ``[pos, negs] / 0.07``; ``contrastive_loss_sup``: the same with
+  the positive logit fixed at 0, the "all-negative" term).
+
+Departures / fixes:
+
+* The code feeds *sigmoid probabilities* to ``binary_cross_entropy_with_logits`` (a second
+  sigmoid) and passes ``reduce='none'``, which PyTorch reads as the legacy ``reduce=True`` (mean),
+  so its BCE is neither on logits nor boundary-weighted. We compute the per-pixel BCE from the
+  logits and weight it, as the weighted BCE + IoU "structure loss" it comes from intends.
+* Multi-class: probabilities are the softmax over K classes and the mask is one-hot; the binary
+  loss is applied to every class channel (BCE of p_k against the one-hot channel, weighted IoU of
+  channel k, boundary weights from channel k) and averaged over channels and images. With K = 2
+  the foreground channel's term is exactly the binary loss on ``sigmoid(z1 - z0)``. Pixels equal
+  to ``ignore_index`` get weight 0 in every term.
+* The all-negative term computes the number of positions (the code hard-codes 2304 =
+  64 x 36, the 1/8 grid of 512x288 inputs).
+* Feature normalisation is L1 as the code (``norm="l2"`` gives the cosine form of PatchNCE).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+#: value the code writes on the diagonal of the negative logits (the positive's own position)
+DIAGONAL_FILL = -10.0
+
+
+def boundary_weights(target: torch.Tensor, kernel: int = 31) -> torch.Tensor:
+    """``1 + 5 |avgpool_k(target) - target|`` per channel (zero padding counted, as the code)."""
+    pooled = F.avg_pool2d(target, kernel_size=kernel, stride=1, padding=kernel // 2)
+    return 1.0 + 5.0 * (pooled - target).abs()
+
+
+def weighted_bce_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                     kernel: int = 31) -> torch.Tensor:
+    """Weighted BCE + weighted IoU of softmax(logits) against a (soft) per-class target.
+
+    ``logits``, ``target``: (B, K, H, W); ``valid``: (B, 1, H, W) in {0, 1}. Returns a scalar:
+    the mean over images and class channels of ``wbce + wiou``."""
+    valid = valid.to(logits.dtype)
+    weight = boundary_weights(target, kernel) * valid
+    log_p = F.log_softmax(logits.float(), dim=1)
+    p = log_p.exp()
+    # log(1 - p_k); the clamp keeps it finite where p_k rounds to 1 in float32
+    log_not_p = torch.log1p(-p.clamp(max=1.0 - 1e-6))
+    bce = -(target * log_p + (1.0 - target) * log_not_p)
+    wbce = (weight * bce).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp_min(1e-8)
+    inter = (p * target * weight).sum(dim=(2, 3))
+    union = ((p + target) * weight).sum(dim=(2, 3))
+    wiou = 1.0 - (inter + 1.0) / (union - inter + 1.0)
+    return (wbce + wiou).mean()
+
+
+def one_hot_target(mask: torch.Tensor, num_classes: int, ignore_index: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, W) class ids -> one-hot (B, K, H, W) float and valid (B, 1, H, W) float."""
+    valid = mask != ignore_index
+    ids = torch.where(valid, mask, torch.zeros_like(mask)).long()
+    if ids.numel() and int(ids.max()) >= num_classes:
+        raise ValueError(f"mask has class id {int(ids.max())} >= num_classes {num_classes}")
+    onehot = F.one_hot(ids, num_classes).permute(0, 3, 1, 2).float()
+    valid_f = valid.unsqueeze(1).float()
+    return onehot * valid_f, valid_f
+
+
+def supervised_loss(logits: torch.Tensor, mask: torch.Tensor, ignore_index: int,
+                    kernel: int = 31) -> torch.Tensor:
+    """The MMS supervised loss of one network on labelled images (``weighted_loss``)."""
+    target, valid = one_hot_target(mask, logits.shape[1], ignore_index)
+    return weighted_bce_iou(logits, target, valid, kernel)
+
+
+def difference_loss(logits1: torch.Tensor, logits2: torch.Tensor, kernel: int = 31
+                    ) -> torch.Tensor:
+    """``L_diff``: each network's unlabelled prediction against the other's (detached) softmax."""
+    valid = torch.ones_like(logits1[:, :1])
+    p1 = F.softmax(logits1.detach().float(), dim=1)
+    p2 = F.softmax(logits2.detach().float(), dim=1)
+    return weighted_bce_iou(logits1, p2, valid, kernel) + weighted_bce_iou(logits2, p1, valid, kernel)
+
+
+def _normalise(x: torch.Tensor, norm: Literal["l1", "l2"]) -> torch.Tensor:
+    return F.normalize(x, dim=-1, p=1 if norm == "l1" else 2)
+
+
+def patch_contrastive_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07,
+                           positive: bool = True, norm: Literal["l1", "l2"] = "l1"
+                           ) -> torch.Tensor:
+    """PatchNCE between two feature maps (B, C, h, w); ``key`` is detached.
+
+    For every position p of every image: logits ``[s(q_p, k_p), s(q_p, k_q) for q != p]`` over
+    the temperature, with the diagonal of the negative block at -10 (as the code), and
+    cross-entropy towards index 0; mean over all B*h*w positions. ``positive=False`` fixes the
+    positive logit at 0 (the all-negative term)."""
+    if query.shape != key.shape:
+        raise ValueError(f"feature maps differ in shape: {tuple(query.shape)} vs {tuple(key.shape)}")
+    b, c = query.shape[:2]
+    q = _normalise(query.float().reshape(b, c, -1).transpose(1, 2), norm)  # (B, N, C)
+    k = _normalise(key.detach().float().reshape(b, c, -1).transpose(1, 2), norm)
+    n = q.shape[1]
+    if positive:
+        pos = (q * k).sum(dim=-1, keepdim=True)  # (B, N, 1)
+    else:
+        pos = q.new_zeros(b, n, 1)  # the code's zeros((batch * 2304, 1)), count computed here
+    neg = torch.bmm(q, k.transpose(1, 2))  # (B, N, N)
+    eye = torch.eye(n, dtype=torch.bool, device=q.device).unsqueeze(0)
+    neg = neg.masked_fill(eye, DIAGONAL_FILL)
+    logits = torch.cat([pos, neg], dim=2).reshape(b * n, n + 1) / temperature
+    return F.cross_entropy(logits, logits.new_zeros(b * n, dtype=torch.long))
+
+
+def all_negative_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07,
+                      norm: Literal["l1", "l2"] = "l1") -> torch.Tensor:
+    """The "all-negative" term (``contrastive_loss_sup``): positive logit fixed at 0."""
+    return patch_contrastive_loss(query, key, temperature, positive=False, norm=norm)
+
+
+__all__ = ["DIAGONAL_FILL", "boundary_weights", "weighted_bce_iou", "one_hot_target",
+           "supervised_loss", "difference_loss", "patch_contrastive_loss", "all_negative_loss"]

@@ -1,0 +1,138 @@
+"""MMS losses against independent numpy computations and their expected effects."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ssl_bench_mms.losses import (
+    DIAGONAL_FILL,
+    all_negative_loss,
+    patch_contrastive_loss,
+    supervised_loss,
+)
+
+
+def _patchnce_loops(q: np.ndarray, k: np.ndarray, tau: float, positive: bool, p: int) -> float:
+    """Explicit loops over images and positions (the formula in ../shared/specs/METHODS.md)."""
+    b, c, h, w = q.shape
+    n = h * w
+    total, count = 0.0, 0
+    for i in range(b):
+        qs = [q[i, :, y, x] for y in range(h) for x in range(w)]
+        ks = [k[i, :, y, x] for y in range(h) for x in range(w)]
+        norm = (lambda v: v / np.abs(v).sum()) if p == 1 else (lambda v: v / np.sqrt((v ** 2).sum()))
+        qs, ks = [norm(v) for v in qs], [norm(v) for v in ks]
+        for a in range(n):
+            logits = [float(qs[a] @ ks[a]) if positive else 0.0]
+            for j in range(n):
+                logits.append(DIAGONAL_FILL if j == a else float(qs[a] @ ks[j]))
+            z = np.array(logits) / tau
+            total += -z[0] + math.log(np.exp(z).sum())
+            count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("positive", [True, False])
+@pytest.mark.parametrize("norm,p", [("l1", 1), ("l2", 2)])
+def test_patch_contrastive_matches_loops(positive: bool, norm: str, p: int) -> None:
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(2, 3, 2, 3)).astype(np.float64)
+    k = rng.normal(size=(2, 3, 2, 3)).astype(np.float64)
+    ref = _patchnce_loops(q, k, 0.07, positive, p)
+    got = patch_contrastive_loss(torch.tensor(q), torch.tensor(k), 0.07, positive=positive,
+                                 norm=norm)  # type: ignore[arg-type]
+    assert float(got) == pytest.approx(ref, rel=1e-5)
+
+
+def test_contrastive_key_is_detached() -> None:
+    q = torch.randn(1, 4, 2, 2, requires_grad=True)
+    k = torch.randn(1, 4, 2, 2, requires_grad=True)
+    patch_contrastive_loss(q, k).backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0
+    assert k.grad is None
+
+
+def _mean_cross_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean cosine similarity between every position of ``a`` and every other position of ``b``."""
+    qa = torch.nn.functional.normalize(a.flatten(2).transpose(1, 2), dim=-1)
+    kb = torch.nn.functional.normalize(b.flatten(2).transpose(1, 2), dim=-1)
+    sim = torch.bmm(qa, kb.transpose(1, 2))
+    off = ~torch.eye(sim.shape[1], dtype=torch.bool).unsqueeze(0).expand_as(sim)
+    return float(sim[off].mean())
+
+
+def test_all_negative_gradient_pushes_features_apart() -> None:
+    torch.manual_seed(0)
+    base = torch.randn(1, 8, 1, 1)
+    a1 = (base + 0.3 * torch.randn(2, 8, 3, 3)).requires_grad_(True)  # similar features
+    a2 = base + 0.3 * torch.randn(2, 8, 3, 3)
+    before = _mean_cross_cosine(a1.detach(), a2)
+    all_negative_loss(a1, a2).backward()
+    with torch.no_grad():
+        # a gradient-descent step of 5% of the features' norm
+        moved = a1 - 0.05 * a1.norm() * a1.grad / a1.grad.norm()
+    after = _mean_cross_cosine(moved, a2)
+    assert after < before - 1e-3
+
+
+def test_all_negative_step_on_network_lowers_classifier_similarity() -> None:
+    from ssl_bench_mms.networks import MMSModel
+
+    torch.manual_seed(0)
+    model = MMSModel(3, "efficientnet_lite0", False, (8, 8, 16), head_width=4).eval()
+    x1, x2 = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a2 = model.classifier2(model.net2(x2))
+        before = _mean_cross_cosine(model.classifier1(model.net1(x1)), a2)
+    loss = all_negative_loss(model.classifier1(model.net1(x1)), a2)
+    loss.backward()
+    with torch.no_grad():
+        for param in model.net1.parameters():
+            if param.grad is not None:
+                param -= 0.05 * param.grad
+        after = _mean_cross_cosine(model.classifier1(model.net1(x1)), a2)
+        loss_after = all_negative_loss(model.classifier1(model.net1(x1)), a2)
+    assert float(loss_after) < float(loss.detach())
+    assert after < before
+
+
+def _binary_structure_loss(z: np.ndarray, y: np.ndarray) -> float:
+    """The binary weighted BCE + IoU on logits z (H, W) and mask y (H, W), numpy, 31-box."""
+    h, w = y.shape
+    pad = np.zeros((h + 30, w + 30))
+    pad[15:15 + h, 15:15 + w] = y
+    pooled = np.array([[pad[i:i + 31, j:j + 31].sum() / 961.0 for j in range(w)] for i in range(h)])
+    weit = 1 + 5 * np.abs(pooled - y)
+    p = 1 / (1 + np.exp(-z))
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    wbce = (weit * bce).sum() / weit.sum()
+    inter = (p * y * weit).sum()
+    union = ((p + y) * weit).sum()
+    return float(wbce + 1 - (inter + 1) / (union - inter + 1))
+
+
+def test_two_class_supervised_loss_equals_binary_loss_per_channel() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(1, 2, 6, 5))
+    mask = (rng.random((1, 6, 5)) > 0.6).astype(np.int64)
+    z = logits[0, 1] - logits[0, 0]
+    ref = 0.5 * (_binary_structure_loss(z, mask[0].astype(float))
+                 + _binary_structure_loss(-z, 1.0 - mask[0]))
+    got = supervised_loss(torch.tensor(logits), torch.tensor(mask), ignore_index=255)
+    assert float(got) == pytest.approx(ref, rel=1e-5)
+
+
+def test_ignored_pixels_do_not_change_the_supervised_loss() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8)
+    mask = torch.randint(0, 3, (2, 8, 8))
+    mask[:, :2] = 255
+    changed = logits.clone()
+    changed[:, :, :2] = torch.randn(2, 3, 2, 8) * 10
+    a = supervised_loss(logits, mask, 255)
+    b = supervised_loss(changed, mask, 255)
+    assert float(a) == pytest.approx(float(b), rel=1e-6)
