@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import Sequence
 
 import timm
@@ -146,3 +147,78 @@ def vit_encoder(size: str, img_size: int, patch_size: int) -> ViTEncoder:
     if size not in VIT_SIZES:
         raise SSLBenchError(f"unknown ViT size {size!r}; choose one of {', '.join(VIT_SIZES)}")
     return ViTEncoder(img_size=img_size, patch_size=patch_size, **VIT_SIZES[size])
+
+
+# ---- user-supplied weights (frozen teachers of DistillSelf and iBoot, ...) -----------------
+# A weights file is a state dict of the timm model (full classifier or ``features_only``; the
+# head tensors are ignored), optionally wrapped in ``{"state_dict": ...}`` / ``{"model": ...}``
+# and with a ``module.`` prefix (DDP). It is read with ``torch.load(weights_only=True)``
+# (``.pth``/``.pt``/``.bin``) or safetensors, so a pickle that would run code is refused.
+# torchvision's ``resnet50-0676ba61.pth`` loads into timm's ``resnet50`` (same tensor names).
+
+_WRAPPERS = ("state_dict", "model", "state")
+_PREFIXES = ("module.", "model.")
+
+
+def read_state_dict(path: Path, option: str = "weights") -> dict[str, torch.Tensor]:
+    """Tensors of a local weights file (safetensors or a torch pickle read weights-only)."""
+    if not path.is_file():
+        raise SSLBenchError(f"weights file not found: {path}; set {option} to an "
+                            "existing .pth/.pt/.safetensors file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: object = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle errors carry several lines: keep the first
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SSLBenchError(f"cannot read weights {path}: {first}; save them with "
+                                f"torch.save(model.state_dict(), path) or as .safetensors") from None
+    for key in _WRAPPERS:
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SSLBenchError(f"weights {path} hold no state dict of tensors; save them with "
+                            f"torch.save(model.state_dict(), path)")
+    out = {}
+    for key, value in state.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def frozen_cnn(name: str = DEFAULT_CNN, weights: str | None = None,
+               backbone_option: str = "backbone", weights_option: str = "weights") -> CNNEncoder:
+    """A frozen (``requires_grad=False``, eval mode) :class:`CNNEncoder`: the offline ImageNet
+    Lite0 when ``weights`` is None, else the tensors of a local weights file. The option names
+    are the caller's config fields, used in error messages."""
+    if weights is None:
+        if name != DEFAULT_CNN:
+            raise SSLBenchError(f"no offline ImageNet weights for backbone {name!r}; set "
+                                f"{weights_option} to a local file of timm {name} weights or use "
+                                f"{backbone_option}={DEFAULT_CNN!r}")
+        encoder = CNNEncoder(name, imagenet=True)
+    else:
+        path = Path(weights).expanduser()
+        state = read_state_dict(path, weights_option)
+        encoder = CNNEncoder(name, imagenet=False)
+        target = encoder.body.state_dict()
+        needed = [k for k in target if not k.endswith("num_batches_tracked")]
+        missing = [k for k in needed if k not in state]
+        if missing:
+            raise SSLBenchError(f"weights {path} lack {len(missing)} of {len(needed)} tensors "
+                                f"of timm {name} (first: {missing[0]}); give a state dict of timm's "
+                                f"{name} or set {backbone_option} to the file's architecture")
+        for key in needed:
+            if tuple(state[key].shape) != tuple(target[key].shape):
+                raise SSLBenchError(f"weights {path}: {key} has shape "
+                                    f"{tuple(state[key].shape)}, timm {name} needs "
+                                    f"{tuple(target[key].shape)}; set {backbone_option} to the "
+                                    f"file's architecture")
+        encoder.body.load_state_dict({k: state[k] for k in needed}, strict=False)
+    encoder.requires_grad_(False)
+    return encoder.eval()
