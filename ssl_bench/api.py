@@ -115,11 +115,18 @@ class Benchmark(Meta):
     id: str = Field(pattern=ID_PATTERN)
     dataset: str
     dataset_options: dict[str, Any] = Field(default_factory=dict)
+    #: reader options that depend on the budget profile (e.g. a coarser CT resampling for the
+    #: cpu profile, whose 64 px slices cannot use 1.5 mm voxels anyway); merged over
+    #: ``dataset_options`` and recorded in every record
+    profile_dataset_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task: str
     protocol: str = "linear"
     label_fracs: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
     seeds: tuple[int, ...] = (0, 1, 2)
     description: str = ""
+
+    def options_for(self, profile: str) -> dict[str, Any]:
+        return {**self.dataset_options, **self.profile_dataset_options.get(profile, {})}
 
 
 # --------------------------------------------------------------------------------------

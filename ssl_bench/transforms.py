@@ -41,7 +41,7 @@ def resize_only(size: int) -> Transform:
 
 def frame_tensor(frame: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 (possibly a read-only memmap) -> (3, H, W) uint8 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1)  # copy: memmaps are read-only
 
 
 class FrameViews(torch.utils.data.Dataset):
@@ -79,4 +79,4 @@ class Clips(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         s, t = self.index[i]
         frames = self.pool.sequences[s].frames[t: t + (self.length - 1) * self.step + 1: self.step]
-        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        return torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2)

@@ -59,12 +59,15 @@ class RunOptions:
     dry_run: bool = False
     quiet: bool = False
     pretrain_seed: int = 0
+    #: "none": one process; "pytorch"/"slurm": this process is one rank of a distributed
+    #: pretraining (torchrun / srun), see ssl_bench.engine.distributed
+    launcher: str = "none"
 
     @classmethod
     def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None, seeds: str,
                  profile: str | None, data_root: Path | None, synthetic_size: str,
-                 results: Path, device: str, jobs: int, dry_run: bool, quiet: bool
-                 ) -> "RunOptions":
+                 results: Path, device: str, jobs: int, dry_run: bool, quiet: bool,
+                 launcher: str = "none") -> "RunOptions":
         regs = get_registries()
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
         method_ids = regs.methods.resolve(methods)
@@ -79,7 +82,7 @@ class RunOptions:
                    seeds=parse_seeds(seeds), profile=profile or default_profile(dev),
                    data_root=Path(data_root) if data_root else None,
                    synthetic_size=synthetic_size, results=Path(results), device=dev, jobs=jobs,
-                   dry_run=dry_run, quiet=quiet)
+                   dry_run=dry_run, quiet=quiet, launcher=launcher)
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,9 @@ def resolve_data(options: RunOptions, benchmarks: list[Benchmark], regs: Registr
     for dataset_id in needed:
         regs.datasets.get(dataset_id)  # unknown dataset -> suggestions
     for b in benchmarks:
-        prev = sources.options.setdefault(b.dataset, dict(b.dataset_options))
-        if prev != dict(b.dataset_options):
+        wanted = b.options_for(options.profile)
+        prev = sources.options.setdefault(b.dataset, wanted)
+        if prev != wanted:
             raise SSLBenchError(f"benchmarks disagree on the options of dataset {b.dataset!r}; "
                                 "run them separately")
     if options.data_root is not None:

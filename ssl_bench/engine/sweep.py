@@ -184,7 +184,8 @@ def _base_record(ctx: SweepContext, cell: Cell) -> dict[str, Any]:
         method=Component(id=cell.method, version=m_entry.obj.meta.version, plugin=m_entry.plugin),
         method_kind=m_entry.obj.meta.kind,
         dataset=DatasetRef(id=bench.dataset, version=d_entry.obj.meta.version,
-                           plugin=d_entry.plugin, options=dict(bench.dataset_options)),
+                           plugin=d_entry.plugin,
+                           options=bench.options_for(ctx.options.profile)),
         task=TaskRef(id=bench.task, version=t_entry.obj.meta.version, plugin=t_entry.plugin,
                      main_score=t_entry.obj.meta.main_score,
                      higher_is_better=dict(t_entry.obj.meta.higher_is_better)),
@@ -305,9 +306,39 @@ def process_cell(ctx: SweepContext, cell: Cell) -> str:
 _WORKER_CTX: SweepContext | None = None
 
 
-def _worker_init(options: RunOptions, threads: int) -> None:
+def _plugin_setup() -> tuple[list[str], list[tuple[str, str, Any]]]:
+    """What a spawned worker needs to see this process's plugins: the entry points loaded here
+    and the plugins registered by hand (``register_plugin``: tests, ``--plugins-dir``), which
+    entry points cannot find. Modules travel by name, other plugin objects by pickle."""
+    from ssl_bench.plugins import get_plugin_manager, loaded_plugins
+
+    pm = get_plugin_manager()
+    entry_points, by_hand = [], []
+    for info in loaded_plugins():
+        if info.version != "local":
+            entry_points.append(info.name)
+            continue
+        plugin = pm.get_plugin(info.name)
+        by_hand.append((info.name, info.distribution,
+                        plugin.__name__ if isinstance(plugin, type(sys)) else plugin))
+    return entry_points, by_hand
+
+
+def _worker_init(options: RunOptions, threads: int,
+                 plugin_setup: tuple[list[str], list[tuple[str, str, Any]]] = ([], [])) -> None:
     global _WORKER_CTX
+    import importlib
+
+    from ssl_bench import plugins
+
     torch.set_num_threads(threads)
+    entry_points, by_hand = plugin_setup
+    if entry_points or by_hand:  # the same registries as the parent process
+        os.environ["SSL_BENCH_LOAD_PLUGINS"] = ",".join(entry_points)
+        plugins.reset()
+        for name, distribution, plugin in by_hand:
+            plugins.register_plugin(importlib.import_module(plugin) if isinstance(plugin, str)
+                                    else plugin, name, distribution)
     regs = get_registries()
     benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
     sources = resolve_data(options, benchmarks, regs, write_synthetic=False)
@@ -395,6 +426,10 @@ def run_sweep(options: RunOptions) -> int:
     if options.dry_run:
         print_plan(options, cells, todo, regs)
         return 0
+    if options.launcher != "none":  # one rank of torchrun / srun
+        from ssl_bench.engine.distributed import run_distributed
+
+        return run_distributed(options)
     try:
         options.results.mkdir(parents=True, exist_ok=True)
         probe = options.results / ".write-test"
@@ -428,7 +463,7 @@ def run_sweep(options: RunOptions) -> int:
             threads = max(1, (os.cpu_count() or 1) // options.jobs)
             with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"),
                                      initializer=_worker_init,
-                                     initargs=(options, threads)) as pool:
+                                     initargs=(options, threads, _plugin_setup())) as pool:
                 futures = [pool.submit(_worker_run, c) for c in todo]
                 for fut in as_completed(futures):
                     cell, status = fut.result()
