@@ -108,6 +108,29 @@ class FailingMethod(DummyMethod):
         raise RuntimeError("this method always fails")
 
 
+class NanLossMethod(DummyMethod):
+    """Its pretraining loss turns NaN from the second optimiser step (step index 1) on: the
+    engine must stop that cell with a failed record naming the step and run the others."""
+
+    meta = DummyMethod.meta.model_copy(update={"id": "nan-loss", "name": "NaN loss"})
+    nan_from_call = 2
+
+    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+        self._calls = getattr(self, "_calls", 0) + 1
+        loss = super().training_step(model, batch, progress)["loss"]
+        if self._calls >= self.nan_from_call:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+
+class DummyInitMethod(DummyMethod):
+    """The dummy model without pretraining (its seeded random init): a second, cheap method
+    whose cells need no pretraining job."""
+
+    meta = DummyMethod.meta.model_copy(update={"id": "dummy-init", "name": "Dummy (init)",
+                                               "pretrain_input": "none"})
+
+
 # --------------------------------------------------------------------------------------
 # tiny in-memory datasets: 6 train / 2 val / 2 test units
 
@@ -223,6 +246,8 @@ class TestingPlugin:
     def register_methods(self, register: Callable[[Any], None]) -> None:
         register(DummyMethod)
         register(FailingMethod)
+        register(NanLossMethod)
+        register(DummyInitMethod)
 
     @hookimpl
     def register_datasets(self, register: Callable[[Any], None]) -> None:
@@ -240,7 +265,8 @@ def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
 
 
 __all__ = [
-    "DummyMethod", "FailingMethod", "TinyConvEncoder", "TinyVideoDataset", "TinySegDataset",
+    "DummyMethod", "DummyInitMethod", "FailingMethod", "NanLossMethod", "TinyConvEncoder", "TinyVideoDataset",
+    "TinySegDataset",
     "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
     "smoke_method", "fit_fixed_batch", "first_batch",
 ]
