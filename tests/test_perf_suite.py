@@ -1,0 +1,84 @@
+"""Tests of the performance suite's helpers (benchmarks/perf): README sections, tables, the
+step clock, the FLOP count of a step and the plain loop. Tiny models, a few milliseconds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf"
+sys.path.insert(0, str(PERF))
+
+import perf_common as pc  # noqa: E402
+import pretrain_throughput as pt  # noqa: E402
+
+from ssl_bench.testing import DummyMethod, smoke_method, tiny_pool  # noqa: E402
+
+
+def test_replace_section_keeps_other_sections(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Perf\n\n## Frame cache\n\nhand-written figures\n")
+    pc.replace_section("x", "first", "X section", readme)
+    pc.replace_section("x", "second", "X section", readme)
+    text = readme.read_text()
+    assert "hand-written figures" in text
+    assert text.count("## X section") == 1
+    assert "second" in text and "first" not in text
+
+
+def test_table_formats_and_marks_missing() -> None:
+    out = pc.table([{"a": "m", "b": 1.234}, {"a": "n"}], [("a", "A", ""), ("b", "B", ".1f")])
+    assert out.splitlines() == ["| A | B |", "|---|---:|", "| m | 1.2 |", "| n | n/a |"]
+
+
+def test_step_clock_counts_every_call() -> None:
+    method = smoke_method(DummyMethod)
+    clock = pc.StepClock(method)
+    model = method.build()
+    batch = torch.rand(4, 3, 32, 32)
+    for _ in range(3):
+        method.training_step(model, batch, 0.0)
+    assert len(clock.starts) == 3
+    gaps = clock.intervals(skip=1)
+    assert len(gaps) == 1 and gaps[0] >= 0.0
+
+
+def test_step_flops_match_a_hand_count() -> None:
+    class Linear(DummyMethod):
+        def build(self) -> torch.nn.Module:
+            return torch.nn.Linear(5, 3, bias=False)
+
+        def training_step(self, model, batch, progress):  # type: ignore[no-untyped-def]
+            return {"loss": model(batch).sum()}
+
+    method = smoke_method(Linear)
+    flops, by_op = pt.step_flops(method, torch.rand(4, 5))
+    # forward 2*4*5*3 = 120; backward: grad of the weight only (input needs no grad) = 120
+    assert flops == 240
+
+
+def test_plain_loop_runs_the_requested_steps() -> None:
+    method = smoke_method(DummyMethod, batch_size=4)
+    clock = pc.StepClock(method)
+    seconds = pt.plain_loop(method, tiny_pool(size=32), steps=5, seed=0,
+                            device=torch.device("cpu"))
+    assert len(clock.starts) == 5 and seconds > 0
+
+
+def test_depthwise_conv_flops_match_a_hand_count() -> None:
+    class Depthwise(DummyMethod):
+        def build(self) -> torch.nn.Module:
+            return torch.nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+
+        def training_step(self, model, batch, progress):  # type: ignore[no-untyped-def]
+            return {"loss": model(batch).sum()}
+
+    method = smoke_method(Depthwise)
+    # forward: 2 FLOPs x 25 output pixels x 9 taps x 4 channels x 1 input channel per group
+    forward = 2 * 25 * 9 * 4 * 1
+    flops, _ = pt.step_flops(method, torch.rand(1, 4, 5, 5))
+    assert flops == forward * 2  # forward + weight gradient (the input needs no gradient)
+    flops, _ = pt.step_flops(method, torch.rand(1, 4, 5, 5).requires_grad_())
+    assert flops == forward * 3  # + input gradient
