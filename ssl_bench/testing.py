@@ -265,7 +265,8 @@ def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
 
 
 __all__ = [
-    "DummyMethod", "DummyInitMethod", "FailingMethod", "NanLossMethod", "TinyConvEncoder", "TinyVideoDataset",
+    "DummyMethod", "DummyInitMethod", "FailingMethod", "NanLossMethod", "TinyConvEncoder",
+    "TinyVideoDataset",
     "TinySegDataset",
     "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
     "smoke_method", "fit_fixed_batch", "first_batch",

@@ -122,8 +122,9 @@ def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
             optim_wrapper.update_params(loss)
             return {k: v.detach() for k, v in losses.items()}
 
-        def forward(self, *args: Any, **kwargs: Any) -> Any:  # not used: train_step is overridden
-            raise NotImplementedError
+        def forward(self, batch: Any, mode: str = "loss") -> dict[str, torch.Tensor]:
+            # the losses of one step; called through DDP by engine/distributed.py only
+            return method.training_step(self.net, batch, self.progress)
 
     return MethodModel()
 
@@ -135,13 +136,17 @@ def _make_step_hook(method: Method) -> Any:
         priority = "NORMAL"
 
         def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-            model = runner.model
+            from ssl_bench.engine.distributed import unwrap
+
+            model = unwrap(runner.model)
             model.step = runner.iter
             model.progress = runner.iter / max(runner.max_iters, 1)
 
         def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                              outputs: Any = None) -> None:
-            model = runner.model
+            from ssl_bench.engine.distributed import unwrap
+
+            model = unwrap(runner.model)
             method.after_step(model.net, (runner.iter + 1) / max(runner.max_iters, 1))
 
     return MethodStepHook()
@@ -156,9 +161,10 @@ def _has_tensorboard() -> bool:
 
 
 def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: int,
-                    log: Callable[[str], None]) -> tuple[nn.Module, int]:
+                    log: Callable[[str], None], launcher: str = "none") -> tuple[nn.Module, int]:
     """Train ``method`` on ``pool`` with mmengine's Runner; resume from ``work_dir`` if a
-    previous attempt left checkpoints there."""
+    previous attempt left checkpoints there. ``launcher != "none"``: every rank of the process
+    group calls this (DDP, see :mod:`ssl_bench.engine.distributed`)."""
     from mmengine.runner import Runner
 
     allow_mmengine_checkpoint_globals()
@@ -173,6 +179,13 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
         drop_last=len(dataset) >= cfg.batch_size, num_workers=cfg.num_workers,
         generator=generator, persistent_workers=cfg.num_workers > 0,
     )
+    distributed_args: dict[str, Any] = {}
+    if launcher != "none":
+        from ssl_bench.engine import distributed
+
+        net = distributed.prepare_model(method, net, log)
+        loader = distributed.distributed_loader(dataset, cfg.batch_size, cfg.num_workers, seed)
+        distributed_args = distributed.runner_arguments(launcher, seed)
     warmup = int(round(cfg.warmup_epochs * max(1, len(loader))))
     warmup = min(warmup, steps - 1) if steps > 1 else 0
     schedulers: list[dict[str, Any]] = []
@@ -207,10 +220,10 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
         visualizer=dict(type="Visualizer", vis_backends=vis_backends,
                         name=f"vis-{work_dir.name}-{time.time_ns()}"),
         resume=(work_dir / "last_checkpoint").exists(),
-        randomness=dict(seed=seed, deterministic=False),
         log_level="ERROR",
         experiment_name=f"pretrain-{time.time_ns()}",
         default_scope="mmengine",
+        **{"randomness": dict(seed=seed, deterministic=False), **distributed_args},
     )
     runner.train()
     return net, steps
@@ -224,28 +237,62 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
     ckpt = cache_root / "checkpoints" / method.meta.id / f"{key}.safetensors"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(ckpt) + ".lock"):
-        if ckpt.exists():
-            try:
-                load_file(str(ckpt))
+        if ckpt.exists() or ckpt.with_suffix(".json").exists():
+            if checkpoint_is_intact(ckpt):
                 return PretrainResult(ckpt, key, 0.0, True, 0)
-            except Exception:
-                ckpt.unlink()  # a damaged file is recomputed, never used
+            log(f"checkpoint {ckpt} is damaged or incomplete (sha256 mismatch); pretraining again")
+            ckpt.unlink(missing_ok=True)  # a damaged file is recomputed, never used
+            ckpt.with_suffix(".json").unlink(missing_ok=True)
         work_dir = cache_root / "work_dirs" / method.meta.id / key
         pool = load_pool()
         start = time.perf_counter()
         log(f"pretraining {method.meta.id} on the {pool.domain} pool ({len(pool)} frames)")
-        net, steps = run_pretraining(method, pool, work_dir, seed, log)
+        try:
+            net, steps = run_pretraining(method, pool, work_dir, seed, log)
+        except NonFiniteLoss:
+            raise
+        except Exception as exc:
+            if not (work_dir / "last_checkpoint").exists():
+                raise
+            # a kill can leave a torn mmengine resume checkpoint: start over instead of failing
+            log(f"resuming from {work_dir} failed ({type(exc).__name__}: {exc}); starting over")
+            shutil.rmtree(work_dir, ignore_errors=True)
+            net, steps = run_pretraining(method, pool, work_dir, seed, log)
         seconds = time.perf_counter() - start
-        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-        atomic.write_with(ckpt, lambda tmp: save_file(_untie(state), str(tmp)))
-        atomic.write_json(ckpt.with_suffix(".json"), {
-            "method": method.meta.id, "version": method.meta.version, "key": key,
-            "config": method.config.model_dump(mode="json"), "pool": pool.fingerprint,
-            "seed": seed, "steps": steps, "seconds": seconds,
-        })
-        for stale in work_dir.glob("*.pth"):
-            stale.unlink()
+        save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds)
+        for stale in [*work_dir.glob("*.pth"), work_dir / "last_checkpoint"]:
+            stale.unlink(missing_ok=True)  # the resume state points at removed files
         return PretrainResult(ckpt, key, seconds, False, steps)
+
+
+def save_checkpoint(ckpt: Path, net: nn.Module, method: Method, key: str, pool_fingerprint: str,
+                    seed: int, steps: int, seconds: float) -> None:
+    """Write the safetensors checkpoint, then its JSON sidecar (with the sha256), atomically."""
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    atomic.write_with(ckpt, lambda tmp: save_file(_untie(state), str(tmp)))
+    atomic.write_json(ckpt.with_suffix(".json"), {
+        "method": method.meta.id, "version": method.meta.version, "key": key,
+        "config": method.config.model_dump(mode="json"), "pool": pool_fingerprint,
+        "seed": seed, "steps": steps, "seconds": seconds, "sha256": file_sha256(ckpt),
+    })
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_is_intact(ckpt: Path) -> bool:
+    """True when ``ckpt`` matches the sha256 in its ``.json`` sidecar. The sidecar is written
+    after the checkpoint, so a torn write, a missing sidecar or a later bit flip all fail."""
+    try:
+        recorded = json.loads(ckpt.with_suffix(".json").read_text()).get("sha256")
+        return isinstance(recorded, str) and file_sha256(ckpt) == recorded
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -273,4 +320,5 @@ def remove_work_dir(cache_root: Path, method_id: str, key: str) -> None:
 
 
 __all__ = ["pretrain_cached", "load_pretrained", "checkpoint_key", "config_hash",
+           "checkpoint_is_intact", "file_sha256",
            "PretrainResult", "NonFiniteLoss", "math"]

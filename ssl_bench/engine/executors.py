@@ -1,0 +1,340 @@
+"""``ssl-bench run --executor local|slurm``: the sweep's jobs through submitit.
+
+Jobs are picklable callables run by submitit (``submitit.LocalExecutor`` runs them as
+subprocesses of this machine, ``submitit.SlurmExecutor`` through ``sbatch``; submitit docs,
+"Executors" and submitit/slurm/slurm.py ``_make_sbatch_string`` for the sbatch options):
+
+* :class:`PretrainJob`: one (method, domain) pretraining into the shared checkpoint cache
+  (``<results>/cache/checkpoints``). With ``--gpus-per-job N > 1`` the job has N tasks (one per
+  GPU); each task exports torch's env:// variables from the job environment
+  (``submitit.helpers.TorchDistributedEnvironment``) and joins a DDP pretraining
+  (:func:`ssl_bench.engine.distributed.pretrain_distributed`).
+* :class:`CellJob`: one cell, evaluated and recorded by the same code as an in-process run
+  (:func:`ssl_bench.engine.sweep.process_cell`), so records land in ``<results>/records``
+  exactly as locally; the cell finds its pretraining in the cache.
+
+Order: pretraining jobs first; the cells that need one follow. On SLURM they are submitted at
+once with ``--dependency=afterok:<pretraining job>`` and ``--kill-on-invalid-dep=yes`` (sbatch
+man page), so a failed pretraining cancels its cells; the local executor submits them when
+their pretraining has finished and runs at most ``--jobs`` jobs at a time. This command waits
+for the jobs and then writes the leaderboard; cells of a failed pretraining get failed records
+(as in an in-process run). A job that died without a record (killed, out of memory, time
+limit) leaves its cell missing: re-running the same command plans only the missing cells and
+pretrainings whose checkpoint is absent, so it submits only those.
+
+Jobs see the plugins of this process: entry points are re-loaded by name and plugins
+registered by hand are pickled (:func:`ssl_bench.engine.sweep._plugin_setup`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ssl_bench.engine.plan import Cell, RunOptions, is_done, plan_cells, resolve_data
+from ssl_bench.errors import SSLBenchError
+
+PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How jobs are run. ``kind``: ``local`` or ``slurm``; the rest map to sbatch options."""
+
+    kind: str
+    partition: str | None = None  # --partition
+    gpus_per_job: int = 0  # --gpus-per-node (and --ntasks-per-node for pretraining jobs)
+    cpus_per_job: int | None = None  # --cpus-per-task; torch threads in the job
+    time_min: int = 240  # --time
+    mem: str | None = None  # --mem
+    folder: Path | None = None  # submitit's logs and pickles; default <results>/submitit
+    poll_s: float = 0.5
+
+
+def _job_context(options: RunOptions, threads: int | None, plugin_setup: PluginSetup) -> Any:
+    """The sweep context of a job process, with the submitting process's plugins."""
+    from ssl_bench.engine import sweep
+
+    sweep._worker_init(options, threads or torch.get_num_threads(), plugin_setup)
+    ctx = sweep._WORKER_CTX
+    assert ctx is not None
+    if not options.quiet:
+        ctx.log = lambda message: print(message, file=sys.stderr, flush=True)
+    return ctx
+
+
+@dataclass
+class PretrainJob:
+    """Pretrain (method, domain) into the checkpoint cache; ``distributed``: this is one task
+    of a multi-task job and pretrains with DDP over the job's tasks."""
+
+    options: RunOptions
+    method: str
+    domain: str
+    plugin_setup: PluginSetup
+    threads: int | None = None
+    distributed: bool = False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.distributed:
+            ctx = _job_context(self.options, self.threads, self.plugin_setup)
+            result = ctx.pretrain(self.method, self.domain)
+            return {"checkpoint": str(result.checkpoint), "cached": result.cached}
+        import submitit
+
+        from ssl_bench.engine import distributed
+
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        distributed.init_distributed("pytorch", distributed.default_backend(self.options.device))
+        try:
+            ctx = _job_context(replace(self.options, launcher="pytorch"), self.threads,
+                               self.plugin_setup)
+            result = distributed.pretrain_distributed(ctx, self.method, self.domain, "pytorch")
+            return {"checkpoint": str(result.checkpoint), "cached": result.cached}
+        finally:
+            distributed.shutdown_distributed()
+
+
+@dataclass
+class CellJob:
+    """Evaluate and record one cell (skipped when its record exists)."""
+
+    options: RunOptions
+    cell: Cell
+    plugin_setup: PluginSetup
+    threads: int | None = None
+
+    def __call__(self) -> str:
+        from ssl_bench.engine.sweep import process_cell
+
+        ctx = _job_context(self.options, self.threads, self.plugin_setup)
+        return process_cell(ctx, self.cell)
+
+
+def make_executor(ex: ExecutorOptions, folder: Path) -> Any:
+    import submitit
+
+    if ex.kind == "local":
+        return submitit.LocalExecutor(folder=folder)
+    if ex.kind == "slurm":
+        if shutil.which("srun") is None or shutil.which("sbatch") is None:
+            raise SSLBenchError("--executor slurm: srun/sbatch not found on PATH; run on a SLURM "
+                                "login node, or use --executor local on this machine")
+        return submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
+    raise SSLBenchError(f"--executor {ex.kind!r}: use none, local or slurm")
+
+
+def configured_executor(ex: ExecutorOptions, folder: Path, name: str, tasks: int, gpus: int,
+                        dependency: str | None = None) -> Any:
+    """A fresh executor for one job (submitit's parameters accumulate across updates, so one
+    executor per job keeps a cell's dependency off the next job)."""
+    executor = make_executor(ex, folder)
+    if ex.kind == "local":
+        executor.update_parameters(timeout_min=ex.time_min, tasks_per_node=tasks,
+                                   gpus_per_node=gpus)
+        return executor
+    params: dict[str, Any] = dict(job_name=name, time=ex.time_min, nodes=1,
+                                  ntasks_per_node=tasks, gpus_per_node=gpus or None,
+                                  cpus_per_task=ex.cpus_per_job, partition=ex.partition,
+                                  mem=ex.mem, dependency=dependency,
+                                  additional_parameters=({"kill_on_invalid_dep": "yes"}
+                                                         if dependency else {}))
+    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    return executor
+
+
+def _job_options(options: RunOptions, ex: ExecutorOptions) -> RunOptions:
+    """Options as a job sees them: on GPU nodes the device is the job's GPU, even when this
+    (login) process has none."""
+    if ex.gpus_per_job > 0 and options.device == "cpu":
+        return replace(options, device="cuda")
+    return options
+
+
+def _wait(jobs: list[tuple[Any, Any]], poll_s: float, on_done: Callable[[Any, Any, Any], None]
+          ) -> None:
+    """Wait for (info, job) pairs; call ``on_done(info, result, error)`` as each finishes."""
+    running = list(jobs)
+    while running:
+        for item in list(running):
+            info, job = item
+            if job.done():
+                running.remove(item)
+                try:
+                    on_done(info, job.result(), None)
+                except Exception as exc:  # the job raised, or died without a result
+                    on_done(info, None, exc)
+        if running:
+            time.sleep(poll_s)
+
+
+def _run_capped(submit: Callable[[Any, Callable[[], Any]], Any],
+                tasks: list[tuple[Any, Callable[[], Any]]], cap: int, poll_s: float,
+                on_done: Callable[[Any, Any, Any], None]) -> None:
+    """Submit ``tasks`` keeping at most ``cap`` jobs running."""
+    queue = list(tasks)
+    running: list[tuple[Any, Any]] = []
+    while queue or running:
+        while queue and len(running) < cap:
+            info, fn = queue.pop(0)
+            running.append((info, submit(info, fn)))
+        for item in list(running):
+            info, job = item
+            if job.done():
+                running.remove(item)
+                _wait([item], poll_s, on_done)
+        if running:
+            time.sleep(poll_s)
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    # submitit's FailedJobError carries the job's traceback: its last line is the error
+    return (text[-1] if text else type(exc).__name__)[:500]
+
+
+def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
+    """Plan, submit pretraining then cell jobs, wait, and write the leaderboard. Returns the
+    exit code: 1 when a cell failed or is still missing."""
+    from ssl_bench.engine.pretrain import checkpoint_is_intact, checkpoint_key
+    from ssl_bench.engine.sweep import (
+        SweepContext,
+        _plugin_setup,
+        needs_pretraining,
+        process_cell,
+    )
+    from ssl_bench.leaderboard import write_run_leaderboard
+    from ssl_bench.plugins import get_registries
+
+    if options.launcher != "none":
+        raise SSLBenchError(f"--executor {ex.kind} with --launcher {options.launcher}: the "
+                            "executor starts the ranks itself; drop --launcher (use "
+                            "--gpus-per-job for multi-GPU pretraining jobs)")
+    if ex.gpus_per_job < 0:
+        raise SSLBenchError(f"--gpus-per-job {ex.gpus_per_job}: give 0 or more GPUs")
+    regs = get_registries()
+    cells = plan_cells(options, regs)
+    todo = [c for c in cells if not is_done(options.results, c)]
+    try:
+        options.results.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SSLBenchError(f"results directory {options.results} is not writable ({exc}); "
+                            "pass a writable --results DIR") from None
+    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
+    sources = resolve_data(options, benchmarks, regs)  # jobs read what this writes
+
+    def log(message: str) -> None:
+        if not options.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    ctx = SweepContext(options, regs, sources, log=log)
+    statuses: dict[str, str] = {}
+    for cell in todo:
+        if not cell.applicable:  # n/a records need no job
+            statuses[cell.key] = process_cell(ctx, cell)
+
+    def domain_of(cell: Cell) -> str:
+        return regs.datasets.get(regs.benchmarks.get(cell.benchmark).dataset).meta.domain
+
+    applicable = [c for c in todo if c.applicable]
+    pairs = sorted({(c.method, domain_of(c)) for c in applicable
+                    if needs_pretraining(regs, c.method)})
+    to_pretrain = []
+    for method_id, domain in pairs:
+        cls = regs.methods.get(method_id)
+        method = cls(cls.make_config(options.profile), ctx.method_context(method_id))
+        fingerprint = ctx.pool_fingerprint(domain, method.config.image_size, method.config.fps)
+        key = checkpoint_key(method, fingerprint, options.pretrain_seed)
+        ckpt = ctx.cache_root / "checkpoints" / method_id / f"{key}.safetensors"
+        if not checkpoint_is_intact(ckpt):
+            to_pretrain.append((method_id, domain))
+
+    folder = ex.folder or options.results / "submitit"
+    make_executor(ex, folder / "%j")  # fails early without srun/sbatch
+    setup = _plugin_setup()
+    job_options = _job_options(options, ex)
+    distributed = ex.gpus_per_job > 1
+    pre_tasks = [((m, d), PretrainJob(job_options, m, d, setup, ex.cpus_per_job, distributed))
+                 for m, d in to_pretrain]
+
+    def cell_task(cell: Cell) -> tuple[Cell, CellJob]:
+        return cell, CellJob(job_options, cell, setup, ex.cpus_per_job)
+
+    def submit_pretraining(pair: Any, fn: Callable[[], Any]) -> Any:
+        tasks = ex.gpus_per_job if distributed else 1
+        job = configured_executor(ex, folder / "%j", f"ssl-bench-pretrain-{pair[0]}", tasks,
+                                  ex.gpus_per_job).submit(fn)
+        log(f"submitted pretraining {pair[0]} ({pair[1]}): job {job.job_id}")
+        return job
+
+    def submit_cell(cell: Cell, fn: Callable[[], Any], dependency: str | None = None) -> Any:
+        job = configured_executor(ex, folder / "%j", f"ssl-bench-{cell.method}-{cell.benchmark}",
+                                  1, min(ex.gpus_per_job, 1), dependency).submit(fn)
+        log(f"submitted cell {cell.key}: job {job.job_id}")
+        return job
+
+    pretrain_errors: dict[tuple[str, str], str] = {}
+
+    def pretraining_done(pair: Any, result: Any, error: Any) -> None:
+        if error is not None:
+            pretrain_errors[pair] = _error_line(error)
+            log(f"pretraining {pair[0]} ({pair[1]}) failed: {pretrain_errors[pair]}")
+
+    def cell_done(cell: Cell, result: Any, error: Any) -> None:
+        if error is None:
+            statuses[cell.key] = result
+        elif is_done(options.results, cell):  # recorded by a concurrent run
+            statuses[cell.key] = "skipped"
+        else:
+            log(f"cell {cell.key}: its job ended without a record ({_error_line(error)})")
+        log(f"{statuses.get(cell.key, 'missing'):7s} {cell.key}")
+
+    def needs_job(cell: Cell) -> bool:
+        return needs_pretraining(regs, cell.method)
+
+    if ex.kind == "slurm":
+        pre_jobs = {pair: submit_pretraining(pair, fn) for pair, fn in pre_tasks}
+        cell_jobs = []
+        for cell in applicable:
+            pre = pre_jobs.get((cell.method, domain_of(cell))) if needs_job(cell) else None
+            dep = f"afterok:{pre.job_id}" if pre is not None else None
+            cell_jobs.append((cell, submit_cell(cell, cell_task(cell)[1], dep)))
+        _wait([(pair, job) for pair, job in pre_jobs.items()], ex.poll_s, pretraining_done)
+        _wait(cell_jobs, ex.poll_s, cell_done)
+    else:
+        cap = max(1, options.jobs)
+        _run_capped(submit_pretraining, pre_tasks, cap, ex.poll_s, pretraining_done)
+        ready = [c for c in applicable if not (needs_job(c) and (c.method, domain_of(c))
+                                               in pretrain_errors)]
+        _run_capped(submit_cell, [cell_task(c) for c in ready], cap, ex.poll_s, cell_done)
+    # cells of a failed pretraining: failed records, as in an in-process run
+    for cell in applicable:
+        pair = (cell.method, domain_of(cell))
+        if cell.key not in statuses and needs_job(cell) and pair in pretrain_errors:
+            ctx.pretrain_errors[pair] = pretrain_errors[pair]
+            statuses[cell.key] = process_cell(ctx, cell)
+
+    print(write_run_leaderboard(options.results, options.benchmarks))
+    failed = [c.key for c in todo if statuses.get(c.key) == "failed"]
+    missing = [c.key for c in todo if c.key not in statuses]
+    if failed:
+        print(f"{len(failed)} cell(s) failed (errors are in their records under "
+              f"{options.results / 'records'}):", file=sys.stderr)
+        for key in failed:
+            print(f"  {key}", file=sys.stderr)
+    if missing:
+        print(f"{len(missing)} cell(s) have no record (their job died; logs under {folder}); "
+              "run the same command again to submit only those:", file=sys.stderr)
+        for key in missing:
+            print(f"  {key}", file=sys.stderr)
+    return 1 if failed or missing else 0
+
+
+__all__ = ["CellJob", "ExecutorOptions", "PretrainJob", "configured_executor", "make_executor",
+           "run_with_executor"]
