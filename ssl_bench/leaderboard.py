@@ -74,12 +74,14 @@ class BoardTable:
     cells: dict[tuple[str, float], Stat]
     ranks: dict[str, float | None]
 
-    def best(self, frac: float) -> str | None:
-        scored = [(self.cells[(m, frac)].mean, m) for m in self.methods
-                  if (m, frac) in self.cells and self.cells[(m, frac)].n]
+    def best(self, frac: float) -> set[str]:
+        """The method(s) with the best mean in a column (ties are all best)."""
+        scored = {m: self.cells[(m, frac)].mean for m in self.methods
+                  if (m, frac) in self.cells and self.cells[(m, frac)].n}
         if not scored:
-            return None
-        return (max if self.higher_is_better else min)(scored)[1]
+            return set()
+        top = (max if self.higher_is_better else min)(scored.values())
+        return {m for m, v in scored.items() if v == top}
 
 
 def build_tables(records: list[CellRecord], benchmarks: list[str] | None = None) -> list[BoardTable]:
@@ -125,13 +127,18 @@ def build_tables(records: list[CellRecord], benchmarks: list[str] | None = None)
 
 def _mean_ranks(cells: dict[tuple[str, float], Stat], methods: list[str], fracs: list[float],
                 higher_is_better: bool) -> dict[str, float | None]:
+    """Mean over columns of each method's rank in the column; tied means share the average
+    of the ranks they span (competition ranking would favour name order)."""
     ranks: dict[str, list[float]] = {m: [] for m in methods}
     for frac in fracs:
         scored = [(cells[(m, frac)].mean, m) for m in methods
                   if (m, frac) in cells and cells[(m, frac)].n]
-        scored.sort(key=lambda x: -x[0] if higher_is_better else x[0])
-        for i, (_, m) in enumerate(scored):
-            ranks[m].append(i + 1.0)
+        sign = -1.0 if higher_is_better else 1.0
+        values = sorted(sign * v for v, _ in scored)
+        for value, m in scored:
+            first = values.index(sign * value)
+            last = len(values) - 1 - values[::-1].index(sign * value)
+            ranks[m].append((first + last) / 2 + 1.0)
     return {m: (float(np.mean(r)) if r else None) for m, r in ranks.items()}
 
 
@@ -146,7 +153,10 @@ def cell_text(stat: Stat | None, ci: bool = True) -> str:
         return "n/a"
     if stat.n == 0:
         return f"failed ({stat.failed})"
-    text = f"{stat.mean:.2f} ± {stat.std:.2f} (n={stat.n})"
+    if stat.n == 1:  # one seed: no spread to report
+        text = f"{stat.mean:.2f} (n=1)"
+    else:
+        text = f"{stat.mean:.2f} ± {stat.std:.2f} (n={stat.n})"
     interval = stat.ci
     if ci and interval is not None:
         text += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
@@ -182,7 +192,7 @@ def render_markdown(tables: list[BoardTable]) -> str:
             row = [f"{rank:.1f}" if rank is not None else "–", m]
             for f in t.fracs:
                 text = cell_text(t.cells.get((m, f)))
-                row.append(f"**{text}**" if t.best(f) == m else text)
+                row.append(f"**{text}**" if m in t.best(f) else text)
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -205,7 +215,7 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                     "std": None if not stat.n else round(stat.std, 6), "n": stat.n,
                     "ci95_low": None if interval is None else round(interval[0], 6),
                     "ci95_high": None if interval is None else round(interval[1], 6),
-                    "failed": stat.failed, "best": t.best(f) == m,
+                    "failed": stat.failed, "best": m in t.best(f),
                     "rank": None if t.ranks[m] is None else round(t.ranks[m], 3),
                     "synthetic": t.synthetic, "profiles": ",".join(t.profiles),
                 })
@@ -245,7 +255,7 @@ def render_latex(tables: list[BoardTable]) -> str:
             row = [f"{rank:.1f}" if rank is not None else "--", _latex_escape(m)]
             for f in t.fracs:
                 text = _latex_escape(cell_text(t.cells.get((m, f)), ci=False))
-                row.append(f"\\textbf{{{text}}}" if t.best(f) == m else text)
+                row.append(f"\\textbf{{{text}}}" if m in t.best(f) else text)
             out.append(" & ".join(row) + r" \\")
         out += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(out)

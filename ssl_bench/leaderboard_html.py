@@ -103,7 +103,7 @@ def render_page(tables: list["BoardTable"], plots: dict[str, str]) -> str:
                 stat = t.cells.get((m, f))
                 text = cell_text(stat, ci=False)
                 klass = []
-                if t.best(f) == m:
+                if m in t.best(f):
                     klass.append("best")
                 if stat is not None and stat.status == "n/a":
                     klass.append("na")

@@ -67,13 +67,24 @@ def test_statistics_are_hand_computed(tmp_path: Path) -> None:
     lo, hi = a.ci
     assert hi - 72.0 == pytest.approx(4.302653 * 2 / math.sqrt(3), rel=1e-5)
     assert lo == pytest.approx(72.0 - (hi - 72.0))
-    assert table.best(0.01) == "b"
+    assert table.best(0.01) == {"b"}
     assert table.methods[:2] == ["b", "a"]
     md = render_markdown([table])
     assert "**81.00 ± 1.00 (n=3)" in md
     assert "| – | c | n/a |" in md
     assert "failed (1)" in md
     assert "SYNTHETIC" in md
+
+
+def test_ties_share_rank_and_bold_and_one_seed_shows_no_spread(tmp_path: Path) -> None:
+    write_record(tmp_path, _record("x", 0.01, 0, 60.0))
+    write_record(tmp_path, _record("y", 0.01, 0, 60.0))
+    write_record(tmp_path, _record("z", 0.01, 0, 50.0))
+    (table,) = build_tables(iter_records(tmp_path)[0])
+    assert table.best(0.01) == {"x", "y"}
+    assert table.ranks == {"x": 1.5, "y": 1.5, "z": 3.0}
+    md = render_markdown([table])
+    assert md.count("**60.00 (n=1)**") == 2 and "50.00 (n=1)" in md and "±" not in md.split("|---")[1]
 
 
 def test_leaderboard_check_catches_an_edited_table(tmp_path: Path) -> None:
