@@ -143,3 +143,47 @@ def test_soft_dice_loss_by_hand() -> None:
     uniform = torch.zeros(1, 3, 2, 2)
     expected = 1 - (2 * (2 / 3) + 1e-5) / ((3 / 3 + 2) + 1e-5)
     assert float(soft_dice_loss(uniform, target, 255)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_endless_batches_cover_every_item_once_per_pass() -> None:
+    from itertools import islice
+
+    from ssl_bench.default_plugins.tasks.common import endless_batches
+
+    batches = list(islice(endless_batches(6, 4, torch.Generator().manual_seed(0)), 4))
+    assert [len(b) for b in batches] == [4, 2, 4, 2]
+    assert sorted(torch.cat(batches[:2]).tolist()) == [0, 1, 2, 3, 4, 5]
+    assert sorted(torch.cat(batches[2:]).tolist()) == [0, 1, 2, 3, 4, 5]
+    assert torch.cat(batches[:2]).tolist() != torch.cat(batches[2:]).tolist()  # reshuffled
+
+
+class CountingOrganSegmentation(OrganSegmentation):
+    """Counts the training losses computed (one per optimiser step)."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.n_losses = 0
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        self.n_losses += 1
+        return super().loss(logits, target, ignore_index)
+
+
+@pytest.mark.parametrize("label_frac", [0.2, 1.0])
+def test_steps_per_epoch_fixes_the_budget_whatever_the_label_fraction(
+        tmp_path: Path, label_frac: float) -> None:
+    cell = make_cell(tmp_path, RecordingVolumeDataset(), label_frac=label_frac)
+    task = CountingOrganSegmentation(OrganSegmentation.make_config(
+        "smoke", {"steps_per_epoch": 7, "epochs": 2, "batch_size": 4}))
+    task.evaluate(cell)
+    assert task.n_losses == 2 * 7
+    # without it an epoch is one pass over the labelled slices: about n / 4 steps
+    one_pass = CountingOrganSegmentation(OrganSegmentation.make_config(
+        "smoke", {"epochs": 2, "batch_size": 4}))
+    result = one_pass.evaluate(make_cell(tmp_path, RecordingVolumeDataset(),
+                                         label_frac=label_frac))
+    from ssl_bench.default_plugins.tasks.common import shuffled_batches
+
+    n_train = result.details["n_train_frames"]
+    per_pass = len(list(shuffled_batches(n_train, 4, torch.Generator().manual_seed(0))))
+    assert per_pass <= math.ceil(n_train / 4) and one_pass.n_losses == 2 * per_pass

@@ -85,7 +85,7 @@ class Btcv(VolumeDataset):
 
     meta: ClassVar[DatasetMeta] = DatasetMeta(
         id="btcv",
-        version="1.0",
+        version="1.1",
         name="BTCV (Synapse) multi-organ abdominal CT",
         modality="volume",
         domain="ct",

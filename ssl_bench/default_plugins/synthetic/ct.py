@@ -13,16 +13,22 @@ and the relative positions of the BTCV labels in ../shared/specs/DATASETS.md sec
 * body: an elliptic cylinder (~31 x 22 cm) of subcutaneous fat (-100 HU) around an abdominal
   wall muscle ring (50 HU), a bowel/mesenteric fat mixture inside and air (-1000 HU) outside;
   a vertebral body (700 HU) with spinal canal and paraspinal muscles posteriorly;
-* liver (6, 60 HU) right-anterior and large, reaching across the midline with its left lobe;
-  gallbladder (4, 10 HU) under the liver; spleen (1, 50 HU) left-posterior; kidneys
-  (2 right, 3 left, 150 HU, contrast) posterior on either side of the spine, the right one lower;
-  adrenals (12, 13, 30 HU) above the kidneys; aorta (8, 200 HU) anterior-left of the spine;
-  IVC (9, 130 HU) right of the aorta; stomach (7, 25 HU with a gas cap) left-anterior;
-  pancreas (11, 40 HU) across the middle from the head (right) to the tail (at the splenic
-  hilum); the splenic vein behind it joining the portal vein towards the liver hilum
-  (10, 160 HU); the oesophagus (5, 40 HU) left-anterior of the spine in the top slices.
-* per patient: body size, in-plane rotation, global and per-organ shifts and scales, organ
-  contrast (±10 HU), a smooth random deformation of every organ outline, and Gaussian noise.
+* contrast-enhanced CT in the portal venous phase (the phase of most BTCV scans; typical
+  attenuations from the radiology literature, e.g. Bae, Radiology 2010 256:32-61 "Intravenous
+  contrast medium administration and scan timing at CT", and Federle's Diagnostic Imaging:
+  Abdomen): each organ has an unenhanced value plus an enhancement that is scaled per patient
+  (contrast dose and timing). Enhanced means: liver (6, ~115 HU) right-anterior and large,
+  reaching across the midline with its left lobe; gallbladder (4, ~10 HU, bile does not
+  enhance) under the liver; spleen (1, ~120 HU) left-posterior; kidneys (2 right, 3 left, cortex
+  ~180 HU) posterior on either side of the spine, the right one lower; adrenals (12, 13, ~60 HU)
+  above the kidneys; aorta (8, ~190 HU) anterior-left of the spine; IVC (9, ~140 HU) right of the
+  aorta; stomach (7, enhancing wall ~80 HU around water-like content ~15 HU, with a gas cap)
+  left-anterior; pancreas (11, ~90 HU) across the middle from the head (right) to the tail (at
+  the splenic hilum); the splenic vein behind it joining the portal vein towards the liver hilum
+  (10, ~170 HU); the oesophagus (5, ~45 HU) left-anterior of the spine in the top slices.
+* per patient: body size, in-plane rotation, global and per-organ shifts and scales, the
+  enhancement factor (0.75..1.15) and a per-organ offset (+-8 HU), a smooth random deformation
+  of every organ outline, and Gaussian noise (12 HU).
 
 Sizes: ``small`` (40 x 40 x 12 voxels of 9 x 9 x 16 mm, for tests) and ``default``
 (112 x 112 x 40 voxels of 3.5 x 3.5 x 5 mm).
@@ -145,34 +151,49 @@ def synth_case(rng: np.random.Generator, size: SynthSize) -> tuple[np.ndarray, n
 
     def paint(mask: np.ndarray, organ: int, value: float) -> None:
         mask = mask & inner
-        hu[mask] = value + rng.normal(0.0, 5.0)
+        hu[mask] = value
         label[mask] = organ
 
-    contrast = rng.uniform(-10.0, 10.0)
+    enhancement = rng.uniform(0.75, 1.15)  # contrast dose and timing of this patient
+
+    def organ_hu(unenhanced: float, enhanced: float) -> float:
+        """Attenuation of one organ: unenhanced + scaled enhancement + a small offset."""
+        return unenhanced + enhancement * (enhanced - unenhanced) + rng.uniform(-8.0, 8.0)
+
     paint(p.ellipsoid((55.0, 5.0, 40.0), (80.0, 80.0, 62.0), field=0)
-          | p.ellipsoid((-10.0, 45.0, 55.0), (45.0, 28.0, 30.0), field=0), LIVER, 60.0 + contrast)
-    paint(p.ellipsoid((52.0, 38.0, -5.0), (15.0, 17.0, 28.0), field=1), GALLBLADDER, 10.0)
-    paint(p.ellipsoid((-82.0, -40.0, 45.0), (24.0, 36.0, 45.0), field=2), SPLEEN, 50.0 + contrast)
+          | p.ellipsoid((-10.0, 45.0, 55.0), (45.0, 28.0, 30.0), field=0), LIVER,
+          organ_hu(60.0, 115.0))
+    paint(p.ellipsoid((52.0, 38.0, -5.0), (15.0, 17.0, 28.0), field=1), GALLBLADDER,
+          organ_hu(10.0, 10.0))
+    paint(p.ellipsoid((-82.0, -40.0, 45.0), (24.0, 36.0, 45.0), field=2), SPLEEN,
+          organ_hu(50.0, 120.0))
     stomach = p.ellipsoid((-48.0, 28.0, 45.0), (38.0, 32.0, 42.0), field=1)
-    paint(stomach, STOMACH, 25.0)
+    paint(stomach, STOMACH, organ_hu(40.0, 80.0))  # enhancing wall
+    content = stomach & p.ellipsoid((-48.0, 28.0, 45.0), (30.0, 24.0, 34.0), field=1,
+                                    jitter=0.0) & inner
+    hu[content] = organ_hu(15.0, 15.0)  # water-like content, still stomach
     gas = stomach & (p.y > 28.0 * p.sy + 20.0) & inner
     hu[gas] = -850.0  # anterior gas cap, still stomach
     paint(p.ellipsoid((66.0, -50.0, -28.0), (26.0, 23.0, 52.0), field=2), R_KIDNEY,
-          150.0 + 2 * contrast)
+          organ_hu(35.0, 180.0))
     paint(p.ellipsoid((-66.0, -50.0, -15.0), (26.0, 23.0, 52.0), field=0), L_KIDNEY,
-          150.0 + 2 * contrast)
-    paint(p.ellipsoid((36.0, -45.0, 38.0), (6.0, 11.0, 14.0), wobble=0.2, field=1), R_ADRENAL, 30.0)
-    paint(p.ellipsoid((-36.0, -45.0, 42.0), (6.0, 11.0, 14.0), wobble=0.2, field=2), L_ADRENAL, 30.0)
+          organ_hu(35.0, 180.0))
+    paint(p.ellipsoid((36.0, -45.0, 38.0), (6.0, 11.0, 14.0), wobble=0.2, field=1), R_ADRENAL,
+          organ_hu(30.0, 60.0))
+    paint(p.ellipsoid((-36.0, -45.0, 42.0), (6.0, 11.0, 14.0), wobble=0.2, field=2), L_ADRENAL,
+          organ_hu(30.0, 60.0))
     paint(p.tube((25.0, -8.0, 5.0), (-62.0, -22.0, 18.0), 11.0)
-          | p.ellipsoid((28.0, -10.0, 2.0), (17.0, 14.0, 16.0), field=1), PANCREAS, 40.0)
+          | p.ellipsoid((28.0, -10.0, 2.0), (17.0, 14.0, 16.0), field=1), PANCREAS,
+          organ_hu(40.0, 90.0))
     paint(p.tube((-68.0, -32.0, 17.0), (8.0, -22.0, 12.0), 4.5)
           | p.tube((8.0, -22.0, 12.0), (42.0, -2.0, 34.0), 6.5), PORTAL_SPLENIC,
-          160.0 + contrast)
+          organ_hu(40.0, 170.0))
     paint(p.tube((-14.0, -46.0, -400.0), (-14.0, -46.0, 400.0), 11.0, jitter=2.0), AORTA,
-          200.0 + 2 * contrast)
+          organ_hu(40.0, 190.0))
     paint(p.tube((22.0, -40.0, -400.0), (22.0, -40.0, 78.0), 11.0, jitter=2.0), IVC,
-          130.0 + contrast)
-    paint(p.tube((-14.0, -38.0, 72.0), (-10.0, -40.0, 400.0), 9.0, jitter=2.0), ESOPHAGUS, 40.0)
+          organ_hu(40.0, 140.0))
+    paint(p.tube((-14.0, -38.0, 72.0), (-10.0, -40.0, 400.0), 9.0, jitter=2.0), ESOPHAGUS,
+          organ_hu(40.0, 45.0))
 
     hu += rng.normal(0.0, 12.0, size=hu.shape).astype(np.float32)
     hu = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)

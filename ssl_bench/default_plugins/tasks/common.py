@@ -15,6 +15,7 @@ Protocols (see specs/METHODS.md and the task modules):
 
 from __future__ import annotations
 
+import itertools
 import random
 from abc import ABC, abstractmethod
 import time
@@ -88,9 +89,22 @@ def make_optimizer(params: Sequence[nn.Parameter] | Sequence[dict[str, Any]], na
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches; a trailing batch of one item is merged into the previous batch
+    (BatchNorm cannot train on a single item whose last map is 1 x 1)."""
     order = torch.randperm(n, generator=generator)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for j, i in enumerate(starts):
+        end = starts[j + 1] if j + 1 < len(starts) else n
+        yield order[i:end]
+
+
+def endless_batches(n: int, batch_size: int, generator: torch.Generator
+                    ) -> Iterator[torch.Tensor]:
+    """Shuffled batches over ``n`` items, pass after pass (a new permutation per pass)."""
+    while True:
+        yield from shuffled_batches(n, batch_size, generator)
 
 
 def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -156,6 +170,10 @@ class MaskTaskConfig(TaskConfig):
     eval_every: int = 1
     #: cap on optimiser steps per epoch (None: the whole labelled set)
     max_steps_per_epoch: int | None = None
+    #: a fixed number of optimiser steps per epoch, reshuffling the labelled frames whenever
+    #: they run out (None: one pass over them, capped by ``max_steps_per_epoch``). A fixed
+    #: budget keeps small label fractions from getting a handful of steps in all.
+    steps_per_epoch: int | None = None
     #: linear protocol: cache the frozen multi-scale maps (float16); False runs the frozen
     #: encoder on every batch instead (for large images where the maps do not fit in memory)
     cache_maps: bool = True
@@ -376,9 +394,15 @@ class MaskTask(ABC):
                                 "training frames; check the dataset's masks")
         best_score, best_epoch, best_state = -np.inf, 0, snapshot(model)
         history = []
+        stream = (endless_batches(n_train, cfg.batch_size, generator)
+                  if cfg.steps_per_epoch is not None else None)
         for epoch in range(1, cfg.epochs + 1):
             model.train()
-            for n_steps, idx in enumerate(shuffled_batches(n_train, cfg.batch_size, generator)):
+            if stream is not None:
+                batches: Iterator[torch.Tensor] = itertools.islice(stream, cfg.steps_per_epoch)
+            else:
+                batches = shuffled_batches(n_train, cfg.batch_size, generator)
+            for n_steps, idx in enumerate(batches):
                 if cfg.max_steps_per_epoch is not None and n_steps >= cfg.max_steps_per_epoch:
                     break
                 loss = step(idx)
@@ -478,6 +502,6 @@ def _unit_item(data: UnitData) -> dict[str, Any]:
 
 __all__ = [
     "seed_everything", "resolve_protocol", "to_float_images", "load_unit", "feature_key",
-    "make_optimizer", "shuffled_batches", "snapshot", "Timer", "FrameIndex", "MaskTaskConfig",
-    "MaskTask",
+    "make_optimizer", "shuffled_batches", "endless_batches", "snapshot", "Timer", "FrameIndex",
+    "MaskTaskConfig", "MaskTask",
 ]
