@@ -170,11 +170,9 @@ def _malicious_pickle(path: Path, marker: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("module", ["ssl_bench_distill.teacher", "ssl_bench_iboot.teacher"])
-def test_teacher_weights_refuse_a_code_executing_pickle(module: str, tmp_path) -> None:
-    import importlib
+def test_user_weights_reader_refuses_a_code_executing_pickle(tmp_path) -> None:
+    from ssl_bench.backbones import read_state_dict
 
-    read_state_dict = importlib.import_module(module).read_state_dict
     marker = tmp_path / "pwned"
     path = _malicious_pickle(tmp_path / "teacher.pth", marker)
     with pytest.raises(SSLBenchError) as exc:
@@ -184,6 +182,19 @@ def test_teacher_weights_refuse_a_code_executing_pickle(module: str, tmp_path) -
     # the same file without the payload loads
     torch.save({"module.weight": torch.ones(2)}, tmp_path / "ok.pth")
     assert torch.equal(read_state_dict(tmp_path / "ok.pth")["weight"], torch.ones(2))
+
+
+@pytest.mark.parametrize("module", ["ssl_bench_distill.teacher", "ssl_bench_iboot.teacher"])
+def test_teacher_weights_refuse_a_code_executing_pickle(module: str, tmp_path) -> None:
+    import importlib
+
+    load_teacher_backbone = importlib.import_module(module).load_teacher_backbone
+    marker = tmp_path / "pwned"
+    path = _malicious_pickle(tmp_path / "teacher.pth", marker)
+    with pytest.raises(SSLBenchError) as exc:
+        load_teacher_backbone("efficientnet_lite0", str(path))
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+    assert not marker.exists()
 
 
 def test_imagenet_weights_loader_refuses_a_code_executing_pickle(monkeypatch, tmp_path) -> None:
