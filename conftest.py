@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Iterator
 
 import pytest
 
@@ -18,3 +19,15 @@ sys._called_from_test = True  # type: ignore[attr-defined]
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SSL_BENCH_CACHE"] = str(tmp_path_factory.mktemp("ssl-bench-cache"))
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """One torch thread for tests of tiny convolutions (OpenMP spin-up dominates them, and
+    on a loaded machine two threads made them tens of times slower); restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

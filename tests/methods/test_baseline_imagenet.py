@@ -3,8 +3,6 @@ the classifier's trunk, and through it two stock photos classify correctly."""
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,12 +17,7 @@ CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egypti
 ESPRESSO = 967
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's 2 cores are shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _photo(image) -> torch.Tensor:

@@ -3,8 +3,6 @@ checkpoint round-trips, and the downstream encoder has the advertised maps."""
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 import torch
 
@@ -23,12 +21,7 @@ from ssl_bench.testing import first_batch, fit_fixed_batch, smoke_method, tiny_p
 SSL_METHODS: list[type[Method]] = [SimCLR, MoCoV2, BYOL, DINO, MAE]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's 2 cores are shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_registered_ids_and_profiles() -> None:

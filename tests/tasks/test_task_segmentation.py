@@ -21,13 +21,7 @@ from ssl_bench.splits import select_label_units
 from ssl_bench.testing import DummyMethod, TinyConvEncoder, TinySegDataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's 2 cores are shared: OpenMP spinning makes tiny convs 50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class RecordingSegDataset(TinySegDataset):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
@@ -12,13 +11,7 @@ import torch.nn.functional as F
 from ssl_bench_laparoflow.loss import flow_pair_weights, flow_targets, flow_weighted_pixel_infonce
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Single-threaded torch for this test (the CI machine is shared; restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_weight_is_one_for_equal_flows_and_decreases_with_difference() -> None:

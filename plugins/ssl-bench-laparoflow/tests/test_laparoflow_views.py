@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -12,13 +10,7 @@ import torch.nn.functional as F
 from ssl_bench_laparoflow.views import ViewTransform, overlapping_views, sample_points
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Single-threaded torch for this test (the CI machine is shared; restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _index_image(h: int, w: int) -> torch.Tensor:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 import torch
 
@@ -11,13 +9,7 @@ from ssl_bench.testing import first_batch, fit_fixed_batch, smoke_method, tiny_p
 from ssl_bench_reprec.method import RepRec
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Single-threaded torch for this test (the CI machine is shared; restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_loss_falls_on_fixed_batch_and_logs_both_terms() -> None:
