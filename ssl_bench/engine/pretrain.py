@@ -111,6 +111,10 @@ def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
             self.progress = 0.0
             self.step = 0
 
+        def init_weights(self) -> None:
+            """No-op: the weights are the method's own (``build()``, seeded by the harness,
+            teachers loaded there); mmengine's Runner must not re-initialise any child."""
+
         def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
             data = self.data_preprocessor(data, True)
             with optim_wrapper.optim_context(self):
