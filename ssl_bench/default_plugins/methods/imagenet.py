@@ -14,14 +14,12 @@ downstream tasks attach their own heads to the multi-scale maps (strides 4/8/16/
 
 from __future__ import annotations
 
-from torch import nn
-
-from ssl_bench.api import Encoder, Method, MethodMeta
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
-from ssl_bench.default_plugins.methods.random_init import NO_PRETRAINING_PROFILES
+from ssl_bench.api import MethodMeta
+from ssl_bench.backbones import DEFAULT_CNN
+from ssl_bench.default_plugins.methods.random_init import PlainCNN
 
 
-class ImageNet(Method):
+class ImageNet(PlainCNN):
     """EfficientNet-Lite0 with the real offline ImageNet weights; no pretraining stage."""
 
     meta = MethodMeta(
@@ -38,11 +36,4 @@ class ImageNet(Method):
         provides=frozenset({"frame-features", "spatial-features"}),
         backbone=DEFAULT_CNN,
     )
-    profiles = NO_PRETRAINING_PROFILES
-
-    def build(self) -> nn.Module:
-        return CNNEncoder(DEFAULT_CNN, imagenet=True)
-
-    def encoder(self, model: nn.Module) -> Encoder:
-        assert isinstance(model, CNNEncoder)
-        return model
+    imagenet = True

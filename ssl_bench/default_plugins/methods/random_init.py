@@ -11,6 +11,8 @@ Departures: none (there is no paper recipe; this is the control).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import nn
 
 from ssl_bench.api import Encoder, Method, MethodMeta
@@ -23,7 +25,23 @@ NO_PRETRAINING_PROFILES = {
 }
 
 
-class RandomInit(Method):
+class PlainCNN(Method):
+    """The default CNN used as is (no pretraining stage): the shared body of the
+    ``random-init``, ``imagenet`` and ``supervised`` rows, which differ in weights and
+    protocol only."""
+
+    imagenet: ClassVar[bool] = False
+    profiles = NO_PRETRAINING_PROFILES
+
+    def build(self) -> nn.Module:
+        return CNNEncoder(DEFAULT_CNN, imagenet=self.imagenet)
+
+    def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, CNNEncoder)
+        return model
+
+
+class RandomInit(PlainCNN):
     """The default CNN with random weights; no pretraining stage."""
 
     meta = MethodMeta(
@@ -38,11 +56,3 @@ class RandomInit(Method):
         provides=frozenset({"frame-features", "spatial-features"}),
         backbone=DEFAULT_CNN,
     )
-    profiles = NO_PRETRAINING_PROFILES
-
-    def build(self) -> nn.Module:
-        return CNNEncoder(DEFAULT_CNN)
-
-    def encoder(self, model: nn.Module) -> Encoder:
-        assert isinstance(model, CNNEncoder)
-        return model

@@ -11,14 +11,12 @@ Departures: none (there is no paper recipe; the fine-tuning recipe is the task's
 
 from __future__ import annotations
 
-from torch import nn
-
-from ssl_bench.api import Encoder, Method, MethodMeta
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
-from ssl_bench.default_plugins.methods.random_init import NO_PRETRAINING_PROFILES
+from ssl_bench.api import MethodMeta
+from ssl_bench.backbones import DEFAULT_CNN
+from ssl_bench.default_plugins.methods.random_init import PlainCNN
 
 
-class Supervised(Method):
+class Supervised(PlainCNN):
     """Random init, always fine-tuned on the labelled subset downstream."""
 
     meta = MethodMeta(
@@ -34,11 +32,3 @@ class Supervised(Method):
         protocol="finetune",
         backbone=DEFAULT_CNN,
     )
-    profiles = NO_PRETRAINING_PROFILES
-
-    def build(self) -> nn.Module:
-        return CNNEncoder(DEFAULT_CNN)
-
-    def encoder(self, model: nn.Module) -> Encoder:
-        assert isinstance(model, CNNEncoder)
-        return model
