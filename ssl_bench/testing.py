@@ -325,3 +325,33 @@ def fit_fixed_batch(method: Method, model: nn.Module, batch: Any, steps: int = 5
 def first_batch(dataset: torch.utils.data.Dataset, batch_size: int = 8) -> Any:
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     return next(iter(loader))
+
+
+def tiny_cell(tmp: Path, dataset: Dataset, *, protocol: str = "linear", label_frac: float = 0.5,
+              seed: int = 0, cache: Any = None, method_cls: type[Method] = DummyMethod) -> Any:
+    """The ``CellInputs`` of one smoke cell on a tiny dataset (its benchmark from
+    ``TINY_BENCHMARKS``), with a fixed random ``TinyConvEncoder`` as the "pretrained" encoder."""
+    from ssl_bench.api import CellInputs, MethodContext
+    from ssl_bench.cache import ArrayCache
+    from ssl_bench.splits import select_label_units
+
+    benchmark = next(b for b in TINY_BENCHMARKS if b.dataset == dataset.meta.id)
+    units = dataset.units()
+    torch.manual_seed(123)
+    state = TinyConvEncoder().state_dict()
+
+    def make_encoder() -> TinyConvEncoder:
+        encoder = TinyConvEncoder()
+        encoder.load_state_dict(state)
+        return encoder
+
+    context = MethodContext(profile="smoke", device=torch.device("cpu"), seed=seed, cache_dir=tmp)
+    return CellInputs(
+        benchmark=benchmark.model_copy(update={"protocol": protocol}), dataset=dataset,
+        protocol=protocol, label_frac=label_frac, seed=seed,
+        units={s: [u for u in units if u.split == s] for s in ("train", "val", "test")},
+        label_units=select_label_units(units, dataset.meta.id, label_frac, seed),
+        method=method_cls(method_cls.make_config("smoke"), context),
+        make_encoder=make_encoder, checkpoint_id="dummy-ckpt-123",
+        cache=cache or ArrayCache(tmp / "cache"), image_size=32, device=torch.device("cpu"),
+        profile="smoke", log=lambda _: None)

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from ssl_bench.api import Benchmark, CellInputs, MethodContext, Unit, UnitData
+from ssl_bench.api import CellInputs, Unit, UnitData
 from ssl_bench.cache import ArrayCache
 from ssl_bench.default_plugins.tasks import TASKS
 from ssl_bench.default_plugins.tasks.organ import OrganSegmentation, mean_dice_present
-from ssl_bench.splits import select_label_units
-from ssl_bench.testing import DummyMethod, TinyConvEncoder, TinyVolumeDataset
+from ssl_bench.testing import DummyMethod, TinyVolumeDataset, tiny_cell
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -31,34 +30,7 @@ class RecordingVolumeDataset(TinyVolumeDataset):
         return super().load(unit, size, fps)
 
 
-def _encoder_factory() -> tuple[Any, str]:
-    torch.manual_seed(123)
-    state = TinyConvEncoder().state_dict()
-
-    def make() -> TinyConvEncoder:
-        enc = TinyConvEncoder()
-        enc.load_state_dict(state)
-        return enc
-
-    return make, "dummy-ckpt-123"
-
-
-def make_cell(tmp: Path, dataset: TinyVolumeDataset, *, protocol: str = "linear",
-              label_frac: float = 0.5, seed: int = 0, cache: ArrayCache | None = None
-              ) -> CellInputs:
-    units = dataset.units()
-    by_split = {s: [u for u in units if u.split == s] for s in ("train", "val", "test")}
-    context = MethodContext(profile="smoke", device=torch.device("cpu"), seed=seed, cache_dir=tmp)
-    make_encoder, checkpoint = _encoder_factory()
-    return CellInputs(
-        benchmark=Benchmark(id="tiny-organ", dataset=dataset.meta.id, task="organ-segmentation",
-                            protocol=protocol),
-        dataset=dataset, protocol=protocol, label_frac=label_frac, seed=seed, units=by_split,
-        label_units=select_label_units(units, dataset.meta.id, label_frac, seed),
-        method=DummyMethod(DummyMethod.make_config("smoke"), context),
-        make_encoder=make_encoder, checkpoint_id=checkpoint,
-        cache=cache or ArrayCache(tmp / "cache"), image_size=32, device=torch.device("cpu"),
-        profile="smoke", log=lambda _: None)
+make_cell = tiny_cell
 
 
 def run(cell: CellInputs, **overrides: Any):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from ssl_bench.api import Benchmark, CellInputs, MethodContext, Unit, UnitData
+from ssl_bench.api import CellInputs, Unit, UnitData
 from ssl_bench.cache import ArrayCache
 from ssl_bench.default_plugins.tasks import TASKS
 from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
 from ssl_bench.splits import select_label_units
-from ssl_bench.testing import DummyMethod, TinyConvEncoder, TinyVideoDataset
+from ssl_bench.testing import DummyMethod, TinyVideoDataset, tiny_cell
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -34,34 +34,7 @@ class SupervisedDummy(DummyMethod):
     meta = DummyMethod.meta.model_copy(update={"id": "supervised-dummy", "protocol": "finetune"})
 
 
-def _encoder_factory() -> tuple[callable, str]:
-    torch.manual_seed(123)
-    state = TinyConvEncoder().state_dict()
-
-    def make() -> TinyConvEncoder:
-        enc = TinyConvEncoder()
-        enc.load_state_dict(state)
-        return enc
-
-    return make, "dummy-ckpt-123"
-
-
-def make_cell(tmp: Path, dataset: TinyVideoDataset, *, protocol: str = "linear",
-              label_frac: float = 0.5, seed: int = 0, cache: ArrayCache | None = None,
-              method_cls: type[DummyMethod] = DummyMethod) -> CellInputs:
-    units = dataset.units()
-    by_split = {s: [u for u in units if u.split == s] for s in ("train", "val", "test")}
-    context = MethodContext(profile="smoke", device=torch.device("cpu"), seed=seed, cache_dir=tmp)
-    make_encoder, checkpoint = _encoder_factory()
-    return CellInputs(
-        benchmark=Benchmark(id="tiny-phase", dataset=dataset.meta.id, task="phase-recognition",
-                            protocol=protocol),
-        dataset=dataset, protocol=protocol, label_frac=label_frac, seed=seed, units=by_split,
-        label_units=select_label_units(units, dataset.meta.id, label_frac, seed),
-        method=method_cls(method_cls.make_config("smoke"), context),
-        make_encoder=make_encoder, checkpoint_id=checkpoint,
-        cache=cache or ArrayCache(tmp / "cache"), image_size=32, device=torch.device("cpu"),
-        profile="smoke", log=lambda _: None)
+make_cell = tiny_cell
 
 
 def run(cell: CellInputs):

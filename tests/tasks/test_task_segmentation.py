@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.api import (Benchmark, CellInputs, MethodContext, MethodMeta, SemiSupervisedData,
+from ssl_bench.api import (CellInputs, MethodMeta, SemiSupervisedData,
                            Unit, UnitData)
 from ssl_bench.cache import ArrayCache
 from ssl_bench.default_plugins.tasks import TASKS
 from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
-from ssl_bench.splits import select_label_units
-from ssl_bench.testing import DummyMethod, TinyConvEncoder, TinySegDataset
+from ssl_bench.testing import DummyMethod, TinySegDataset, tiny_cell
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -62,34 +61,7 @@ class TinySemiSupervised(DummyMethod):
         return model
 
 
-def _encoder_factory() -> tuple[Any, str]:
-    torch.manual_seed(123)
-    state = TinyConvEncoder().state_dict()
-
-    def make() -> TinyConvEncoder:
-        enc = TinyConvEncoder()
-        enc.load_state_dict(state)
-        return enc
-
-    return make, "dummy-ckpt-123"
-
-
-def make_cell(tmp: Path, dataset: TinySegDataset, *, protocol: str = "linear",
-              label_frac: float = 0.5, seed: int = 0, cache: ArrayCache | None = None,
-              method_cls: type[DummyMethod] = DummyMethod) -> CellInputs:
-    units = dataset.units()
-    by_split = {s: [u for u in units if u.split == s] for s in ("train", "val", "test")}
-    context = MethodContext(profile="smoke", device=torch.device("cpu"), seed=seed, cache_dir=tmp)
-    make_encoder, checkpoint = _encoder_factory()
-    return CellInputs(
-        benchmark=Benchmark(id="tiny-seg", dataset=dataset.meta.id, task="semantic-segmentation",
-                            protocol=protocol),
-        dataset=dataset, protocol=protocol, label_frac=label_frac, seed=seed, units=by_split,
-        label_units=select_label_units(units, dataset.meta.id, label_frac, seed),
-        method=method_cls(method_cls.make_config("smoke"), context),
-        make_encoder=make_encoder, checkpoint_id=checkpoint,
-        cache=cache or ArrayCache(tmp / "cache"), image_size=32, device=torch.device("cpu"),
-        profile="smoke", log=lambda _: None)
+make_cell = tiny_cell
 
 
 def run(cell: CellInputs):
