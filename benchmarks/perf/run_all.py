@@ -8,6 +8,8 @@ Scripts (each prints its table and writes ``results/<script>.json``):
 * ``pretrain_throughput.py``: harness vs plain-loop images/s, FLOP/s vs the matmul peak;
 * ``data_path.py``: pretraining loader vs training-step images/s;
 * ``feature_reuse.py``: feature cache vs recompute; sweep of 12 cells vs one cell;
+* ``gpu.py``: the pretraining figures on a CUDA GPU (bf16, channels-last, ``torch.compile``,
+  loader vs compute); says so and measures nothing without one;
 * ``end_to_end.py``: ``make run`` wall time and peak memory (long: only with ``--with-e2e``).
 
 Sections of ``README.md`` between ``<!-- perf:NAME -->`` markers are rewritten from the JSON
@@ -37,6 +39,7 @@ SCRIPTS: list[tuple[str, list[str], str | None]] = [
      "Pretraining throughput and compute efficiency"),
     ("data_path", ["--batches", "3"], "Data path: loader vs training step"),
     ("feature_reuse", [], "Reuse: feature cache and sweep"),
+    ("gpu", [], "GPU: mixed precision, channels-last, torch.compile"),
     ("end_to_end", [], "End to end: `make run`"),
 ]
 BUDGET_S = 15 * 60

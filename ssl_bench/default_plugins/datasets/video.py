@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import av
 import numpy as np
 
 from ssl_bench import atomic
@@ -47,6 +46,8 @@ def decode_video(path: Path, fps: float, size: int, native_fps: float | None = N
     """Decode ``path`` at ``fps`` into ((T, size, size, 3) uint8 frames, (T,) int64 frame ids).
 
     ``native_fps`` is used when the container does not state a frame rate."""
+    import av  # imported here: reading a filled frame cache needs no FFmpeg
+
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     frames: list[np.ndarray] = []

@@ -118,7 +118,8 @@ class BYOL(Method):
                   "proj_hidden_dim": 64, "proj_output_dim": 32},
         "cpu": {"image_size": 64, "batch_size": 32, "max_steps": 16, "lr": 1e-3,
                 "weight_decay": 1.5e-6, "proj_hidden_dim": 1024},
-        "paper": {"image_size": 224, "batch_size": 256, "epochs": 300, "optimizer": "sgd",
+        "paper": {"image_size": 224, "batch_size": 256, "epochs": 300, "num_workers": 8,
+                  "optimizer": "sgd",
                   "lr": 0.2, "momentum": 0.9, "weight_decay": 1.5e-6, "warmup_epochs": 10},
     }
 

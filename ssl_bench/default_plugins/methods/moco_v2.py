@@ -116,7 +116,8 @@ class MoCoV2(Method):
         "cpu": {"image_size": 64, "batch_size": 32, "max_steps": 30, "lr": 1e-3,
                 "weight_decay": 1e-4, "queue_size": 512, "key_momentum": 0.99,
                 "proj_hidden_dim": 512},
-        "paper": {"image_size": 224, "batch_size": 256, "epochs": 200, "optimizer": "sgd",
+        "paper": {"image_size": 224, "batch_size": 256, "epochs": 200, "num_workers": 8,
+                  "optimizer": "sgd",
                   "lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4},
     }
 

@@ -90,7 +90,8 @@ class SimCLR(Method):
         # small batch: T 0.5 (Appendix B.9); AdamW for a short, stable CPU run
         "cpu": {"image_size": 64, "batch_size": 32, "max_steps": 24, "lr": 1e-3,
                 "weight_decay": 1e-6, "proj_hidden_dim": 512, "proj_output_dim": 128},
-        "paper": {"image_size": 224, "batch_size": 256, "epochs": 100, "optimizer": "sgd",
+        "paper": {"image_size": 224, "batch_size": 256, "epochs": 100, "num_workers": 8,
+                  "optimizer": "sgd",
                   "lr": 0.3, "momentum": 0.9, "weight_decay": 1e-6, "warmup_epochs": 10,
                   "temperature": 0.1},
     }

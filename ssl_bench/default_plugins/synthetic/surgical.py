@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import av
 import cv2
 import numpy as np
 
@@ -376,6 +375,8 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
 
 def encode_mp4(path: Path, frames: Iterator[np.ndarray], width: int, height: int, crf: int
                ) -> None:
+    import av  # imported here: reading the written suite from a filled cache needs no FFmpeg
+
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height = width, height
