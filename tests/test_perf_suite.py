@@ -82,3 +82,47 @@ def test_depthwise_conv_flops_match_a_hand_count() -> None:
     assert flops == forward * 2  # forward + weight gradient (the input needs no gradient)
     flops, _ = pt.step_flops(method, torch.rand(1, 4, 5, 5).requires_grad_())
     assert flops == forward * 3  # + input gradient
+
+
+def test_op_class_splits_depthwise_from_dense_convolutions() -> None:
+    depthwise_weight, pointwise_weight = [4, 1, 3, 3], [8, 4, 1, 1]
+    assert pt.op_class("aten::convolution_backward",
+                       [[1, 4, 5, 5], [1, 4, 5, 5], depthwise_weight]) == "depthwise convolution"
+    assert pt.op_class("aten::mkldnn_convolution",
+                       [[1, 4, 5, 5], depthwise_weight, []]) == "depthwise convolution"
+    assert pt.op_class("aten::mkldnn_convolution",
+                       [[1, 4, 5, 5], pointwise_weight, []]) == "dense convolution"
+    assert pt.op_class("aten::addmm", [[3], [2, 5], [5, 3]]) == "matmul / linear / attention"
+    assert pt.op_class("aten::convolution") == "convolution"  # no shapes recorded
+    assert not pt.is_depthwise([1, 1, 3, 3]) and not pt.is_depthwise([4, 1, 1, 1])
+
+
+def test_conv_flop_split_matches_a_hand_count() -> None:
+    class Separable(DummyMethod):
+        def build(self) -> torch.nn.Module:
+            return torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1, groups=4),
+                                       torch.nn.Conv2d(4, 8, 1))
+
+        def training_step(self, model, batch, progress):  # type: ignore[no-untyped-def]
+            return {"loss": model(batch).sum()}
+
+    split = pt.conv_flop_split(smoke_method(Separable), torch.rand(2, 4, 5, 5))
+    assert split["depthwise"] == 2 * (2 * 4 * 25) * 9  # 2 FLOPs x outputs x taps
+    assert split["dense"] == 2 * (2 * 8 * 25) * 4  # 2 FLOPs x outputs x input channels
+
+
+def test_gpu_script_loops_run_on_cpu() -> None:
+    import gpu
+
+    pool = tiny_pool(size=32)
+    assert len(gpu.tiled(pool, 3)) == 3 * len(pool)
+    method = smoke_method(DummyMethod, batch_size=4)
+    clock = pc.StepClock(method)
+    rate = gpu.timed_loop(method, gpu.tiled(pool, 2), torch.device("cpu"), "bf16+cl",
+                          steps=4, warmup=1)
+    assert rate > 0 and len(clock.starts) == 4
+    batch = next(iter(pt.make_loader(method, method.pretrain_dataset(pool), 0)))
+    assert gpu.compute_rate(smoke_method(DummyMethod, batch_size=4), batch,
+                            torch.device("cpu"), steps=3, warmup=1) > 0
+    assert gpu.channels_last(torch.rand(2, 3, 4, 4)).is_contiguous(
+        memory_format=torch.channels_last)

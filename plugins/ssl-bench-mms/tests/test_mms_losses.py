@@ -11,6 +11,7 @@ import torch
 from ssl_bench_mms.losses import (
     DIAGONAL_FILL,
     all_negative_loss,
+    box_mean,
     patch_contrastive_loss,
     supervised_loss,
 )
@@ -136,3 +137,10 @@ def test_ignored_pixels_do_not_change_the_supervised_loss() -> None:
     a = supervised_loss(logits, mask, 255)
     b = supervised_loss(changed, mask, 255)
     assert float(a) == pytest.approx(float(b), rel=1e-6)
+
+
+@pytest.mark.parametrize("kernel", [3, 31])
+def test_box_mean_equals_the_two_dimensional_average_pool(kernel: int) -> None:
+    x = torch.rand(2, 3, 40, 37, dtype=torch.float64)
+    ref = torch.nn.functional.avg_pool2d(x, kernel_size=kernel, stride=1, padding=kernel // 2)
+    assert torch.allclose(box_mean(x, kernel), ref, atol=1e-12)
