@@ -46,16 +46,21 @@ def main() -> None:
     parser.add_argument("--size", choices=["small", "default"], default="default",
                         help="synthetic suite size (make run uses default)")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="results directory to keep (default: a temporary one)")
     args = parser.parse_args()
 
     from ssl_bench.commands.data import ensure_synthetic
     from ssl_bench.paths import synthetic_root
 
     ensure_synthetic(synthetic_root(args.size), args.size, quiet=True)
+    if args.keep is not None and args.keep.exists():
+        raise SystemExit(f"{args.keep} exists; end_to_end.py measures a fresh results directory")
     with tempfile.TemporaryDirectory(prefix="perf-e2e-") as tmp:
+        results = args.keep or Path(tmp) / "results"
         command = [ssl_bench_exe(), "run", "--methods", args.methods, "--label-frac",
                    args.label_frac, "--profile", "cpu", "--device", "cpu", "--synthetic-size",
-                   args.size, "--results", str(Path(tmp) / "results"), "--quiet"]
+                   args.size, "--results", str(results), "--quiet"]
         timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists()
                                          else None)
         wrapped = [timer, "-v", *command] if timer else command
@@ -65,7 +70,8 @@ def main() -> None:
         match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
         peak_kb = int(match.group(1)) if match else resource.getrusage(
             resource.RUSAGE_CHILDREN).ru_maxrss
-        records = list((Path(tmp) / "results" / "records").rglob("*.json"))
+        records = list((results / "records").rglob("*.json"))
+        breakdown = time_breakdown(records)
     peak_gb = peak_kb / 1024 ** 2
     result: dict[str, Any] = {
         "what": "make run (ssl-bench run --methods all --label-frac 0.01, cpu profile) wall time "
@@ -74,13 +80,43 @@ def main() -> None:
         "exit_code": proc.returncode, "wall_s": wall, "peak_rss_gb": peak_gb,
         "records": len(records), "meets_time": wall <= TARGET_S,
         "meets_memory": peak_gb <= TARGET_GB, "size": args.size,
-        "stderr_tail": proc.stderr[-2000:], "machine": pc.machine(),
+        "stderr_tail": proc.stderr[-2000:], "machine": pc.machine(), **breakdown,
     }
     pc.write_result(NAME, result)
     print(render(result))
 
 
+def time_breakdown(records: list[Path]) -> dict[str, Any]:
+    """Where the run's time went, from the records' own timings: pretraining once per
+    checkpoint, and each benchmark's cells (feature extraction + downstream)."""
+    import json
+    from collections import defaultdict
+
+    pretrain: dict[str, float] = {}
+    per_benchmark: dict[str, float] = defaultdict(float)
+    per_row: dict[str, float] = defaultdict(float)
+    for path in records:
+        r = json.loads(path.read_text())
+        t = r.get("timings") or {}
+        if r.get("checkpoint") and t.get("pretrain_s") and not t.get("pretrain_cached"):
+            pretrain[r["checkpoint"]] = float(t["pretrain_s"])
+        cell_s = float(t.get("features_s") or 0.0) + float(t.get("downstream_s") or 0.0)
+        per_benchmark[r["benchmark"]] += cell_s
+        per_row[f"{r['benchmark']} / {r['method']['id']}"] += cell_s
+    slowest = sorted(per_row.items(), key=lambda kv: -kv[1])[:5]
+    return {"pretrain_s": sum(pretrain.values()), "pretrainings": len(pretrain),
+            "cells_s_by_benchmark": dict(per_benchmark), "slowest_rows_s": dict(slowest)}
+
+
 def render(result: dict[str, Any]) -> str:
+    parts = ""
+    if "cells_s_by_benchmark" in result:
+        by_bench = ", ".join(f"{k} {v / 60:.1f} min" for k, v in
+                             sorted(result["cells_s_by_benchmark"].items()))
+        slow = ", ".join(f"{k} {v:.0f} s" for k, v in result["slowest_rows_s"].items())
+        parts = (f"\nWhere the time went (the records' own timings): pretraining "
+                 f"{result['pretrain_s'] / 60:.1f} min for {result['pretrainings']} checkpoints; "
+                 f"cells (features + downstream) {by_bench}. Slowest rows (3 seeds): {slow}.\n")
     return f"""`make run`'s command on a fresh results directory (synthetic suite `{result['size']}`
 already written), timed with `/usr/bin/time -v`; peak memory is the largest process's maximum
 resident set size. Targets: <= 20 min, <= 6 GB.
@@ -94,7 +130,7 @@ resident set size. Targets: <= 20 min, <= 6 GB.
 
 Time target {'met' if result['meets_time'] else 'missed'}; memory target
 {'met' if result['meets_memory'] else 'missed'}. {pc.machine_line(result['machine'])}.
-"""
+{parts}"""
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ssl_bench.engine.loader import EndlessLoader
 from ssl_bench.errors import SSLBenchError
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def distributed_loader(dataset: torch.utils.data.Dataset, global_batch: int, num
     drop_last = n >= global_batch
     sampler = torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=seed,
                                                   drop_last=drop_last)
-    return torch.utils.data.DataLoader(
+    return EndlessLoader(
         dataset, batch_size=per_rank_batch_size(global_batch, n), sampler=sampler,
         drop_last=drop_last, num_workers=num_workers, persistent_workers=num_workers > 0)
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from ssl_bench import atomic
 from ssl_bench.api import Method, PretrainPool
+from ssl_bench.engine.loader import EndlessLoader
 from ssl_bench.errors import CellFailure
 
 
@@ -178,7 +179,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     cfg = method.config
     steps = total_steps(method, len(dataset))
     generator = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
+    loader = EndlessLoader(
         dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True,
         drop_last=len(dataset) >= cfg.batch_size, num_workers=cfg.num_workers,
         generator=generator, persistent_workers=cfg.num_workers > 0,
