@@ -111,6 +111,39 @@ def test_soft_dice_loss_by_hand() -> None:
     assert float(soft_dice_loss(uniform, target, 255)) == pytest.approx(expected, rel=1e-5)
 
 
+def _one_hot_dice_reference(logits: torch.Tensor, target: torch.Tensor, ignore: int
+                            ) -> torch.Tensor:
+    """The textbook form: softmax, one-hot targets, sums over the batch's pixels."""
+    valid = (target != ignore).unsqueeze(1).float()
+    probs = torch.softmax(logits, dim=1) * valid
+    onehot = torch.nn.functional.one_hot(torch.where(target == ignore, 0, target),
+                                         logits.shape[1]).permute(0, 3, 1, 2).float() * valid
+    inter = (probs * onehot).sum((0, 2, 3))[1:]
+    denom = (probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3)))[1:]
+    present = onehot.sum((0, 2, 3))[1:] > 0
+    return 1 - ((2 * inter[present] + 1e-5) / (denom[present] + 1e-5)).mean()
+
+
+def test_ce_dice_loss_matches_cross_entropy_plus_one_hot_dice_with_gradients() -> None:
+    from ssl_bench.default_plugins.tasks.common import ce_dice_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 6, 7, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 5, (3, 6, 7))
+    target[0, :2] = 255
+    target[target == 3] = 0  # a foreground class absent from the batch
+    got = ce_dice_loss(logits, target, 255, dice_weight=0.7)
+    (g_got,) = torch.autograd.grad(got, logits)
+    ref = (torch.nn.functional.cross_entropy(logits, target, ignore_index=255)
+           + 0.7 * _one_hot_dice_reference(logits, target, 255))
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
+    assert torch.allclose(g_got, g_ref, atol=1e-12)
+    ce_only = ce_dice_loss(logits.detach(), target, 255, dice_weight=0.0)
+    assert float(ce_only) == pytest.approx(float(
+        torch.nn.functional.cross_entropy(logits.detach(), target, ignore_index=255)), rel=1e-12)
+
+
 def test_endless_batches_cover_every_item_once_per_pass() -> None:
     from itertools import islice
 
