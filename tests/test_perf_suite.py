@@ -126,3 +126,13 @@ def test_gpu_script_loops_run_on_cpu() -> None:
                             torch.device("cpu"), steps=3, warmup=1) > 0
     assert gpu.channels_last(torch.rand(2, 3, 4, 4)).is_contiguous(
         memory_format=torch.channels_last)
+
+
+def test_batch_len_counts_items_not_fields() -> None:
+    import data_path
+
+    images = torch.zeros(5, 3, 4, 4)
+    assert data_path.batch_len(images) == 5
+    assert data_path.batch_len([images, images]) == 5
+    assert data_path.batch_len({"view1": images, "grid1": torch.zeros(5, 64, 2),
+                                "flow": torch.zeros(5, 64, 2)}) == 5

@@ -37,6 +37,18 @@ NAME = "data_path"
 TARGET = 2.0
 
 
+def batch_len(batch: Any) -> int:
+    """Items in a collated batch: the first dimension of its first tensor (a batch may be a
+    tensor, a list / tuple of views, or a dict of fields)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, (list, tuple)):
+        return batch_len(batch[0])
+    if isinstance(batch, dict):
+        return batch_len(next(iter(batch.values())))
+    raise TypeError(f"cannot count the items of a {type(batch).__name__} batch")
+
+
 def loader_images_per_s(method: Any, pool: Any, batches: int, seed: int) -> tuple[float, int]:
     loader = make_loader(method, method.pretrain_dataset(pool), seed)
     done, images, start = -1, 0, 0.0
@@ -45,7 +57,7 @@ def loader_images_per_s(method: Any, pool: Any, batches: int, seed: int) -> tupl
             if done == -1:  # warm-up batch (worker start-up, page cache)
                 start = time.perf_counter()
             else:
-                images += len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
+                images += batch_len(batch)
             done += 1
             if done == batches:
                 break
@@ -102,14 +114,19 @@ def main() -> None:
     args = parser.parse_args()
 
     methods = args.methods.split(",") if args.methods else pc.pretraining_methods("surgical")
-    pool = pc.surgical_pool(args.size, 64)
+    pools: dict[float, Any] = {}  # the pool at each method's own frame rate, as the run
     rows = []
     for method_id in methods:
         print(f"measuring {method_id} ...", file=sys.stderr, flush=True)
-        rows.append(measure(method_id, pool, args))
+        fps = pc.make_method(method_id, "cpu").config.fps
+        if fps not in pools:
+            pools[fps] = pc.surgical_pool(args.size, 64, fps)
+        rows.append({**measure(method_id, pools[fps], args), "pool_fps": fps,
+                     "pool_frames": len(pools[fps])})
+    sizes = ", ".join(f"{len(p)} frames at {f:g} fps" for f, p in sorted(pools.items()))
     result = {"what": "pretraining DataLoader images/s vs training-step images/s (cpu profile)",
-              "target": TARGET, "pool": f"synthetic surgical pool ({args.size}), {len(pool)} "
-              "frames", "rows": rows, "machine": pc.machine(),
+              "target": TARGET, "pool": f"synthetic surgical pool ({args.size}): {sizes}",
+              "rows": rows, "machine": pc.machine(),
               "command": "python benchmarks/perf/data_path.py " + " ".join(sys.argv[1:])}
     pc.write_result(NAME, result)
     print(pc.table(rows, COLUMNS))
