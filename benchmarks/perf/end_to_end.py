@@ -76,7 +76,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "what": "make run (ssl-bench run --methods all --label-frac 0.01, cpu profile) wall time "
                 "and peak RSS",
-        "command": " ".join(command[:-3] + ["--results", "<fresh dir>", "--quiet"]),
+        "command": " ".join(["ssl-bench", *command[1:-3], "--results", "<fresh dir>",
+                             "--quiet"]),
         "exit_code": proc.returncode, "wall_s": wall, "peak_rss_gb": peak_gb,
         "records": len(records), "meets_time": wall <= TARGET_S,
         "meets_memory": peak_gb <= TARGET_GB, "size": args.size,
@@ -113,15 +114,17 @@ def render(result: dict[str, Any]) -> str:
     if "cells_s_by_benchmark" in result:
         by_bench = ", ".join(f"{k} {v / 60:.1f} min" for k, v in
                              sorted(result["cells_s_by_benchmark"].items()))
-        slow = ", ".join(f"{k} {v:.0f} s" for k, v in result["slowest_rows_s"].items())
+        slow = ", ".join(f"{k} {v:.0f} s" for k, v in
+                         sorted(result["slowest_rows_s"].items(), key=lambda kv: -kv[1]))
         parts = (f"\nWhere the time went (the records' own timings): pretraining "
                  f"{result['pretrain_s'] / 60:.1f} min for {result['pretrainings']} checkpoints; "
                  f"cells (features + downstream) {by_bench}. Slowest rows (3 seeds): {slow}.\n")
+    command = re.sub(r"^\S*ssl-bench ", "ssl-bench ", result["command"])
     return f"""`make run`'s command on a fresh results directory (synthetic suite `{result['size']}`
 already written), timed with `/usr/bin/time -v`; peak memory is the largest process's maximum
 resident set size. Targets: <= 20 min, <= 6 GB.
 
-    {result['command']}
+    {command}
 
 | wall time | peak RSS | exit code | records |
 |---:|---:|---:|---:|
