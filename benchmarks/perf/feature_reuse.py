@@ -87,8 +87,8 @@ def sweep_seconds(args: argparse.Namespace, fracs: list[float], seeds: list[int]
             raise SystemExit(f"the sweep failed (exit {code}); see {tmp}")
         parts: dict[str, float] = {"pretrain_s": 0.0, "features_s": 0.0}
         for path in (Path(tmp) / "records").rglob("*.json"):
-            t = json.loads(path.read_text())["timings"]
-            frac = json.loads(path.read_text())["label_frac"]
+            record = json.loads(path.read_text())
+            t, frac = record["timings"], record["label_frac"]
             parts["pretrain_s"] = max(parts["pretrain_s"], float(t.get("pretrain_s") or 0.0))
             parts["features_s"] += float(t.get("features_s") or 0.0)
             key = f"downstream_s@{frac:g}"

@@ -18,27 +18,21 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ssl_bench import atomic
-from ssl_bench.default_plugins.datasets.cholec80 import Cholec80
-from ssl_bench.default_plugins.datasets.video import decode_video
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import perf_common as pc  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "frame_cache.json"
+from ssl_bench import atomic  # noqa: E402
+from ssl_bench.default_plugins.datasets.cholec80 import Cholec80  # noqa: E402
+from ssl_bench.default_plugins.datasets.video import decode_video  # noqa: E402
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+RESULTS = pc.RESULTS / "frame_cache.json"
 
 
 def synthetic_cholec80(size: str) -> Path:
@@ -96,7 +90,7 @@ def main() -> None:
         "frames_per_s": {k: n_frames / v for k, v in best.items()},
         "speedup": best["decode"] / best["cache"],
         "first_pass_decode_and_write_s": fill_s,
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(),
+        "machine": {"nproc": os.cpu_count(), "cpu": pc.cpu_model(),
                     "loadavg_1min": os.getloadavg()[0], "python": platform.python_version()},
     }
     print(f"{n_frames} frames ({args.fps:g} fps, {args.image_size}px) from {len(videos)} videos;"
@@ -105,7 +99,7 @@ def main() -> None:
     for name in ("decode", "cache"):
         print(f"{name:<10}{best[name]:>10.3f}{result['frames_per_s'][name]:>12.0f}")
     print(f"speedup {result['speedup']:.1f}x; first pass (decode + write) {fill_s:.2f}s; "
-          f"nproc {os.cpu_count()}, {cpu_model()}, load {os.getloadavg()[0]:.1f}")
+          f"nproc {os.cpu_count()}, {pc.cpu_model()}, load {os.getloadavg()[0]:.1f}")
     atomic.write_json(RESULTS, result)
 
 

@@ -40,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perf_common as pc  # noqa: E402
+from data_path import loader_images_per_s  # noqa: E402
 from pretrain_throughput import (  # noqa: E402
     conv_backward_flops, harness_run, make_loader, to_device)
 
@@ -57,13 +58,8 @@ def tiled(pool: PretrainPool, times: int) -> PretrainPool:
 
 
 def channels_last(batch: Any) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(channels_last(b) for b in batch)
-    if isinstance(batch, dict):
-        return {k: channels_last(v) for k, v in batch.items()}
-    return batch
+    return pc.map_tensors(batch, lambda t: t.contiguous(memory_format=torch.channels_last)
+                          if t.dim() == 4 else t)
 
 
 def sync(device: torch.device) -> None:
@@ -99,9 +95,10 @@ def timed_loop(method: Any, pool: PretrainPool, device: torch.device, variant: s
     net, optimizer = prepare(method, device, variant)
     amp = variant.startswith("bf16")
     cl = "cl" in variant.split("+")
+    loader = make_loader(method, method.pretrain_dataset(pool), 0)
     done, start = 0, 0.0
     while done < steps:
-        for batch in make_loader(method, method.pretrain_dataset(pool), 0):
+        for batch in loader:
             if done == warmup:
                 sync(device)
                 start = time.perf_counter()
@@ -112,21 +109,6 @@ def timed_loop(method: Any, pool: PretrainPool, device: torch.device, variant: s
                 break
     sync(device)
     return method.config.batch_size * (steps - warmup) / (time.perf_counter() - start)
-
-
-def loader_rate(method: Any, pool: PretrainPool, batches: int) -> float:
-    loader = make_loader(method, method.pretrain_dataset(pool), 0)
-    it = iter(loader)
-    next(it)  # workers started, first batch out
-    start, n = time.perf_counter(), 0
-    while n < batches:
-        try:
-            next(it)
-        except StopIteration:
-            it = iter(loader)
-            continue
-        n += 1
-    return method.config.batch_size * batches / (time.perf_counter() - start)
 
 
 def compute_rate(method: Any, batch: Any, device: torch.device, steps: int, warmup: int
@@ -175,7 +157,7 @@ def measure(method_id: str, pool: PretrainPool, args: argparse.Namespace, peak: 
     row: dict[str, Any] = {"method": method_id, "batch_size": method.config.batch_size,
                            "image_size": method.config.image_size,
                            "workers": method.config.num_workers}
-    row["loader_img_s"] = loader_rate(method, pool, args.loader_batches)
+    row["loader_img_s"] = loader_images_per_s(method, pool, args.loader_batches, 0)[0]
     row["harness_img_s"], row["harness_wall_s"] = harness_rate(
         method_id, pool, overrides, args.warmup, args.profile, str(device))
     variants = VARIANTS if method_id in args.compile else VARIANTS[:-1]

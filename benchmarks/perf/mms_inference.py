@@ -22,29 +22,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ssl_bench import atomic
-from ssl_bench.testing import smoke_method
-from ssl_bench_mms.method import MMSMethod
-from ssl_bench_mms.networks import SegPredictor
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import perf_common as pc  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "mms_inference.json"
+from ssl_bench import atomic  # noqa: E402
+from ssl_bench.testing import smoke_method  # noqa: E402
+from ssl_bench_mms.method import MMSMethod  # noqa: E402
+from ssl_bench_mms.networks import SegPredictor  # noqa: E402
+
+RESULTS = pc.RESULTS / "mms_inference.json"
 SETTINGS: list[tuple[str, tuple[int, int]]] = [("cpu", (64, 64)), ("paper", (288, 512))]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build_predictor(profile: str, num_classes: int) -> SegPredictor:
@@ -102,7 +96,7 @@ def main() -> None:
                       f"{res['fps']:9.2f} frames/s ({res['ms_per_batch']:.1f} ms/batch)", flush=True)
 
     machine = {
-        "cpu": cpu_model(), "nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": pc.cpu_model(), "nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__, "python": platform.python_version(),

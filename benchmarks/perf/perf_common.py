@@ -142,6 +142,20 @@ def make_method(method_id: str, profile: str = "cpu", device: str = "cpu",
     return cls(cls.make_config(profile, overrides), ctx)
 
 
+# ---- batches -------------------------------------------------------------------------------
+
+def map_tensors(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``fn`` applied to every tensor of a collated batch (a tensor, a list / tuple of
+    them, or a dict of fields); anything else is returned as it is."""
+    if isinstance(batch, torch.Tensor):
+        return fn(batch)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(map_tensors(b, fn) for b in batch)
+    if isinstance(batch, dict):
+        return {k: map_tensors(v, fn) for k, v in batch.items()}
+    return batch
+
+
 # ---- timing -------------------------------------------------------------------------------
 
 def matmul_peak(n: int = 2048, repeats: int = 8, device: str = "cpu",

@@ -61,23 +61,15 @@ def make_loader(method: Any, dataset: Any, seed: int) -> torch.utils.data.DataLo
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
+    return pc.map_tensors(batch, lambda t: t.to(device, non_blocking=True))
 
 
-def plain_loop(method: Any, pool: Any, steps: int, seed: int, device: torch.device,
-               amp: bool = False, channels_last: bool = False) -> float:
-    """The minimal loop; returns its wall time (model build included)."""
+def plain_loop(method: Any, pool: Any, steps: int, seed: int, device: torch.device) -> float:
+    """The minimal loop; returns its wall time (model build included). The GPU variants
+    (bf16, channels-last, ``torch.compile``) are ``gpu.py``'s."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     net = method.build().to(device)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
     net.train()
     optimizer = _optimizer(method, net)
     loader = make_loader(method, method.pretrain_dataset(pool), seed)
@@ -85,8 +77,7 @@ def plain_loop(method: Any, pool: Any, steps: int, seed: int, device: torch.devi
     while done < steps:
         for batch in loader:
             batch = to_device(batch, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = method.training_step(net, batch, done / steps)["loss"]
+            loss = method.training_step(net, batch, done / steps)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -239,7 +230,6 @@ def profile_step(method: Any, pool: Any, seed: int, steps: int = 2) -> dict[str,
     events = prof.events()
     ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name == "##data##"]
     data_s = sum(b - a for a, b in ranges) / 1e6
-    totals: dict[str, float] = defaultdict(float)
     per_op: dict[str, float] = defaultdict(float)
     per_class: dict[str, float] = defaultdict(float)
     calls = 0
@@ -252,9 +242,8 @@ def profile_step(method: Any, pool: Any, seed: int, steps: int = 2) -> dict[str,
         per_class[op_class(e.name, e.input_shapes)] += e.self_cpu_time_total / 1e6
         calls += 1
     op_total = sum(per_op.values())
-    totals.update(per_class)
     shares = {"data loading (augmentation, collate)": data_s / wall}
-    shares.update({k: v / wall for k, v in totals.items()})
+    shares.update({k: v / wall for k, v in per_class.items()})
     shares["Python / framework overhead (between operators)"] = max(
         0.0, 1.0 - data_s / wall - op_total / wall)
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
