@@ -3,6 +3,8 @@
 * ``sys._called_from_test`` makes plugin loading take only the core's own entry points, so
   tests never pick up whatever happens to be installed (unless a test means to).
 * ``SSL_BENCH_CACHE`` points at a session temp dir: tests never write the user's cache.
+* ``testing_plugin`` registers ``ssl_bench.testing.TestingPlugin`` (tiny datasets, dummy
+  methods, tiny benchmarks) for one test and resets the plugin manager around it.
 """
 
 from __future__ import annotations
@@ -31,3 +33,14 @@ def torch_one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def testing_plugin() -> Iterator[None]:
+    from ssl_bench import plugins
+    from ssl_bench.testing import TestingPlugin
+
+    plugins.reset()
+    plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
+    yield
+    plugins.reset()

@@ -260,6 +260,17 @@ class TestingPlugin:
             register(b)
 
 
+def cli_exit_code(args: list[str]) -> int:
+    """Run the ``ssl-bench`` command in this process with ``args``; its exit code."""
+    from ssl_bench.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
     return cls(root or Path("."))
 
@@ -269,7 +280,7 @@ __all__ = [
     "TinyVideoDataset",
     "TinySegDataset",
     "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
-    "smoke_method", "fit_fixed_batch", "first_batch",
+    "smoke_method", "fit_fixed_batch", "first_batch", "cli_exit_code",
 ]
 
 

@@ -8,30 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ssl_bench import plugins
-from ssl_bench.cli import main
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
-from ssl_bench.testing import TestingPlugin
+from ssl_bench.testing import cli_exit_code
 
 RUN = ["run", "--methods", "dummy,dummy-init", "--benchmarks", "tiny-phase", "--label-frac", "0.5",
        "--seeds", "0", "--profile", "smoke", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture
-def testing_plugin():
-    plugins.reset()
-    plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
-    yield
-    plugins.reset()
-
-
-def _main(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _records(results: Path) -> dict[tuple, tuple]:
@@ -43,13 +27,13 @@ def _records(results: Path) -> dict[tuple, tuple]:
 def test_local_executor_gives_the_in_process_records_and_resubmits_only_missing(
         testing_plugin, tmp_path, capsys) -> None:
     reference, jobs = tmp_path / "reference", tmp_path / "jobs"
-    assert _main(RUN + ["--results", str(reference)]) == 0
+    assert cli_exit_code(RUN + ["--results", str(reference)]) == 0
     expected = _records(reference)
     assert len(expected) == 2 and all(v[0] == "ok" for v in expected.values())
 
     capsys.readouterr()
     args = RUN[:-1] + ["--results", str(jobs), "--executor", "local", "--jobs", "2"]
-    assert _main(args) == 0
+    assert cli_exit_code(args) == 0
     err = capsys.readouterr().err
     assert err.count("submitted pretraining dummy") == 1 and err.count("submitted cell") == 2
     assert _records(jobs) == expected  # same metrics, label units and checkpoint ids
@@ -61,7 +45,7 @@ def test_local_executor_gives_the_in_process_records_and_resubmits_only_missing(
     # a job that died leaves its cell without a record: a re-run submits that cell only
     victim = next((jobs / "records" / "tiny-phase" / "dummy").glob("*.json"))
     victim.unlink()
-    assert _main(args) == 0
+    assert cli_exit_code(args) == 0
     err = capsys.readouterr().err
     assert "submitted pretraining" not in err and err.count("submitted cell") == 1
     assert _records(jobs) == expected
@@ -151,7 +135,7 @@ def test_failed_pretraining_job_gives_failed_records_and_cells_follow_pretrainin
     monkeypatch.setenv("SSL_BENCH_LOAD_PLUGINS", "")  # the inline jobs set it, as a worker does
     args = RUN[:-1] + ["--quiet", "--results", str(tmp_path), "--executor", "local"]
     args[args.index("dummy,dummy-init")] = "failing,dummy-init"
-    assert _main(args) == 1
+    assert cli_exit_code(args) == 1
     # one pretraining job (failing), run before any cell; dummy-init needs none
     assert [name for name, _ in submitted] == ["ssl-bench-pretrain-failing",
                                                "ssl-bench-dummy-init-tiny-phase"]

@@ -21,15 +21,7 @@ from ssl_bench.cli import main
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import (CellRecord, Component, DatasetRef, TaskRef, record_path,
                                write_record)
-from ssl_bench.testing import TestingPlugin
 
-
-@pytest.fixture
-def testing_plugin():
-    plugins.reset()
-    plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
-    yield
-    plugins.reset()
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from ssl_bench import plugins
-from ssl_bench.cli import main
 from ssl_bench.engine.plan import Cell, RunOptions, cell_seed, plan_cells
 from ssl_bench.records import iter_records, record_path
-from ssl_bench.testing import TestingPlugin
+from ssl_bench.testing import cli_exit_code
 
 # one pretraining (dummy, surgical pool) and two cells: small enough to run many times
 RUN = ["run", "--methods", "dummy", "--benchmarks", "tiny-phase", "--label-frac", "0.5",
@@ -91,13 +90,6 @@ def _run_child(results: Path, *extra: str, kill: str | None = None) -> int:
     return proc.wait(timeout=600)
 
 
-def _main(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
 
 def _records(results: Path) -> dict[tuple, dict[str, Any]]:
     """What must be identical between runs (dates and timings are not)."""
@@ -113,13 +105,6 @@ def _copy_checkpoints(reference: Path, results: Path) -> None:
     """Start from the reference's pretrained checkpoint (not its features or records)."""
     shutil.copytree(reference / "cache" / "checkpoints", results / "cache" / "checkpoints")
 
-
-@pytest.fixture
-def testing_plugin():
-    plugins.reset()
-    plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
-    yield
-    plugins.reset()
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +143,7 @@ def test_cell_seeds_depend_on_the_cell_not_on_run_order(testing_plugin) -> None:
 
 def test_same_command_twice_gives_identical_records(reference, testing_plugin, tmp_path) -> None:
     results = tmp_path / "results"
-    assert _main(RUN + ["--results", str(results)]) == 0  # in-process, fresh pretraining
+    assert cli_exit_code(RUN + ["--results", str(results)]) == 0  # in-process, fresh pretraining
     assert _records(results) == _records(reference)
     for r in iter_records(results)[0]:
         assert r.cell_seed == cell_seed(r.seed, Cell(r.method.id, r.benchmark, r.label_frac,
@@ -256,7 +241,7 @@ def test_nan_loss_fails_its_cells_with_the_step_and_the_run_goes_on(reference, t
     _copy_checkpoints(reference, results)
     args = RUN + ["--results", str(results)]
     args[args.index("dummy")] = "nan-loss,dummy"
-    assert _main(args) == 1
+    assert cli_exit_code(args) == 1
     recs = _records(results)
     assert {k[1]: v["status"] for k, v in recs.items()} == {"nan-loss": "failed", "dummy": "ok"}
     for record in iter_records(results)[0]:

@@ -12,29 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ssl_bench import plugins
-from ssl_bench.cli import main
 from ssl_bench.records import iter_records
-from ssl_bench.testing import TestingPlugin
+from ssl_bench.testing import cli_exit_code
 
 RUN = ["run", "--methods", "dummy", "--benchmarks", "tiny-phase,tiny-seg,tiny-organ",
        "--label-frac", "0.5", "--seeds", "0,1", "--profile", "smoke", "--quiet"]
 
 
-@pytest.fixture
-def testing_plugin():
-    plugins.reset()
-    plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
-    yield
-    plugins.reset()
-
-
-def _main(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _metrics(results: Path) -> dict[tuple, dict]:
@@ -45,7 +29,7 @@ def _metrics(results: Path) -> dict[tuple, dict]:
 
 def test_smoke_run_writes_valid_records_and_a_leaderboard(testing_plugin, tmp_path, capsys) -> None:
     results = tmp_path / "results"
-    assert _main(RUN + ["--results", str(results)]) == 0
+    assert cli_exit_code(RUN + ["--results", str(results)]) == 0
     records, warnings = iter_records(results)
     assert not warnings and len(records) == 6
     for r in records:
@@ -56,7 +40,7 @@ def test_smoke_run_writes_valid_records_and_a_leaderboard(testing_plugin, tmp_pa
     assert "tiny-phase" in capsys.readouterr().out
     # resume: a second run computes nothing
     before = {p: p.stat().st_mtime_ns for p in (results / "records").rglob("*.json")}
-    assert _main(RUN + ["--results", str(results)]) == 0
+    assert cli_exit_code(RUN + ["--results", str(results)]) == 0
     after = {p: p.stat().st_mtime_ns for p in (results / "records").rglob("*.json")}
     assert before == after
 
@@ -65,7 +49,7 @@ def test_failing_plugin_gives_failed_records_and_nonzero_exit(testing_plugin, tm
     results = tmp_path / "results"
     args = RUN + ["--results", str(results)]
     args[args.index("dummy")] = "dummy,failing"
-    assert _main(args) != 0
+    assert cli_exit_code(args) != 0
     by_method = {}
     for r in iter_records(results)[0]:
         by_method.setdefault(r.method.id, set()).add(r.status)
@@ -105,7 +89,7 @@ def test_killed_run_resumes_to_the_same_records(tmp_path) -> None:
 
 
 def test_dry_run_prints_the_plan(testing_plugin, tmp_path, capsys) -> None:
-    assert _main(RUN + ["--results", str(tmp_path), "--dry-run"]) == 0
+    assert cli_exit_code(RUN + ["--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "6 to compute" in out and "dummy|tiny-seg|0.5|1: compute" in out
     assert not (tmp_path / "records").exists()
