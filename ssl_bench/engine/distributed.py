@@ -243,17 +243,13 @@ def _register_wrapper() -> str:
             super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
         def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
-            from ssl_bench.engine.pretrain import NonFiniteLoss
+            from ssl_bench.engine.pretrain import apply_losses
 
             with optim_wrapper.optim_context(self):
                 data = self.module.data_preprocessor(data, True)
                 losses = self(data)  # DDP.forward -> MethodModel.forward -> training_step
-            loss = losses["loss"]
-            if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss)}) at step "
-                                    f"{self.module.step} on rank {get_rank()}")
-            optim_wrapper.update_params(loss)
-            return {k: v.detach() for k, v in losses.items()}
+            return apply_losses(losses, optim_wrapper,
+                                f"step {self.module.step} on rank {get_rank()}")
 
     MODEL_WRAPPERS.register_module(name=name, module=MethodDistributedDataParallel)
     return name

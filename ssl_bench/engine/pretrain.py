@@ -100,6 +100,17 @@ def _optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def apply_losses(losses: dict[str, torch.Tensor], optim_wrapper: Any, where: str
+                 ) -> dict[str, torch.Tensor]:
+    """The end of every pretraining step, single-process or DDP: refuse a non-finite loss,
+    then backward + optimiser step; the detached losses go to mmengine's logs."""
+    loss = losses["loss"]
+    if not torch.isfinite(loss.detach()).all():
+        raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss)}) at {where}")
+    optim_wrapper.update_params(loss)
+    return {k: v.detach() for k, v in losses.items()}
+
+
 def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
     from mmengine.model import BaseModel
 
@@ -120,12 +131,7 @@ def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
             data = self.data_preprocessor(data, True)
             with optim_wrapper.optim_context(self):
                 losses = method.training_step(self.net, data, self.progress)
-            loss = losses["loss"]
-            if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss)}) at step "
-                                    f"{self.step}")
-            optim_wrapper.update_params(loss)
-            return {k: v.detach() for k, v in losses.items()}
+            return apply_losses(losses, optim_wrapper, f"step {self.step}")
 
         def forward(self, batch: Any, mode: str = "loss") -> dict[str, torch.Tensor]:
             # the losses of one step; called through DDP by engine/distributed.py only
