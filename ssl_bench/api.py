@@ -32,6 +32,7 @@ from ssl_bench.errors import SSLBenchError
 
 if TYPE_CHECKING:
     from ssl_bench.cache import ArrayCache
+    from ssl_bench.unit_scores import UnitParts
 
 Profile = Literal["smoke", "cpu", "paper"]
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "paper")
@@ -157,6 +158,8 @@ class UnitData:
     fps: float | None = None  # frame rate of `frames` (videos)
     spacing: tuple[float, float, float] | None = None  # mm per (row, col, frame) for volumes
     frame_ids: np.ndarray | None = None  # original frame index of each frame (videos, clips)
+    #: (T, n_tools) uint8 tool presence per frame (videos with tool annotations), else None
+    tools: np.ndarray | None = None
 
 
 class NoOptions(BaseModel):
@@ -433,10 +436,20 @@ class CellInputs:
 
 @dataclass
 class TaskResult:
+    """What a task reports for one cell.
+
+    ``per_unit``: for each metric, its value on each test unit alone (unit id -> value).
+    ``main_parts``: the exact decomposition of the main score over the test units
+    (:class:`ssl_bench.unit_scores.UnitParts`); the paired bootstrap of the leaderboard
+    resamples it, and the engine checks that it reproduces ``metrics[main_score]``.
+    """
+
     metrics: dict[str, float]
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    per_unit: dict[str, dict[str, float]] = field(default_factory=dict)
+    main_parts: "UnitParts | None" = None
 
 
 class TaskConfig(BaseModel):

@@ -150,6 +150,14 @@ def organ_metrics(
         volume_organ_scores(p, g, s, num_classes, ignore_index)
         for p, g, s in zip(preds, gts, spacings)
     ]
+    return aggregate_organ_scores(per_volume, class_names)
+
+
+def aggregate_organ_scores(
+    per_volume: Sequence[tuple[np.ndarray, np.ndarray]], class_names: Sequence[str]
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """:func:`organ_metrics` from per-volume :func:`volume_organ_scores` outputs (so a caller
+    that also needs each volume's own scores computes HD95 once)."""
     dice = np.asarray(_nanmean(np.stack([d for d, _ in per_volume]), axis=0), dtype=np.float64)
     hd95 = np.asarray(_nanmean(np.stack([h for _, h in per_volume]), axis=0), dtype=np.float64)
     organs = list(class_names[1:])

@@ -63,6 +63,8 @@ def test_linear_smoke_returns_finite_metrics(tmp_path: Path) -> None:
     assert result.details["protocol"] == "linear"
     test_ids = [u.id for u in cell.units["test"]]
     assert sorted(dataset.loads[-2:]) == sorted(test_ids)
+    assert set(result.per_unit["mean_dice"]) == set(test_ids)
+    assert result.main_parts.value() == pytest.approx(result.metrics["mean_dice"])
     assert all(dataset.loads.count(t) == 1 for t in test_ids)
 
 

@@ -57,10 +57,15 @@ def test_linear_smoke_returns_finite_metrics(tmp_path: Path) -> None:
     assert result.details["label_units"] == [u.id for u in select_label_units(
         dataset.units(), dataset.meta.id, 0.5, 0)]
     assert set(result.timings) == {"features", "downstream"}
-    assert set(result.details["per_video_accuracy"]) == {"video08", "video09"}
+    assert set(result.per_unit["accuracy"]) == {"video08", "video09"}
     # per-video accuracies are those of real predictions: their mean is the video accuracy
-    assert np.isclose(np.mean(list(result.details["per_video_accuracy"].values())),
+    assert np.isclose(np.mean(list(result.per_unit["accuracy"].values())),
                       result.metrics["accuracy"])
+    assert np.isclose(result.main_parts.value(), result.metrics["accuracy"])
+    # every metric has its per-video values; jaccard is the mean of the per-video jaccards
+    assert set(result.per_unit) >= {"accuracy", "jaccard", "f1"}
+    assert np.isclose(np.nanmean(list(result.per_unit["jaccard"].values())),
+                      result.metrics["jaccard"])
     import json
 
     json.dumps(result.details)

@@ -83,6 +83,11 @@ def test_linear_smoke_returns_finite_metrics(tmp_path: Path) -> None:
     assert result.details["protocol"] == "linear"
     assert result.details["n_train_frames"] == 3 * 4
     assert 1 <= result.details["best_epoch"] <= 2
+    # per-unit values of every metric, and parts that reproduce the dataset-level mIoU
+    test_ids = {u.id for u in RecordingSegDataset().units() if u.split == "test"}
+    assert set(result.per_unit["miou"]) == test_ids
+    assert result.main_parts.units and set(result.main_parts.units) == test_ids
+    assert result.main_parts.value() == pytest.approx(result.metrics["miou"])
 
 
 def test_test_units_loaded_once_after_training(tmp_path: Path) -> None:

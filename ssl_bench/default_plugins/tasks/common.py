@@ -31,6 +31,7 @@ from ssl_bench.api import (CellInputs, Encoder, SemiSupervisedData, TaskConfig, 
                            UnitData)
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.fpn import EncoderDecoder, FPNDecoder
+from ssl_bench.unit_scores import UnitParts
 
 # --------------------------------------------------------------------------------------
 # generic helpers
@@ -123,6 +124,19 @@ def check_finite(loss: torch.Tensor, where: str) -> None:
         from ssl_bench.errors import CellFailure
 
         raise CellFailure(f"non-finite loss in {where}")
+
+
+@dataclass
+class TestScores:
+    """A mask task's test metrics, per-class values, each test unit's own metrics and the
+    per-unit parts of the main score (:mod:`ssl_bench.unit_scores`)."""
+
+    __test__ = False  # not a pytest test class
+
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]]
+    per_unit: dict[str, dict[str, float]]
+    main_parts: UnitParts
 
 
 @dataclass
@@ -225,9 +239,9 @@ class MaskTask(ABC):
 
     @abstractmethod
     def test_scores(self, preds: list[np.ndarray], gts: list[np.ndarray],
-                    data: list[dict[str, Any]],
-                    cell: CellInputs) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        """The task's metrics on the test units (``data``: their items, e.g. spacing)."""
+                    data: list[dict[str, Any]], cell: CellInputs) -> "TestScores":
+        """The task's metrics on the test units (``data``: their items, e.g. spacing), with
+        each unit's own values and the per-unit parts of the main score."""
 
     # -- the loop ---------------------------------------------------------------------
     def run_mask_task(self, cell: CellInputs) -> TaskResult:
@@ -260,13 +274,14 @@ class MaskTask(ABC):
         t0 = time.perf_counter()
         preds = [result_pred["predict"](item) for item in test_items]
         gts = [np.asarray(item["masks"]) for item in test_items]
-        metrics, per_class = self.test_scores(preds, gts, test_items, cell)
+        scores = self.test_scores(preds, gts, test_items, cell)
         timer.downstream += time.perf_counter() - t0
         details["n_test_units"] = len(test_items)
         details["feature_cache"] = {"hits": cell.cache.hits - hits0,
                                     "misses": cell.cache.misses - misses0}
-        return TaskResult(metrics=metrics, per_class=per_class, details=details,
-                          timings=timer.as_dict())
+        return TaskResult(metrics=scores.metrics, per_class=scores.per_class, details=details,
+                          timings=timer.as_dict(), per_unit=scores.per_unit,
+                          main_parts=scores.main_parts)
 
     # -- linear protocol on cached multi-scale maps --------------------------------------
     def _cached_unit(self, cell: CellInputs, encoder: Encoder, unit: Unit, timer: Timer,
@@ -530,5 +545,5 @@ __all__ = [
     "class_map",
     "seed_everything", "resolve_protocol", "to_float_images", "load_unit", "feature_key",
     "make_optimizer", "shuffled_batches", "endless_batches", "snapshot", "Timer", "FrameIndex",
-    "MaskTaskConfig", "MaskTask",
+    "MaskTaskConfig", "MaskTask", "TestScores",
 ]

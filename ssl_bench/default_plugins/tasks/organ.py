@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from ssl_bench.api import CellInputs, Task, TaskMeta, TaskResult
-from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig
+from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig, TestScores
 from ssl_bench.errors import SSLBenchError
+from ssl_bench.unit_scores import classwise_mean_parts, per_unit_values
 
 
 def mean_dice_present(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int
@@ -108,9 +109,8 @@ class OrganSegmentation(MaskTask, Task):
         return float(np.mean(scores)) if scores else 0.0
 
     def test_scores(self, preds: list[np.ndarray], gts: list[np.ndarray],
-                    data: list[dict[str, Any]], cell: CellInputs
-                    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        from ssl_bench.metrics.volume import organ_metrics
+                    data: list[dict[str, Any]], cell: CellInputs) -> TestScores:
+        from ssl_bench.metrics.volume import aggregate_organ_scores, volume_organ_scores
 
         spacings = []
         for item in data:
@@ -121,9 +121,15 @@ class OrganSegmentation(MaskTask, Task):
             row, col, slice_mm = item["spacing"]
             spacings.append((slice_mm, row, col))
         meta = cell.dataset.meta
-        metrics, per_class = organ_metrics(preds, gts, spacings, meta.classes,
-                                           ignore_index=meta.ignore_index)
-        return {k: float(v) for k, v in metrics.items()}, per_class
+        per_volume = [volume_organ_scores(p, g, s, len(meta.classes), meta.ignore_index)
+                      for p, g, s in zip(preds, gts, spacings)]
+        metrics, per_class = aggregate_organ_scores(per_volume, meta.classes)
+        units = [str(item["unit"]) for item in data]
+        per_unit = per_unit_values(units, [aggregate_organ_scores([v], meta.classes)[0]
+                                           for v in per_volume])
+        # mean_dice: per organ a mean over the volumes that contain it, then over organs
+        parts = classwise_mean_parts({u: dice for u, (dice, _) in zip(units, per_volume)})
+        return TestScores({k: float(v) for k, v in metrics.items()}, per_class, per_unit, parts)
 
     def evaluate(self, cell: CellInputs) -> TaskResult:
         return self.run_mask_task(cell)

@@ -50,6 +50,7 @@ from ssl_bench.default_plugins.tasks.common import (
 )
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
+from ssl_bench.unit_scores import mean_parts, per_unit_values
 
 PAD = -100
 
@@ -280,6 +281,11 @@ class PhaseRecognition(Task):
         gts = [np.asarray(v["phases"], np.int64) for v in test]
         metrics, per_class = phase_metrics(preds, gts, num_phases, fps=1.0,
                                            relaxed_groups=meta.relaxed_phase_groups)
+        unit_ids = [u.id for u in cell.units["test"]]
+        per_unit = per_unit_values(unit_ids, [
+            phase_metrics([p], [g], num_phases, fps=1.0,
+                          relaxed_groups=meta.relaxed_phase_groups)[0]
+            for p, g in zip(preds, gts)])
         timer.downstream += time.perf_counter() - t0
         # per-phase values are keyed by phase id in the metric; the record uses phase names
         names = {str(i): name for i, name in enumerate(meta.classes)}
@@ -291,10 +297,9 @@ class PhaseRecognition(Task):
             "selection": "best val video accuracy" if val else "last epoch (no val units)",
             "best_val_accuracy": best_acc if val else None,
             "val_history": history,
-            "per_video_accuracy": {u.id: 100.0 * float(np.mean(p == g)) if len(g) else float("nan")
-                                   for u, p, g in zip(cell.units["test"], preds, gts)},
             "feature_cache": {"hits": cell.cache.hits - hits0,
                               "misses": cell.cache.misses - misses0},
         })
         return TaskResult(metrics={k: float(v) for k, v in metrics.items()}, per_class=per_class,
-                          details=details, timings=timer.as_dict())
+                          details=details, timings=timer.as_dict(), per_unit=per_unit,
+                          main_parts=mean_parts(per_unit["accuracy"]))

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from ssl_bench.api import CellInputs, Task, TaskMeta, TaskResult
-from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig
+from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig, TestScores
+from ssl_bench.unit_scores import per_unit_values, pooled_parts
 
 
 def _confusion(preds: list[np.ndarray], gts: list[np.ndarray], num_classes: int,
@@ -79,14 +80,23 @@ class SemanticSegmentation(MaskTask, Task):
         return float(metrics["miou"])
 
     def test_scores(self, preds: list[np.ndarray], gts: list[np.ndarray],
-                    data: list[dict[str, Any]], cell: CellInputs
-                    ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+                    data: list[dict[str, Any]], cell: CellInputs) -> TestScores:
         from ssl_bench.metrics.segmentation import segmentation_metrics
 
         meta = cell.dataset.meta
-        matrix = _confusion(preds, gts, len(meta.classes), meta.ignore_index)
+        matrices = [_confusion([p], [g], len(meta.classes), meta.ignore_index)
+                    for p, g in zip(preds, gts)]
+        matrix = np.sum(matrices, axis=0) if matrices else _confusion(
+            [], [], len(meta.classes), meta.ignore_index)
         metrics, per_class = segmentation_metrics(matrix, meta.classes)
-        return {k: float(v) for k, v in metrics.items()}, per_class
+        units = [str(item["unit"]) for item in data]
+        per_unit = per_unit_values(units, [segmentation_metrics(m, meta.classes)[0]
+                                           for m in matrices])
+        # dataset-level IoU per class: 100 TP / (TP + FP + FN) summed over the units
+        tp = np.stack([np.diag(m) for m in matrices]).astype(np.float64)
+        union = np.stack([m.sum(axis=0) + m.sum(axis=1) - np.diag(m) for m in matrices])
+        parts = pooled_parts(units, 100.0 * tp, union.astype(np.float64))
+        return TestScores({k: float(v) for k, v in metrics.items()}, per_class, per_unit, parts)
 
     def evaluate(self, cell: CellInputs) -> TaskResult:
         return self.run_mask_task(cell)
