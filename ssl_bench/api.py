@@ -39,7 +39,7 @@ PROFILES: tuple[str, ...] = ("smoke", "cpu", "paper")
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 Modality = Literal["video", "image", "volume"]
-LabelKind = Literal["phase", "mask"]
+LabelKind = Literal["phase", "mask", "tools"]
 #: What a method's result can be used for downstream.
 #: ``frame-features``: one vector per frame (phase recognition);
 #: ``spatial-features``: multi-scale feature maps (segmentation heads);
@@ -110,10 +110,26 @@ class TaskMeta(Meta):
     higher_is_better: dict[str, bool]
 
 
+class ReferenceResult(Meta):
+    """A published figure a benchmark can be compared with (shown as a "published" row of the
+    leaderboard, never ranked with measured rows). Give ``label_count`` or ``label_frac``."""
+
+    method: str
+    value: float
+    metric: str
+    label_count: int | None = None
+    label_frac: float | None = None
+    backbone: str = ""
+    citation: str
+    url: str | None = None
+    note: str = ""
+
+
 class Benchmark(Meta):
     """A dataset bound to a task and a protocol, with default label fractions and seeds."""
 
     id: str = Field(pattern=ID_PATTERN)
+    version: str = "1"
     dataset: str
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     #: reader options that depend on the budget profile (e.g. a coarser CT resampling for the
@@ -122,12 +138,26 @@ class Benchmark(Meta):
     profile_dataset_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     task: str
     protocol: str = "linear"
+    #: task config values this benchmark fixes (a protocol variant), merged over the task's
+    #: profile values; ``profile_task_options`` per profile on top of them
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    profile_task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     label_fracs: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
+    #: default numbers of labelled training units (videos, clips, volumes); when given they
+    #: replace ``label_fracs`` as the benchmark's default label settings
+    label_counts: tuple[int, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
+    #: part of the default run (``--benchmarks default``, what ``make run`` runs)
+    default: bool = True
     description: str = ""
+    #: published figures to show beside the measured rows
+    references: tuple[ReferenceResult, ...] = ()
 
     def options_for(self, profile: str) -> dict[str, Any]:
         return {**self.dataset_options, **self.profile_dataset_options.get(profile, {})}
+
+    def task_options_for(self, profile: str) -> dict[str, Any]:
+        return {**self.task_options, **self.profile_task_options.get(profile, {})}
 
 
 # --------------------------------------------------------------------------------------

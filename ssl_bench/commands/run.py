@@ -9,8 +9,9 @@ import click
 
 @click.command(name="run")
 @click.option("--methods", default="all", show_default=True, help="`all` or comma-separated method ids.")
-@click.option("--benchmarks", default="all", show_default=True,
-              help="`all` or comma-separated benchmark ids.")
+@click.option("--benchmarks", default="default", show_default=True,
+              help="`default` (the benchmarks of the default run), `all` or comma-separated "
+                   "benchmark ids.")
 @click.option("--label-frac", "label_frac", default=None,
               help="Label fraction(s) in (0, 1], comma-separated. Default: each benchmark's own.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")

@@ -71,7 +71,8 @@ class RunOptions:
         regs = get_registries()
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
         method_ids = regs.methods.resolve(methods)
-        bench_ids = regs.benchmarks.resolve(benchmarks)
+        bench_ids = ([e.id for e in regs.benchmarks if e.obj.default]
+                     if benchmarks.strip() == "default" else regs.benchmarks.resolve(benchmarks))
         dev = resolve_device(device)
         if jobs < 1:
             raise SSLBenchError(f"--jobs {jobs}: give a positive number of parallel processes")

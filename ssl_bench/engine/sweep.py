@@ -240,7 +240,8 @@ def evaluate_cell(ctx: SweepContext, cell: Cell) -> CellRecord:
         units = ctx.units[bench.dataset]
         label_units = select_label_units(units, dataset.meta.id, cell.label_frac, cell.seed)
         label_ids = [u.id for u in label_units]
-        task = task_cls(task_cls.make_config(ctx.options.profile))
+        task = task_cls(task_cls.make_config(ctx.options.profile,
+                                             bench.task_options_for(ctx.options.profile)))
         task_config = task.config.model_dump(mode="json")
         by_split: dict[str, list[Unit]] = defaultdict(list)
         for u in units:
