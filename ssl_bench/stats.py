@@ -48,8 +48,8 @@ class MethodComparison:
 
     ``delta`` is ``score - baseline score`` in the metric's own direction (a positive delta is an
     improvement only when higher is better). ``p_value`` is the two-sided bootstrap p-value of
-    :func:`paired_bootstrap`; ``p_holm`` is that p-value Holm-adjusted across the table's non-baseline
-    methods, and ``significant`` is ``p_holm < alpha``. Ranks count 1 as best.
+    :func:`paired_bootstrap`; ``p_holm`` is that p-value Holm-adjusted across the table's
+    non-baseline methods, and ``significant`` is ``p_holm < alpha``. Ranks count 1 as best.
     """
 
     method: str
