@@ -50,10 +50,10 @@ def main() -> None:
                         help="results directory to keep (default: a temporary one)")
     args = parser.parse_args()
 
-    from ssl_bench.commands.data import ensure_synthetic
+    from ssl_bench.synthetic_suite import ensure_synthetic
     from ssl_bench.paths import synthetic_root
 
-    ensure_synthetic(synthetic_root(args.size), args.size, quiet=True)
+    ensure_synthetic(synthetic_root(args.size), args.size)
     if args.keep is not None and args.keep.exists():
         raise SystemExit(f"{args.keep} exists; end_to_end.py measures a fresh results directory")
     with tempfile.TemporaryDirectory(prefix="perf-e2e-") as tmp:

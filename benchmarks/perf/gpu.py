@@ -45,7 +45,7 @@ from pretrain_throughput import (  # noqa: E402
     conv_backward_flops, harness_run, make_loader, to_device)
 
 from ssl_bench.api import PretrainPool  # noqa: E402
-from ssl_bench.engine.pretrain import _optimizer  # noqa: E402
+from ssl_bench.engine.pretrain import build_optimizer  # noqa: E402
 from ssl_bench.profiles import IMAGE_SIZE  # noqa: E402
 
 NAME = "gpu"
@@ -76,7 +76,7 @@ def prepare(method: Any, device: torch.device, variant: str) -> tuple[torch.nn.M
         for child in net.children():
             child.compile()
     net.train()
-    return net, _optimizer(method, net)
+    return net, build_optimizer(method, net)
 
 
 def step(method: Any, net: torch.nn.Module, optimizer: Any, batch: Any, amp: bool,

@@ -7,7 +7,7 @@ one process and on the same pool (the synthetic suite's surgical pool, ``--size`
   LR schedule, checkpoints) for ``--steps`` optimiser steps;
 * ``plain``: a minimal PyTorch loop over the same DataLoader settings, model
   (``method.build()``), loss (``method.training_step``), optimiser (the harness's
-  ``_optimizer``) and ``method.after_step``: ``zero_grad / backward / step``, nothing else.
+  ``build_optimizer``) and ``method.after_step``: ``zero_grad / backward / step``, nothing else.
 
 Both are timed with the same instrument (:class:`perf_common.StepClock`: the gap between the
 starts of consecutive ``training_step`` calls is one whole iteration, data loading included);
@@ -46,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perf_common as pc  # noqa: E402
 
-from ssl_bench.engine.pretrain import _optimizer, run_pretraining, total_steps  # noqa: E402
+from ssl_bench.engine.pretrain import build_optimizer, run_pretraining, total_steps  # noqa: E402
 
 NAME = "pretrain_throughput"
 
@@ -71,7 +71,7 @@ def plain_loop(method: Any, pool: Any, steps: int, seed: int, device: torch.devi
     torch.manual_seed(seed)
     net = method.build().to(device)
     net.train()
-    optimizer = _optimizer(method, net)
+    optimizer = build_optimizer(method, net)
     loader = make_loader(method, method.pretrain_dataset(pool), seed)
     done = 0
     while done < steps:
@@ -132,7 +132,7 @@ def compute_only_step(method: Any, batch: Any, repeats: int) -> float:
     torch.manual_seed(0)
     net = method.build()
     net.train()
-    optimizer = _optimizer(method, net)
+    optimizer = build_optimizer(method, net)
     best = float("inf")
     for i in range(repeats + 1):
         start = time.perf_counter()
@@ -205,7 +205,7 @@ def profile_step(method: Any, pool: Any, seed: int, steps: int = 2) -> dict[str,
     torch.manual_seed(seed)
     net = method.build()
     net.train()
-    optimizer = _optimizer(method, net)
+    optimizer = build_optimizer(method, net)
     loader = iter(make_loader(method, method.pretrain_dataset(pool), seed))
     batch = next(loader)
     loss = method.training_step(net, batch, 0.0)["loss"]  # warm-up

@@ -26,36 +26,6 @@ def _dataset(name: str, root: Path, options: tuple[str, ...] = ()):  # type: ign
     return cls(root, opts)
 
 
-def synthetic_datasets() -> list[type]:
-    """Registered datasets that can write themselves as synthetic data in their real layout."""
-    from ssl_bench.api import Dataset
-    from ssl_bench.plugins import get_registries
-
-    return [e.obj for e in get_registries().datasets
-            if e.obj.write_synthetic.__func__ is not Dataset.write_synthetic.__func__]
-
-
-def ensure_synthetic(root: Path, size: str, seed: int = 0, ids: list[str] | None = None,
-                     quiet: bool = False) -> dict[str, Path]:
-    """Write (once) the synthetic suite under ``root``; returns dataset id -> folder."""
-    from ssl_bench import atomic
-
-    out: dict[str, Path] = {}
-    for cls in synthetic_datasets():
-        if ids is not None and cls.meta.id not in ids:
-            continue
-        target = root / cls.meta.id
-        done = target / ".ssl-bench-synthetic.json"
-        if not done.exists():
-            if not quiet:
-                click.echo(f"writing synthetic {cls.meta.id} ({size}) to {target}", err=True)
-            cls.write_synthetic(target, size=size, seed=seed)
-            atomic.write_json(done, {"dataset": cls.meta.id, "version": cls.meta.version,
-                                     "size": size, "seed": seed})
-        out[cls.meta.id] = target
-    return out
-
-
 @click.group(name="data")
 def data_group() -> None:
     """Write the embedded synthetic suite; check, prepare and describe real datasets.
@@ -79,8 +49,10 @@ def synth_command(out: Path | None, size: str, seed: int) -> None:
     """Write the synthetic datasets in their real layouts (deterministic in --seed)."""
     from ssl_bench.paths import synthetic_root
 
+    from ssl_bench.synthetic_suite import ensure_synthetic
+
     root = out or synthetic_root(size)
-    written = ensure_synthetic(root, size, seed)
+    written = ensure_synthetic(root, size, seed, log=lambda m: click.echo(m, err=True))
     for name, path in written.items():
         click.echo(f"{name}\t{path}")
 

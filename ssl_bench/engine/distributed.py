@@ -27,6 +27,9 @@ How one pretraining runs on N processes (each holding one GPU, or CPU with gloo)
 * BatchNorm layers become ``torch.nn.SyncBatchNorm`` when the method's config has
   ``sync_bn: bool = True``; torch's SyncBatchNorm only runs on GPU (``SyncBatchNorm.forward``
   raises on CPU input), so on CPU the conversion is skipped with a log line.
+The low-level helpers (process group, collectives, the DDP wrapper) are in
+:mod:`ssl_bench.engine.ddp`; this module is the launch level.
+
 * Only rank 0 takes the checkpoint cache's file lock, writes the safetensors checkpoint and its
   JSON, and evaluates cells / writes records; the other ranks wait at a barrier.
   mmengine's CheckpointHook already saves its resume checkpoints from rank 0 only
@@ -41,293 +44,45 @@ How one pretraining runs on N processes (each holding one GPU, or CPU with gloo)
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import os
-import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
 
 import torch
-import torch.distributed as dist
-from torch import nn
-
-from ssl_bench.engine.loader import EndlessLoader
-from ssl_bench.errors import SSLBenchError
-
-if TYPE_CHECKING:
-    from ssl_bench.api import Method
-    from ssl_bench.engine.plan import RunOptions
-    from ssl_bench.engine.pretrain import PretrainResult
-    from ssl_bench.engine.sweep import SweepContext
-
-LAUNCHERS: tuple[str, ...] = ("none", "pytorch", "slurm")
-#: set to a folder: each rank writes ``rank<R>.json`` with hashes of its trained model
-STATE_REPORT_ENV = "SSL_BENCH_DDP_STATE_REPORT"
-
-
-# ---- rank / world helpers ------------------------------------------------------------------
-
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def get_rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
-def is_main_process() -> bool:
-    return get_rank() == 0
-
-
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier()
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """``obj`` of rank ``src`` on every rank (itself when not distributed)."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def all_gather_concat(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``t`` of every rank along dim 0 (rank order); ``t`` itself in one process.
-
-    No gradient flows through the gathered copies (as in MoCo's ``concat_all_gather``): use it
-    for keys that enter a queue or for targets, not for the tensors being trained. Every rank
-    must pass the same shape."""
-    if not is_distributed() or get_world_size() == 1:
-        return t
-    parts = [torch.empty_like(t) for _ in range(get_world_size())]
-    dist.all_gather(parts, t.detach().contiguous())
-    return torch.cat(parts, dim=0)
-
-
-def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
-    """The mean of ``t`` over ranks (a new tensor, no gradient); ``t`` itself in one process.
-    E.g. DINO's center: ``all_reduce_mean(teacher_out.mean(0))``."""
-    if not is_distributed() or get_world_size() == 1:
-        return t
-    out = t.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out / get_world_size()
-
-
-# ---- process group ---------------------------------------------------------------------------
-
-
-def default_backend(device: str) -> str:
-    return "nccl" if device.startswith("cuda") else "gloo"
-
-
-def _slurm_to_torch_env() -> None:
-    """Translate srun's variables into the env:// ones (what mmengine's slurm launcher does)."""
-    try:
-        rank, world = int(os.environ["SLURM_PROCID"]), int(os.environ["SLURM_NTASKS"])
-    except KeyError:
-        raise SSLBenchError("--launcher slurm: SLURM_PROCID/SLURM_NTASKS are not set; start "
-                            "the command with srun inside an allocation (see docs/cluster.md)"
-                            ) from None
-    os.environ.setdefault("RANK", str(rank))
-    os.environ.setdefault("WORLD_SIZE", str(world))
-    os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
-    os.environ.setdefault("MASTER_PORT", "29500")
-    if "MASTER_ADDR" not in os.environ:
-        nodes = os.environ.get("SLURM_NODELIST", "")
-        first = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True,
-                               text=True, check=True).stdout.split()[0] if nodes else "127.0.0.1"
-        os.environ["MASTER_ADDR"] = first
-
-
-def init_distributed(launcher: str, backend: str) -> None:
-    """Join the process group of ``launcher`` (no-op when already joined or ``"none"``)."""
-    if launcher == "none" or is_distributed():
-        return
-    if launcher not in LAUNCHERS:
-        raise SSLBenchError(f"--launcher {launcher!r}: use one of {', '.join(LAUNCHERS)}")
-    if backend == "nccl" and torch.cuda.is_available():
-        from mmengine.dist import init_dist
-
-        init_dist(launcher, backend=backend)
-        return
-    if launcher == "slurm":
-        _slurm_to_torch_env()
-    missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-               if v not in os.environ]
-    if missing:
-        raise SSLBenchError(f"--launcher {launcher}: {', '.join(missing)} not set; start the "
-                            "command with torchrun (or srun with --launcher slurm), see "
-                            "docs/cluster.md")
-    dist.init_process_group(backend=backend, init_method="env://")
-
-
-def shutdown_distributed() -> None:
-    if is_distributed():
-        dist.destroy_process_group()
-
-
-# ---- model, loader and Runner pieces used by engine/pretrain.py -----------------------------
-
-
-def wants_sync_bn(method: "Method") -> bool:
-    return bool(getattr(method.config, "sync_bn", False))
-
-
-def convert_sync_batchnorm(net: nn.Module, device_type: str,
-                           log: Callable[[str], None] = lambda _m: None) -> nn.Module:
-    """``net`` with every BatchNorm as SyncBatchNorm on GPU; unchanged (and logged) on CPU,
-    where torch's SyncBatchNorm cannot run."""
-    if device_type == "cpu":
-        log("sync_bn requested but training runs on CPU: torch's SyncBatchNorm needs a GPU; "
-            "keeping per-process BatchNorm")
-        return net
-    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
-
-
-def prepare_model(method: "Method", net: nn.Module, log: Callable[[str], None]) -> nn.Module:
-    if wants_sync_bn(method) and get_world_size() > 1:
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
-        return convert_sync_batchnorm(net, device_type, log)
-    return net
-
-
-def per_rank_batch_size(global_batch: int, n_items: int) -> int:
-    return max(1, min(global_batch, n_items) // get_world_size())
-
-
-def distributed_loader(dataset: torch.utils.data.Dataset, global_batch: int, num_workers: int,
-                       seed: int) -> torch.utils.data.DataLoader:
-    """A loader over this rank's shard; the global batch is split evenly over ranks."""
-    n = len(dataset)  # type: ignore[arg-type]
-    drop_last = n >= global_batch
-    sampler = torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=seed,
-                                                  drop_last=drop_last)
-    return EndlessLoader(
-        dataset, batch_size=per_rank_batch_size(global_batch, n), sampler=sampler,
-        drop_last=drop_last, num_workers=num_workers, persistent_workers=num_workers > 0)
-
-
-def _register_wrapper() -> str:
-    from mmengine.model import MMDistributedDataParallel
-    from mmengine.registry import MODEL_WRAPPERS
-
-    name = "SSLBenchMethodDDP"
-    if MODEL_WRAPPERS.get(name) is not None:
-        return name
-
-    class MethodDistributedDataParallel(MMDistributedDataParallel):
-        """DDP around the pretraining model: ``train_step`` goes through DDP's ``forward``."""
-
-        def __init__(self, module: nn.Module, device_ids: list[int] | None = None,
-                     **kwargs: Any) -> None:
-            on_cpu = all(p.device.type == "cpu" for p in module.parameters())
-            # buffers are synced once at the start and from rank 0 after the last step
-            # (sync_buffers); torch >= 2.12 names the per-forward switch forward_sync_buffers
-            ddp_args = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
-            kwargs.setdefault("forward_sync_buffers" if "forward_sync_buffers" in ddp_args
-                              else "broadcast_buffers", False)
-            # a method may leave some trainable parameters out of a step's graph
-            kwargs.setdefault("find_unused_parameters", True)
-            super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
-
-        def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
-            from ssl_bench.engine.pretrain import apply_losses
-
-            with optim_wrapper.optim_context(self):
-                data = self.module.data_preprocessor(data, True)
-                losses = self(data)  # DDP.forward -> MethodModel.forward -> training_step
-            return apply_losses(losses, optim_wrapper,
-                                f"step {self.module.step} on rank {get_rank()}")
-
-    MODEL_WRAPPERS.register_module(name=name, module=MethodDistributedDataParallel)
-    return name
-
-
-def runner_arguments(launcher: str, seed: int) -> dict[str, Any]:
-    """Extra ``mmengine.runner.Runner`` arguments for a distributed pretraining."""
-    backend = dist.get_backend() if is_distributed() else "nccl"
-    return dict(
-        launcher=launcher,
-        cfg=dict(model_wrapper_cfg=dict(type=_register_wrapper())),  # Runner.wrap_model reads it
-        env_cfg=dict(dist_cfg=dict(backend=backend)),
-        # the model is built (and DDP broadcasts it from rank 0) before; per-rank seeds give
-        # each rank its own augmentation draws
-        randomness=dict(seed=seed, deterministic=False, diff_rank_seed=True),
-    )
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    from mmengine.model import is_model_wrapper
-
-    return model.module if is_model_wrapper(model) else model
-
-
-def sync_buffers(net: nn.Module) -> None:
-    """Every rank takes rank 0's buffers (BatchNorm statistics, queues)."""
-    if not is_distributed():
-        return
-    for buf in net.buffers():
-        dist.broadcast(buf.data, src=0)
-
-
-def state_hashes(net: nn.Module) -> dict[str, str]:
-    """sha256 of the parameters and of the buffers (name + float32 bytes, sorted by name)."""
-    params = dict(net.named_parameters())
-    out = {}
-    for kind, items in (("parameters", params),
-                        ("buffers", {k: v for k, v in net.state_dict().items()
-                                     if k not in params})):
-        h = hashlib.sha256()
-        for name in sorted(items):
-            h.update(name.encode())
-            h.update(items[name].detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
-        out[kind] = h.hexdigest()
-    return out
-
-
-def _report_state(net: nn.Module, steps: int) -> None:
-    folder = os.environ.get(STATE_REPORT_ENV)
-    if not folder:
-        return
-    from ssl_bench import atomic
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    atomic.write_json(Path(folder) / f"rank{get_rank()}.json",
-                      {"rank": get_rank(), "world_size": get_world_size(), "steps": steps,
-                       **state_hashes(net)})
+from filelock import FileLock
+
+from ssl_bench.engine.ddp import (
+    barrier,
+    broadcast_object,
+    default_backend,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_main_process,
+    report_state,
+    shutdown_distributed,
+    sync_buffers,
+)
+from ssl_bench.engine.identity import needs_pretraining
+from ssl_bench.engine.plan import RunOptions
+from ssl_bench.engine.pretrain import (
+    PretrainResult,
+    checkpoint_is_intact,
+    checkpoint_key,
+    run_pretraining,
+    save_checkpoint,
+)
+from ssl_bench.engine.sweep import SweepContext, plan_run, run_sweep
 
 
 # ---- one pretraining on every rank ------------------------------------------------------------
 
 
-def pretrain_distributed(ctx: "SweepContext", method_id: str, domain: str,
-                         launcher: str) -> "PretrainResult":
+def pretrain_distributed(ctx: SweepContext, method_id: str, domain: str,
+                         launcher: str) -> PretrainResult:
     """Pretrain (method, domain) on every rank of the process group; rank 0 alone checks and
     fills the checkpoint cache. Every rank must call it."""
-    from filelock import FileLock
-
-    from ssl_bench.engine.pretrain import (
-        PretrainResult,
-        checkpoint_is_intact,
-        checkpoint_key,
-        run_pretraining,
-        save_checkpoint,
-    )
-
-    cls = ctx.regs.methods.get(method_id)
-    method = cls(cls.make_config(ctx.options.profile), ctx.method_context(method_id))
+    method = ctx.method(method_id)
     size, fps = method.config.image_size, method.config.fps
     fingerprint = ctx.pool_fingerprint(domain, size, fps)
     seed = ctx.options.pretrain_seed
@@ -351,48 +106,44 @@ def pretrain_distributed(ctx: "SweepContext", method_id: str, domain: str,
         ctx.log(f"pretraining {method_id} on the {domain} pool ({len(pool)} frames) on "
                 f"{get_world_size()} processes (rank {get_rank()})")
         start = time.perf_counter()
-        net, steps = run_pretraining(method, pool, work_dir, seed, ctx.log, launcher=launcher)
+        losses: list[float] = []
+        net, steps = run_pretraining(method, pool, work_dir, seed, ctx.log, launcher=launcher,
+                                     losses=losses)
         seconds = time.perf_counter() - start
         sync_buffers(net)
-        _report_state(net, steps)
+        report_state(net, steps)
+        figures = None
         if is_main_process():
-            save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds)
+            figures = ctx.health(domain, method.encoder(net), losses)
+            save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds,
+                            {**ctx.pretrain_extras(domain), "health": figures})
             for stale in [*work_dir.glob("*.pth"), work_dir / "last_checkpoint"]:
                 stale.unlink(missing_ok=True)
         barrier()
-        return PretrainResult(ckpt, key, seconds, False, steps)
+        return PretrainResult(ckpt, key, seconds, False, steps, figures)
     finally:
         if is_main_process():
             lock.release()
 
 
-def run_distributed(options: "RunOptions") -> int:
+def run_distributed(options: RunOptions) -> int:
     """``ssl-bench run --launcher pytorch|slurm``: every rank pretrains the run's methods
     together (DDP); rank 0 then evaluates the cells and writes records and the leaderboard
     exactly as a one-process run (which finds the checkpoints cached)."""
-    from ssl_bench.engine.plan import is_done, plan_cells, resolve_data
-    from ssl_bench.engine.sweep import SweepContext, needs_pretraining, run_sweep
-    from ssl_bench.plugins import get_registries
-
     init_distributed(options.launcher, default_backend(options.device))
     if options.device.startswith("cuda") and torch.cuda.is_available():
         options = replace(options, device=f"cuda:{torch.cuda.current_device()}")
     try:
-        regs = get_registries()
-        benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
-        if is_main_process():  # rank 0 writes the synthetic suite, the others read it
-            sources = resolve_data(options, benchmarks, regs)
+        log = (lambda _m: None) if (options.quiet or not is_main_process()) else \
+            (lambda m: print(m, flush=True, file=sys.stderr))
+        # rank 0 writes the synthetic suite, the others read it
+        plan = plan_run(options, log, write_synthetic=True) if is_main_process() else None
         barrier()
-        if not is_main_process():
-            sources = resolve_data(options, benchmarks, regs, write_synthetic=False)
-        quiet = options.quiet or not is_main_process()
-        ctx = SweepContext(options, regs, sources,
-                           log=(lambda _m: None) if quiet else
-                           (lambda m: print(m, flush=True, file=sys.stderr)))
-        todo = [c for c in plan_cells(options, regs)
-                if c.applicable and not is_done(options.results, c)]
-        pairs = sorted({(c.method, regs.datasets.get(regs.benchmarks.get(c.benchmark).dataset)
-                         .meta.domain) for c in todo if needs_pretraining(regs, c.method)})
+        if plan is None:
+            plan = plan_run(options, log, write_synthetic=False)
+        ctx, regs = plan.ctx, plan.ctx.regs
+        pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in plan.todo
+                        if c.applicable and needs_pretraining(regs.methods.get(c.method))})
         for method_id, domain in pairs:
             pretrain_distributed(ctx, method_id, domain, options.launcher)
         barrier()
@@ -404,23 +155,4 @@ def run_distributed(options: "RunOptions") -> int:
         shutdown_distributed()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ssl_bench.engine.distributed [run options]``: ``ssl-bench run`` with
-    ``--launcher pytorch`` unless another launcher is given (for ``torchrun`` command lines)."""
-    from ssl_bench.cli import main as cli_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--launcher" not in args:
-        args += ["--launcher", "pytorch"]
-    cli_main(["run", *args])
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = ["all_gather_concat", "all_reduce_mean", "barrier", "broadcast_object",
-           "convert_sync_batchnorm", "distributed_loader", "get_rank", "get_world_size",
-           "init_distributed", "is_distributed", "is_main_process",
-           "pretrain_distributed", "run_distributed", "runner_arguments", "state_hashes",
-           "sync_buffers", "unwrap"]
+__all__ = ["pretrain_distributed", "run_distributed"]

@@ -23,7 +23,7 @@ limit) leaves its cell missing: re-running the same command plans only the missi
 pretrainings whose checkpoint is absent, so it submits only those.
 
 Jobs see the plugins of this process: entry points are re-loaded by name and plugins
-registered by hand are pickled (:func:`ssl_bench.engine.sweep._plugin_setup`).
+registered by hand are pickled (:func:`ssl_bench.engine.sweep.plugin_setup`).
 """
 
 from __future__ import annotations
@@ -37,11 +37,15 @@ from typing import Any, Callable
 
 import torch
 
-from ssl_bench.engine.plan import Cell, RunOptions, is_done, plan_cells, resolve_data
+from ssl_bench.engine import ddp
+from ssl_bench.engine.cells import CellOutcome, process_cell
+from ssl_bench.engine.context import PretrainFailure, SweepContext
+from ssl_bench.engine.distributed import pretrain_distributed
+from ssl_bench.engine.identity import check_reuse, needs_pretraining
+from ssl_bench.engine.plan import Cell, RunOptions
+from ssl_bench.engine.pretrain import checkpoint_is_intact
+from ssl_bench.engine.sweep import PluginSetup, plan_run, plugin_setup, worker_context
 from ssl_bench.errors import SSLBenchError
-
-PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
-
 
 @dataclass(frozen=True)
 class ExecutorOptions:
@@ -57,16 +61,11 @@ class ExecutorOptions:
     poll_s: float = 0.5
 
 
-def _job_context(options: RunOptions, threads: int | None, plugin_setup: PluginSetup) -> Any:
+def _job_context(options: RunOptions, threads: int | None, setup: PluginSetup) -> SweepContext:
     """The sweep context of a job process, with the submitting process's plugins."""
-    from ssl_bench.engine import sweep
-
-    sweep._worker_init(options, threads or torch.get_num_threads(), plugin_setup)
-    ctx = sweep._WORKER_CTX
-    assert ctx is not None
-    if not options.quiet:
-        ctx.log = lambda message: print(message, file=sys.stderr, flush=True)
-    return ctx
+    log = (lambda _m: None) if options.quiet else \
+        (lambda message: print(message, file=sys.stderr, flush=True))
+    return worker_context(options, threads or torch.get_num_threads(), setup, log)
 
 
 @dataclass
@@ -88,17 +87,15 @@ class PretrainJob:
             return {"checkpoint": str(result.checkpoint), "cached": result.cached}
         import submitit
 
-        from ssl_bench.engine import distributed
-
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        distributed.init_distributed("pytorch", distributed.default_backend(self.options.device))
+        ddp.init_distributed("pytorch", ddp.default_backend(self.options.device))
         try:
             ctx = _job_context(replace(self.options, launcher="pytorch"), self.threads,
                                self.plugin_setup)
-            result = distributed.pretrain_distributed(ctx, self.method, self.domain, "pytorch")
+            result = pretrain_distributed(ctx, self.method, self.domain, "pytorch")
             return {"checkpoint": str(result.checkpoint), "cached": result.cached}
         finally:
-            distributed.shutdown_distributed()
+            ddp.shutdown_distributed()
 
 
 @dataclass
@@ -110,9 +107,7 @@ class CellJob:
     plugin_setup: PluginSetup
     threads: int | None = None
 
-    def __call__(self) -> str:
-        from ssl_bench.engine.sweep import process_cell
-
+    def __call__(self) -> CellOutcome:
         ctx = _job_context(self.options, self.threads, self.plugin_setup)
         return process_cell(ctx, self.cell)
 
@@ -202,15 +197,7 @@ def _error_line(exc: BaseException) -> str:
 def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
     """Plan, submit pretraining then cell jobs, wait, and write the leaderboard. Returns the
     exit code: 1 when a cell failed or is still missing."""
-    from ssl_bench.engine.pretrain import checkpoint_is_intact, checkpoint_key
-    from ssl_bench.engine.sweep import (
-        SweepContext,
-        _plugin_setup,
-        needs_pretraining,
-        process_cell,
-    )
     from ssl_bench.leaderboard import write_run_leaderboard
-    from ssl_bench.plugins import get_registries
 
     if options.launcher != "none":
         raise SSLBenchError(f"--executor {ex.kind} with --launcher {options.launcher}: the "
@@ -218,46 +205,43 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
                             "--gpus-per-job for multi-GPU pretraining jobs)")
     if ex.gpus_per_job < 0:
         raise SSLBenchError(f"--gpus-per-job {ex.gpus_per_job}: give 0 or more GPUs")
-    regs = get_registries()
-    cells = plan_cells(options, regs)
-    todo = [c for c in cells if not is_done(options.results, c)]
     try:
         options.results.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SSLBenchError(f"results directory {options.results} is not writable ({exc}); "
                             "pass a writable --results DIR") from None
-    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
-    sources = resolve_data(options, benchmarks, regs)  # jobs read what this writes
 
     def log(message: str) -> None:
         if not options.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    ctx = SweepContext(options, regs, sources, log=log)
-    statuses: dict[str, str] = {}
+    plan = plan_run(options, log)  # jobs read the data this writes
+    options, ctx = plan.options, plan.ctx
+    regs = ctx.regs
+    for line in plan.skipped_benchmarks:
+        print(line, file=sys.stderr)
+    todo = plan.todo
+    statuses: dict[str, CellOutcome] = {}
     for cell in todo:
         if not cell.applicable:  # n/a records need no job
             statuses[cell.key] = process_cell(ctx, cell)
 
-    def domain_of(cell: Cell) -> str:
-        return regs.datasets.get(regs.benchmarks.get(cell.benchmark).dataset).meta.domain
+    domain_of = ctx.domain_of
 
     applicable = [c for c in todo if c.applicable]
-    pairs = sorted({(c.method, domain_of(c)) for c in applicable
-                    if needs_pretraining(regs, c.method)})
+    pairs = sorted({(c.method, domain_of(c.benchmark)) for c in applicable
+                    if needs_pretraining(regs.methods.get(c.method))})
     to_pretrain = []
     for method_id, domain in pairs:
-        cls = regs.methods.get(method_id)
-        method = cls(cls.make_config(options.profile), ctx.method_context(method_id))
-        fingerprint = ctx.pool_fingerprint(domain, method.config.image_size, method.config.fps)
-        key = checkpoint_key(method, fingerprint, options.pretrain_seed)
+        method = ctx.method(method_id)
+        key = ctx.checkpoint_key(method, domain)
         ckpt = ctx.cache_root / "checkpoints" / method_id / f"{key}.safetensors"
         if not checkpoint_is_intact(ckpt):
             to_pretrain.append((method_id, domain))
 
     folder = ex.folder or options.results / "submitit"
     make_executor(ex, folder / "%j")  # fails early without srun/sbatch
-    setup = _plugin_setup()
+    setup = plugin_setup()
     job_options = _job_options(options, ex)
     distributed = ex.gpus_per_job > 1
     pre_tasks = [((m, d), PretrainJob(job_options, m, d, setup, ex.cpus_per_job, distributed))
@@ -280,29 +264,36 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
         return job
 
     pretrain_errors: dict[tuple[str, str], str] = {}
+    pretrain_tracebacks: dict[tuple[str, str], str] = {}
 
     def pretraining_done(pair: Any, result: Any, error: Any) -> None:
         if error is not None:
             pretrain_errors[pair] = _error_line(error)
-            log(f"pretraining {pair[0]} ({pair[1]}) failed: {pretrain_errors[pair]}")
+            pretrain_tracebacks[pair] = str(error)  # submitit's error carries the traceback
+            print(f"pretraining {pair[0]} ({pair[1]}) failed: {pretrain_errors[pair]}",
+                  file=sys.stderr, flush=True)
 
     def cell_done(cell: Cell, result: Any, error: Any) -> None:
         if error is None:
             statuses[cell.key] = result
-        elif is_done(options.results, cell):  # recorded by a concurrent run
-            statuses[cell.key] = "skipped"
+        elif check_reuse(ctx, cell, None).record is not None:  # recorded by a concurrent run
+            statuses[cell.key] = CellOutcome("skipped")
         else:
             log(f"cell {cell.key}: its job ended without a record ({_error_line(error)})")
-        log(f"{statuses.get(cell.key, 'missing'):7s} {cell.key}")
+        outcome = statuses.get(cell.key)
+        reason = f": {outcome.error}" if outcome is not None and outcome.error else ""
+        print(f"{outcome.status if outcome else 'missing':7s} {cell.key}{reason}",
+              file=sys.stderr, flush=True)
 
     def needs_job(cell: Cell) -> bool:
-        return needs_pretraining(regs, cell.method)
+        return needs_pretraining(regs.methods.get(cell.method))
 
     if ex.kind == "slurm":
         pre_jobs = {pair: submit_pretraining(pair, fn) for pair, fn in pre_tasks}
         cell_jobs = []
         for cell in applicable:
-            pre = pre_jobs.get((cell.method, domain_of(cell))) if needs_job(cell) else None
+            pre = pre_jobs.get((cell.method, domain_of(cell.benchmark))) if needs_job(cell) \
+                else None
             dep = f"afterok:{pre.job_id}" if pre is not None else None
             cell_jobs.append((cell, submit_cell(cell, cell_task(cell)[1], dep)))
         _wait([(pair, job) for pair, job in pre_jobs.items()], ex.poll_s, pretraining_done)
@@ -310,18 +301,20 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
     else:
         cap = max(1, options.jobs)
         _run_capped(submit_pretraining, pre_tasks, cap, ex.poll_s, pretraining_done)
-        ready = [c for c in applicable if not (needs_job(c) and (c.method, domain_of(c))
+        ready = [c for c in applicable if not (needs_job(c) and (c.method, domain_of(c.benchmark))
                                                in pretrain_errors)]
         _run_capped(submit_cell, [cell_task(c) for c in ready], cap, ex.poll_s, cell_done)
     # cells of a failed pretraining: failed records, as in an in-process run
     for cell in applicable:
-        pair = (cell.method, domain_of(cell))
+        pair = (cell.method, domain_of(cell.benchmark))
         if cell.key not in statuses and needs_job(cell) and pair in pretrain_errors:
-            ctx.pretrain_errors[pair] = pretrain_errors[pair]
+            ctx.pretrain_errors[pair] = PretrainFailure(pretrain_errors[pair],
+                                                        pretrain_tracebacks.get(pair, ""))
             statuses[cell.key] = process_cell(ctx, cell)
 
     print(write_run_leaderboard(options.results, options.benchmarks))
-    failed = [c.key for c in todo if statuses.get(c.key) == "failed"]
+    failed = [f"{c.key}: {statuses[c.key].error}" for c in todo
+              if c.key in statuses and statuses[c.key].status == "failed"]
     missing = [c.key for c in todo if c.key not in statuses]
     if failed:
         print(f"{len(failed)} cell(s) failed (errors are in their records under "
