@@ -34,130 +34,23 @@ if TYPE_CHECKING:
     from ssl_bench.cache import ArrayCache
     from ssl_bench.unit_scores import UnitParts
 
-Profile = Literal["smoke", "cpu", "paper"]
-PROFILES: tuple[str, ...] = ("smoke", "cpu", "paper")
-Split = Literal["train", "val", "test"]
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-Modality = Literal["video", "image", "volume"]
-LabelKind = Literal["phase", "mask", "tools"]
-#: What a method's result can be used for downstream.
-#: ``frame-features``: one vector per frame (phase recognition);
-#: ``spatial-features``: multi-scale feature maps (segmentation heads);
-#: ``segmentation-predictor``: a trained predictor of masks (semi-supervised methods).
-Capability = Literal["frame-features", "spatial-features", "segmentation-predictor"]
-PretrainInput = Literal["none", "frames", "frame-pairs", "clips"]
-ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
-
-
-class Meta(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MethodMeta(Meta):
-    """What a method is and what it can be used for."""
-
-    id: str = Field(pattern=ID_PATTERN)
-    version: str
-    kind: Literal["pretrain", "semi-supervised"]
-    name: str
-    paper: str  # citation: authors, title, venue, year
-    url: str | None = None
-    license: str = "Apache-2.0"
-    description: str = ""
-    #: what pretraining consumes; "none" means the method has no pretraining stage
-    pretrain_input: PretrainInput = "frames"
-    #: pretraining pools (dataset domains) the method applies to
-    domains: tuple[str, ...] = ("surgical", "ct")
-    provides: frozenset[Capability] = frozenset({"frame-features", "spatial-features"})
-    #: "benchmark": use the benchmark's protocol; "finetune": always fine-tune (the supervised row)
-    protocol: Literal["benchmark", "finetune"] = "benchmark"
-    backbone: str = ""
-
-
-class DatasetMeta(Meta):
-    """What a dataset reader reads."""
-
-    id: str = Field(pattern=ID_PATTERN)
-    version: str
-    name: str
-    modality: Modality
-    domain: str  # pretraining pool the train units join: "surgical" or "ct"
-    label_kind: LabelKind
-    classes: tuple[str, ...]
-    ignore_index: int = 255
-    license: str
-    citation: str
-    url: str | None = None
-    fps: float | None = None  # native frame rate of videos
-    #: phase datasets: 0-based phase ids of the two groups with special relaxed-boundary rules
-    #: in the official MATLAB evaluation (Cholec80: ((3, 4), (5, 6)); M2CAI16: ((4, 5), (6, 7)))
-    relaxed_phase_groups: tuple[tuple[int, ...], tuple[int, ...]] | None = None
-
-
-class TaskMeta(Meta):
-    """A downstream protocol with a fixed metric set."""
-
-    id: str = Field(pattern=ID_PATTERN)
-    version: str
-    name: str
-    description: str = ""
-    label_kind: LabelKind
-    modalities: tuple[Modality, ...]
-    #: a method applies when it provides any of these
-    requires: tuple[Capability, ...]
-    protocols: tuple[str, ...] = ("linear", "finetune")
-    main_score: str
-    higher_is_better: dict[str, bool]
-
-
-class ReferenceResult(Meta):
-    """A published figure a benchmark can be compared with (shown as a "published" row of the
-    leaderboard, never ranked with measured rows). Give ``label_count`` or ``label_frac``."""
-
-    method: str
-    value: float
-    metric: str
-    label_count: int | None = None
-    label_frac: float | None = None
-    backbone: str = ""
-    citation: str
-    url: str | None = None
-    note: str = ""
-
-
-class Benchmark(Meta):
-    """A dataset bound to a task and a protocol, with default label fractions and seeds."""
-
-    id: str = Field(pattern=ID_PATTERN)
-    version: str = "1"
-    dataset: str
-    dataset_options: dict[str, Any] = Field(default_factory=dict)
-    #: reader options that depend on the budget profile (e.g. a coarser CT resampling for the
-    #: cpu profile, whose 64 px slices cannot use 1.5 mm voxels anyway); merged over
-    #: ``dataset_options`` and recorded in every record
-    profile_dataset_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    task: str
-    protocol: str = "linear"
-    #: task config values this benchmark fixes (a protocol variant), merged over the task's
-    #: profile values; ``profile_task_options`` per profile on top of them
-    task_options: dict[str, Any] = Field(default_factory=dict)
-    profile_task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    label_fracs: tuple[float, ...] = (0.01, 0.05, 0.1, 1.0)
-    #: default numbers of labelled training units (videos, clips, volumes); when given they
-    #: replace ``label_fracs`` as the benchmark's default label settings
-    label_counts: tuple[int, ...] = ()
-    seeds: tuple[int, ...] = (0, 1, 2)
-    #: part of the default run (``--benchmarks default``, what ``make run`` runs)
-    default: bool = True
-    description: str = ""
-    #: published figures to show beside the measured rows
-    references: tuple[ReferenceResult, ...] = ()
-
-    def options_for(self, profile: str) -> dict[str, Any]:
-        return {**self.dataset_options, **self.profile_dataset_options.get(profile, {})}
-
-    def task_options_for(self, profile: str) -> dict[str, Any]:
-        return {**self.task_options, **self.profile_task_options.get(profile, {})}
+from ssl_bench.meta import (  # noqa: F401  (re-exported: the public API)
+    ID_PATTERN,
+    PROFILES,
+    SPLITS,
+    Benchmark,
+    Capability,
+    DatasetMeta,
+    LabelKind,
+    Meta,
+    MethodMeta,
+    Modality,
+    PretrainInput,
+    Profile,
+    ReferenceResult,
+    Split,
+    TaskMeta,
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -401,16 +294,15 @@ class Method(ABC):
 
     @classmethod
     def make_config(cls, profile: str, overrides: Mapping[str, Any] | None = None) -> MethodConfig:
-        values = dict(cls.profiles.get(profile, {}))
-        values.update(overrides or {})
-        try:
-            return cls.Config(**values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise SSLBenchError(
-                f"bad config for method {cls.meta.id!r} ({profile}): "
-                f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-            ) from None
+        """The config of ``profile`` (a missing profile is an error, never a silent default),
+        with ``overrides`` on top, validated against ``Config``."""
+        return _make_config(cls.Config, "method", cls.meta.id, cls.profiles, profile, overrides)
+
+    def configure_optimizer(self, model: nn.Module) -> "torch.optim.Optimizer | None":
+        """The method's own optimiser for pretraining (e.g. LARS for VICReg), or None to use the
+        one ``config.optimizer`` names (adamw, adam, sgd). The harness's learning-rate schedule
+        (warm-up, then cosine to 0) is applied to whatever optimiser this returns."""
+        return None
 
     # -- pretraining --------------------------------------------------------------------
     @abstractmethod
@@ -503,9 +395,8 @@ class Task(ABC):
 
     @classmethod
     def make_config(cls, profile: str, overrides: Mapping[str, Any] | None = None) -> TaskConfig:
-        values = dict(cls.profiles.get(profile, {}))
-        values.update(overrides or {})
-        return cls.Config(**values)
+        """The config of ``profile`` with ``overrides`` (benchmark task options, ``-o``) on top."""
+        return _make_config(cls.Config, "task", cls.meta.id, cls.profiles, profile, overrides)
 
     @classmethod
     def applies_to(cls, method_meta: MethodMeta, dataset_meta: DatasetMeta) -> bool:
@@ -516,6 +407,27 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, cell: CellInputs) -> TaskResult:
         """Fit on ``cell.label_units``, select on val, score test once."""
+
+
+def _make_config(config_cls: type[BaseModel], kind: str, id: str,
+                 profiles: Mapping[str, Mapping[str, Any]], profile: str,
+                 overrides: Mapping[str, Any] | None) -> Any:
+    if profile not in profiles:
+        have = ", ".join(sorted(profiles)) or "none"
+        raise SSLBenchError(f"{kind} {id!r} has no {profile!r} profile (it has: {have}); add "
+                            f"profiles[{profile!r}] to its class or run with another --profile")
+    values = {**profiles[profile], **(overrides or {})}
+    try:
+        return config_cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(map(str, first["loc"]))
+        if first["type"] == "extra_forbidden":
+            valid = ", ".join(sorted(config_cls.model_fields))
+            raise SSLBenchError(f"{kind} {id!r} has no setting {key!r}; valid settings: "
+                                f"{valid}") from None
+        raise SSLBenchError(f"bad config for {kind} {id!r} ({profile}): {key}: "
+                            f"{first['msg']}") from None
 
 
 def label_count(n_units: int, label_frac: float) -> int:

@@ -39,14 +39,10 @@ def cli(debug: bool) -> None:
 
 
 def _registries() -> Any:
-    from ssl_bench.plugins import get_registries, load_failures
+    from ssl_bench.plugins import get_registries, load_failure_lines
 
-    for failure in load_failures():
-        click.echo(
-            f"warning: plugin {failure.name!r} ({failure.distribution}) failed to load: "
-            f"{failure.error}; reinstall it or exclude it with SSL_BENCH_LOAD_PLUGINS",
-            err=True,
-        )
+    for line in load_failure_lines():
+        click.echo(f"warning: {line}", err=True)
     return get_registries()
 
 

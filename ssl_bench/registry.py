@@ -1,4 +1,8 @@
-"""Id registries: duplicate ids name both plugins, unknown ids suggest close names."""
+"""Id registries: duplicate ids name both plugins, unknown ids suggest close names.
+
+A duplicate id does not break the registry: it is remembered as a conflict, and only a
+command that touches that id (``get``/``entry``/``resolve``) fails, naming both plugins and
+the way out (``SSL_BENCH_DISABLE_PLUGINS``)."""
 
 from __future__ import annotations
 
@@ -24,20 +28,30 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        #: id -> the plugins that registered it (two or more)
+        self.conflicts: dict[str, list[str]] = {}
 
     def add(self, id: str, obj: T, plugin: str) -> None:
+        """Register ``obj`` under ``id``; a second registration makes ``id`` a conflict."""
+        if id in self.conflicts:
+            self.conflicts[id].append(plugin)
+            return
         if id in self._entries:
-            other = self._entries[id].plugin
-            raise DuplicateIdError(
-                f"{self.kind} id {id!r} is registered twice: by plugin {other!r} and by plugin "
-                f"{plugin!r}; uninstall one of them or limit loading with SSL_BENCH_LOAD_PLUGINS"
-            )
+            self.conflicts[id] = [self._entries.pop(id).plugin, plugin]
+            return
         self._entries[id] = Entry(id, obj, plugin)
+
+    def conflict_message(self, id: str) -> str:
+        plugins = " and by plugin ".join(repr(p) for p in self.conflicts[id])
+        return (f"{self.kind} id {id!r} is registered twice: by plugin {plugins}; uninstall one "
+                "of them or exclude one with SSL_BENCH_DISABLE_PLUGINS=<plugin>")
 
     def get(self, id: str) -> T:
         return self.entry(id).obj
 
     def entry(self, id: str) -> Entry[T]:
+        if id in self.conflicts:
+            raise DuplicateIdError(self.conflict_message(id))
         try:
             return self._entries[id]
         except KeyError:
@@ -52,6 +66,8 @@ class Registry(Generic[T]):
     def resolve(self, spec: str | None) -> list[str]:
         """Turn ``all`` / ``a,b`` into a list of known ids (unknown ids fail with suggestions)."""
         if spec is None or spec.strip() == "all":
+            for id in sorted(self.conflicts):
+                raise DuplicateIdError(self.conflict_message(id))
             return sorted(self._entries)
         ids = [part.strip() for part in spec.split(",") if part.strip()]
         if not ids:

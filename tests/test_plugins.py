@@ -32,13 +32,19 @@ def test_builtins_register_through_the_core_entry_points(fresh_plugins) -> None:
     assert regs.benchmarks.entry("cholec80-phase").plugin == "ssl-bench"
 
 
-def test_duplicate_id_names_both_plugins() -> None:
+def test_duplicate_id_names_both_plugins_only_when_touched() -> None:
     reg: Registry[object] = Registry("method")
     reg.add("moco-v2", object(), "ssl-bench")
-    with pytest.raises(DuplicateIdError) as info:
-        reg.add("moco-v2", object(), "ssl-bench-moco")
-    message = str(info.value)
-    assert "'ssl-bench'" in message and "'ssl-bench-moco'" in message and "\n" not in message
+    reg.add("simclr", object(), "ssl-bench")
+    reg.add("moco-v2", object(), "ssl-bench-moco")  # no error yet: nothing touched it
+    assert reg.get("simclr") is not None and reg.resolve("simclr") == ["simclr"]
+    for touch in (lambda: reg.get("moco-v2"), lambda: reg.resolve("moco-v2"),
+                  lambda: reg.resolve("all")):
+        with pytest.raises(DuplicateIdError) as info:
+            touch()
+        message = str(info.value)
+        assert "'ssl-bench'" in message and "'ssl-bench-moco'" in message
+        assert "SSL_BENCH_DISABLE_PLUGINS" in message and "\n" not in message
 
 
 def test_duplicate_id_across_registered_plugins(fresh_plugins) -> None:
@@ -51,9 +57,11 @@ def test_duplicate_id_across_registered_plugins(fresh_plugins) -> None:
 
     plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
     plugins.register_plugin(Again(), "again", "ssl-bench-again")
+    regs = plugins.get_registries()  # building the registries does not fail
+    assert "tiny-phase" in regs.benchmarks
     with pytest.raises(DuplicateIdError, match="ssl-bench-testing.*ssl-bench-again|"
                                                "ssl-bench-again.*ssl-bench-testing"):
-        plugins.get_registries()
+        regs.methods.get("dummy")
 
 
 def test_unknown_id_suggests_close_names() -> None:
