@@ -3,6 +3,6 @@ and medical images."""
 
 from ssl_bench.hookspecs import hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["hookimpl", "__version__"]

@@ -1,10 +1,12 @@
-"""Label-fraction subsets: one rule for every task.
+"""Label subsets: one rule for every task.
 
-A label fraction selects training *units* (videos, clips, volumes), never frames. The subset
-is a prefix of one seeded, stratified ordering of the training units, so it is
+A label fraction or a label count selects training *units* (videos, clips, volumes), never
+frames. The subset is a prefix of one seeded, stratified ordering of the training units, so
+it is
 
 * deterministic in (dataset, seed) and the fraction,
-* nested: for one seed the 1% subset is inside the 5% subset,
+* nested: for one seed the 1% subset is inside the 5% subset, the 2-unit subset inside the
+  4-unit one, and every count subset inside every larger fraction's,
 * at least one unit, and
 * stratified where units carry strata: the ordering interleaves the strata round-robin
   (largest stratum first), so every prefix spreads over the strata.
@@ -67,11 +69,38 @@ def ordering(units: Sequence[Unit], dataset_id: str, seed: int) -> list[Unit]:
     return order
 
 
-def select_label_units(units: Sequence[Unit], dataset_id: str, label_frac: float,
-                       seed: int) -> list[Unit]:
-    """The labelled training units for (dataset, fraction, seed)."""
+def parse_label_counts(text: str) -> list[int]:
+    """``"2,4,8"`` -> ``[2, 4, 8]``; each value must be a positive integer."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = int(part)
+        except ValueError:
+            raise SSLBenchError(f"--label-count: {part!r} is not a whole number; give numbers "
+                                "of labelled units, e.g. --label-count 2,4,8") from None
+        if value < 1:
+            raise SSLBenchError(f"--label-count: {value} is not positive; give at least 1 "
+                                "labelled unit")
+        values.append(value)
+    if not values:
+        raise SSLBenchError("--label-count: no value given; e.g. --label-count 2,4,8")
+    return values
+
+
+def select_label_units(units: Sequence[Unit], dataset_id: str, label_frac: float | None,
+                       seed: int, count: int | None = None) -> list[Unit]:
+    """The labelled training units for (dataset, fraction or count, seed): a prefix of one
+    ordering, so fractions and counts of one seed are nested in each other."""
     order = ordering(units, dataset_id, seed)
     if not order:
         raise SSLBenchError(f"dataset {dataset_id!r} has no training units; check its layout "
                             "with `ssl-bench data check`")
+    if count is not None:
+        if count > len(order):
+            raise SSLBenchError(f"label count {count} exceeds the {len(order)} training units "
+                                f"of {dataset_id!r}; ask for at most {len(order)}")
+        return order[:count]
+    if label_frac is None:
+        raise SSLBenchError("a label setting needs a fraction or a count")
     return order[: label_count(len(order), label_frac)]

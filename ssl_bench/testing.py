@@ -131,6 +131,43 @@ class DummyInitMethod(DummyMethod):
                                                "pretrain_input": "none"})
 
 
+class CollapsedEncoder(Encoder):
+    """A deliberately collapsed encoder: a constant plus ``1e-4`` times its inner encoder's
+    maps. Different images still give (barely) different outputs, so it passes the Encoder
+    contract, but its embeddings all point one way: the state a silently broken SSL loss
+    (no negatives, no stop-gradient) drives an encoder into. The health check must flag it."""
+
+    def __init__(self, inner: Encoder, level: float = 0.5, scale: float = 1e-4) -> None:
+        super().__init__(inner.channels, inner.strides)
+        self.inner = inner
+        self.level = level
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.level + self.scale * m for m in self.inner(x)]
+
+
+def collapsed(cls: type[Method], id: str | None = None) -> type[Method]:
+    """The broken control of any method class: the same pretraining, a collapsed encoder
+    (:class:`CollapsedEncoder`). It must show no significant gain over random init and be
+    flagged by the health check (benchmarks/validity)."""
+    meta = cls.meta.model_copy(update={
+        "id": id or f"{cls.meta.id}-collapsed", "name": f"{cls.meta.name} (collapsed control)",
+        "description": "broken control: its encoder is a constant plus 1e-4 of the trained one"})
+
+    class Collapsed(cls):  # type: ignore[valid-type, misc]
+        def encoder(self, model: nn.Module) -> Encoder:
+            return CollapsedEncoder(super().encoder(model))
+
+    Collapsed.meta = meta
+    Collapsed.__name__ = Collapsed.__qualname__ = f"Collapsed{cls.__name__}"
+    return Collapsed
+
+
+#: the broken control over the tiny dummy method (tests)
+CollapsedControl = collapsed(DummyMethod, "collapsed-control")
+
+
 # --------------------------------------------------------------------------------------
 # tiny in-memory datasets: 6 train / 2 val / 2 test units
 
@@ -248,6 +285,7 @@ class TestingPlugin:
         register(FailingMethod)
         register(NanLossMethod)
         register(DummyInitMethod)
+        register(CollapsedControl)
 
     @hookimpl
     def register_datasets(self, register: Callable[[Any], None]) -> None:
@@ -276,6 +314,7 @@ def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
 
 
 __all__ = [
+    "CollapsedControl", "CollapsedEncoder", "collapsed",
     "DummyMethod", "DummyInitMethod", "FailingMethod", "NanLossMethod", "TinyConvEncoder",
     "TinyVideoDataset",
     "TinySegDataset",

@@ -1,8 +1,16 @@
-"""Resolving a run: options, data roots, and the list of cells.
+"""Resolving a run: options, which benchmarks can run, data roots, and the list of cells.
 
-A cell is (method, benchmark, label fraction, seed). Cells whose method does not apply to the
-benchmark (by the method's and task's metadata) are planned as ``n/a`` and recorded as such,
-never silently dropped. Cells whose record exists (ok or n/a) are skipped: that is resume.
+A cell is (method, benchmark, label setting, seed); the label setting is a fraction of the
+training units or a count of them. Cells whose method does not apply to the benchmark (by the
+method's and task's metadata) are planned as ``n/a`` and recorded as such, never silently
+dropped. Whether an existing record can be reused is decided by its cell identity
+(:mod:`ssl_bench.engine.identity`).
+
+Which benchmarks run: ``--benchmarks default`` (the default run) or ``all`` take every such
+benchmark whose data can be had (on ``--data-root``: its dataset folder is there; without it:
+its dataset can write a synthetic version) and name the others in one line each; a benchmark
+named explicitly must have its data, or the run stops with one line saying what is missing. A
+benchmark naming an unknown dataset or task stops the run at plan time either way.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -19,8 +27,7 @@ from ssl_bench.api import Benchmark, Dataset
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.plugins import Registries, get_registries
 from ssl_bench.profiles import IMAGE_SIZE, default_profile
-from ssl_bench.records import read_record, record_path
-from ssl_bench.splits import parse_label_fracs
+from ssl_bench.splits import parse_label_counts, parse_label_fracs
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -62,17 +69,32 @@ class RunOptions:
     #: "none": one process; "pytorch"/"slurm": this process is one rank of a distributed
     #: pretraining (torchrun / srun), see ssl_bench.engine.distributed
     launcher: str = "none"
+    label_counts: list[int] | None = None
+    #: benchmarks named one by one (True) or through ``default`` / ``all`` (False)
+    benchmarks_explicit: bool = False
+    #: config values over the profile: method id -> {key: value}, task id -> {key: value}
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: print failed cells' tracebacks on the console
+    debug: bool = False
 
     @classmethod
     def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None, seeds: str,
                  profile: str | None, data_root: Path | None, synthetic_size: str,
                  results: Path, device: str, jobs: int, dry_run: bool, quiet: bool,
-                 launcher: str = "none") -> "RunOptions":
+                 launcher: str = "none", label_count: str | None = None,
+                 method_overrides: dict[str, dict[str, Any]] | None = None,
+                 task_overrides: dict[str, dict[str, Any]] | None = None,
+                 debug: bool = False) -> "RunOptions":
         regs = get_registries()
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
+        counts = parse_label_counts(label_count) if label_count is not None else None
         method_ids = regs.methods.resolve(methods)
-        bench_ids = ([e.id for e in regs.benchmarks if e.obj.default]
-                     if benchmarks.strip() == "default" else regs.benchmarks.resolve(benchmarks))
+        spec = benchmarks.strip()
+        if spec == "default":
+            bench_ids = [e.id for e in regs.benchmarks if e.obj.default]
+        else:
+            bench_ids = regs.benchmarks.resolve(benchmarks)
         dev = resolve_device(device)
         if jobs < 1:
             raise SSLBenchError(f"--jobs {jobs}: give a positive number of parallel processes")
@@ -83,21 +105,34 @@ class RunOptions:
                    seeds=parse_seeds(seeds), profile=profile or default_profile(dev),
                    data_root=Path(data_root) if data_root else None,
                    synthetic_size=synthetic_size, results=Path(results), device=dev, jobs=jobs,
-                   dry_run=dry_run, quiet=quiet, launcher=launcher)
+                   dry_run=dry_run, quiet=quiet, launcher=launcher, label_counts=counts,
+                   benchmarks_explicit=spec not in ("default", "all"),
+                   method_overrides=dict(method_overrides or {}),
+                   task_overrides=dict(task_overrides or {}), debug=debug)
 
 
 @dataclass(frozen=True)
 class Cell:
+    """One (method, benchmark, label setting, seed); the label setting is ``label_frac`` or,
+    when ``label_count`` is set, that many labelled units (``label_frac`` is then None)."""
+
     method: str
     benchmark: str
-    label_frac: float
+    label_frac: float | None
     seed: int
     applicable: bool = True
     reason: str = ""
+    label_count: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``0.01`` for a fraction, ``n4`` for a count (fraction keys keep their old form, so
+        per-cell seeds do not change)."""
+        return f"n{self.label_count}" if self.label_count is not None else f"{self.label_frac:g}"
 
     @property
     def key(self) -> str:
-        return f"{self.method}|{self.benchmark}|{self.label_frac:g}|{self.seed}"
+        return f"{self.method}|{self.benchmark}|{self.label}|{self.seed}"
 
 
 def cell_seed(seed: int, cell: Cell) -> int:
@@ -121,15 +156,72 @@ class DataSources:
         return ds
 
 
+def check_benchmarks(regs: Registries, benchmark_ids: list[str]) -> None:
+    """Every benchmark must name a known dataset and task: one line listing each problem."""
+    problems = []
+    for bench_id in benchmark_ids:
+        bench = regs.benchmarks.get(bench_id)
+        for kind, registry, ref in (("dataset", regs.datasets, bench.dataset),
+                                    ("task", regs.tasks, bench.task)):
+            try:
+                registry.entry(ref)
+            except SSLBenchError as exc:
+                problems.append(f"benchmark {bench_id!r} ({regs.benchmarks.entry(bench_id).plugin}"
+                                f") names {kind} {ref!r}: {exc}")
+    if problems:
+        raise SSLBenchError("; ".join(problems))
+
+
+@dataclass
+class BenchmarkChoice:
+    """The benchmarks that run and, one line each, those skipped and why."""
+
+    run: list[str]
+    skipped: list[str]
+
+
+def choose_benchmarks(options: RunOptions, regs: Registries) -> BenchmarkChoice:
+    """Which of the requested benchmarks have their data (see the module docstring)."""
+    from ssl_bench.synthetic_suite import has_synthetic_writer
+
+    check_benchmarks(regs, options.benchmarks)
+    run, skipped, missing = [], [], []
+    for bench_id in options.benchmarks:
+        bench = regs.benchmarks.get(bench_id)
+        cls = regs.datasets.get(bench.dataset)
+        if options.data_root is not None:
+            root = options.data_root / bench.dataset
+            why = None if root.is_dir() else f"its dataset folder {root} is not there"
+        else:
+            why = None if has_synthetic_writer(cls) else (
+                f"dataset {bench.dataset!r} ({regs.datasets.entry(bench.dataset).plugin}) has no "
+                "synthetic version; run it with --data-root holding the real data")
+        if why is None:
+            run.append(bench_id)
+        elif options.benchmarks_explicit:
+            missing.append(f"benchmark {bench_id!r}: {why}")
+        else:
+            skipped.append(f"skipped benchmark {bench_id}: {why}")
+    if missing:
+        hint = (f"put the data under --data-root (see `ssl-bench data check <dataset> DIR`)"
+                if options.data_root is not None else "pass --data-root with the real data")
+        raise SSLBenchError("; ".join(missing) + f"; {hint} or drop it from --benchmarks")
+    if not run:
+        raise SSLBenchError("no benchmark of the run has its data: " + "; ".join(skipped))
+    return BenchmarkChoice(run, skipped)
+
+
 def resolve_data(options: RunOptions, benchmarks: list[Benchmark], regs: Registries,
-                 write_synthetic: bool = True) -> DataSources:
-    from ssl_bench.commands.data import ensure_synthetic
+                 write_synthetic: bool = True,
+                 log: Callable[[str], None] = lambda _m: None) -> DataSources:
+    """Data roots of the run's datasets (``benchmarks`` already checked by
+    :func:`choose_benchmarks`); writes the synthetic suite once unless ``write_synthetic`` is
+    False (then only what is already written is used)."""
     from ssl_bench.paths import synthetic_root
+    from ssl_bench.synthetic_suite import MARKER, ensure_synthetic
 
     sources = DataSources()
     needed = sorted({b.dataset for b in benchmarks})
-    for dataset_id in needed:
-        regs.datasets.get(dataset_id)  # unknown dataset -> suggestions
     for b in benchmarks:
         wanted = b.options_for(options.profile)
         prev = sources.options.setdefault(b.dataset, wanted)
@@ -147,22 +239,23 @@ def resolve_data(options: RunOptions, benchmarks: list[Benchmark], regs: Registr
                 )
             sources.roots[dataset_id] = root
             # a folder written by `ssl-bench data synth` stays labelled synthetic
-            sources.synthetic[dataset_id] = (root / ".ssl-bench-synthetic.json").exists()
+            sources.synthetic[dataset_id] = (root / MARKER).exists()
         return sources
     root = synthetic_root(options.synthetic_size)
     if write_synthetic:
-        written = ensure_synthetic(root, options.synthetic_size, ids=needed, quiet=options.quiet)
+        written = ensure_synthetic(root, options.synthetic_size, ids=needed, log=log)
     else:
-        written = {d: root / d for d in needed if (root / d).exists()}
+        written = {d: root / d for d in needed if (root / d / MARKER).exists()}
     for dataset_id in needed:
-        if write_synthetic and dataset_id not in written:
-            raise SSLBenchError(
-                f"dataset {dataset_id!r} has no synthetic version; pass --data-root with the real "
-                "data or choose other --benchmarks"
-            )
         sources.roots[dataset_id] = written.get(dataset_id, root / dataset_id)
         sources.synthetic[dataset_id] = True
     return sources
+
+
+def data_ready(sources: DataSources, dataset_ids: list[str]) -> bool:
+    """True when every dataset folder exists (a dry run does not write the synthetic suite)."""
+    return all(sources.roots.get(d) is not None and sources.roots[d].is_dir()
+               for d in dataset_ids)
 
 
 def applicability(regs: Registries, method_id: str, benchmark: Benchmark) -> tuple[bool, str]:
@@ -177,28 +270,29 @@ def applicability(regs: Registries, method_id: str, benchmark: Benchmark) -> tup
     return True, ""
 
 
+def label_settings(options: RunOptions, bench: Benchmark
+                   ) -> list[tuple[float | None, int | None]]:
+    """(fraction, count) pairs of the run for one benchmark: what the command line asks for,
+    else the benchmark's default counts, else its default fractions."""
+    if options.label_fracs is not None or options.label_counts is not None:
+        return ([(f, None) for f in options.label_fracs or []]
+                + [(None, n) for n in options.label_counts or []])
+    if bench.label_counts:
+        return [(None, n) for n in bench.label_counts]
+    return [(f, None) for f in bench.label_fracs]
+
+
 def plan_cells(options: RunOptions, regs: Registries) -> list[Cell]:
     cells = []
     for bench_id in options.benchmarks:
         bench = regs.benchmarks.get(bench_id)
         regs.tasks.get(bench.task)
-        fracs = options.label_fracs or list(bench.label_fracs)
         for method_id in options.methods:
             ok, reason = applicability(regs, method_id, bench)
-            for frac in fracs:
+            for frac, count in label_settings(options, bench):
                 for seed in options.seeds:
-                    cells.append(Cell(method_id, bench_id, frac, seed, ok, reason))
+                    cells.append(Cell(method_id, bench_id, frac, seed, ok, reason, count))
     return cells
-
-
-def is_done(results: Path, cell: Cell) -> bool:
-    path = record_path(results, cell.benchmark, cell.method, cell.label_frac, cell.seed)
-    if not path.exists():
-        return False
-    try:
-        return read_record(path).status in ("ok", "n/a")
-    except SSLBenchError:
-        return False
 
 
 def image_size(profile: str) -> int:

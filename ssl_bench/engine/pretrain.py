@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,12 +28,10 @@ from torch import nn
 
 from ssl_bench import atomic
 from ssl_bench.api import Method, PretrainPool
+from ssl_bench.engine import ddp
 from ssl_bench.engine.loader import EndlessLoader
-from ssl_bench.errors import CellFailure
-
-
-class NonFiniteLoss(CellFailure):
-    pass
+from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
+from ssl_bench.errors import SSLBenchError
 
 
 def allow_mmengine_checkpoint_globals() -> None:
@@ -78,6 +75,8 @@ class PretrainResult:
     seconds: float
     cached: bool
     steps: int
+    #: health figures of the trained encoder (ssl_bench.engine.health), from the sidecar
+    health: dict[str, Any] | None = None
 
 
 def total_steps(method: Method, n_items: int) -> int:
@@ -89,7 +88,18 @@ def total_steps(method: Method, n_items: int) -> int:
     return max(1, steps)
 
 
-def _optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
+OPTIMIZERS: tuple[str, ...] = ("adamw", "adam", "sgd")
+
+
+def build_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
+    """The method's own optimiser (:meth:`Method.configure_optimizer`, e.g. LARS), else the one
+    its config names; an unknown name is an error, never a silent default."""
+    custom = method.configure_optimizer(model)
+    if custom is not None:
+        if not isinstance(custom, torch.optim.Optimizer):
+            raise SSLBenchError(f"method {method.meta.id!r}: configure_optimizer returned a "
+                                f"{type(custom).__name__}, not a torch.optim.Optimizer")
+        return custom
     cfg = method.config
     params = method.parameters_to_optimize(model)
     if cfg.optimizer == "sgd":
@@ -97,18 +107,11 @@ def _optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
                                weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def apply_losses(losses: dict[str, torch.Tensor], optim_wrapper: Any, where: str
-                 ) -> dict[str, torch.Tensor]:
-    """The end of every pretraining step, single-process or DDP: refuse a non-finite loss,
-    then backward + optimiser step; the detached losses go to mmengine's logs."""
-    loss = losses["loss"]
-    if not torch.isfinite(loss.detach()).all():
-        raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss)}) at {where}")
-    optim_wrapper.update_params(loss)
-    return {k: v.detach() for k, v in losses.items()}
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise SSLBenchError(f"method {method.meta.id!r}: unknown optimizer {cfg.optimizer!r}; use "
+                        f"{', '.join(OPTIMIZERS)}, or return your own from "
+                        "Method.configure_optimizer")
 
 
 def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
@@ -134,31 +137,31 @@ def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
             return apply_losses(losses, optim_wrapper, f"step {self.step}")
 
         def forward(self, batch: Any, mode: str = "loss") -> dict[str, torch.Tensor]:
-            # the losses of one step; called through DDP by engine/distributed.py only
+            # the losses of one step; called through DDP (engine/ddp.py) only
             return method.training_step(self.net, batch, self.progress)
 
     return MethodModel()
 
 
-def _make_step_hook(method: Method) -> Any:
+def _make_step_hook(method: Method, losses: list[float] | None = None) -> Any:
     from mmengine.hooks import Hook
 
     class MethodStepHook(Hook):
+        """Feeds the method its progress, calls ``after_step`` and keeps each step's loss."""
+
         priority = "NORMAL"
 
         def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-            from ssl_bench.engine.distributed import unwrap
-
-            model = unwrap(runner.model)
+            model = ddp.unwrap(runner.model)
             model.step = runner.iter
             model.progress = runner.iter / max(runner.max_iters, 1)
 
         def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                              outputs: Any = None) -> None:
-            from ssl_bench.engine.distributed import unwrap
-
-            model = unwrap(runner.model)
+            model = ddp.unwrap(runner.model)
             method.after_step(model.net, (runner.iter + 1) / max(runner.max_iters, 1))
+            if losses is not None and isinstance(outputs, dict) and "loss" in outputs:
+                losses.append(float(outputs["loss"]))
 
     return MethodStepHook()
 
@@ -172,10 +175,12 @@ def _has_tensorboard() -> bool:
 
 
 def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: int,
-                    log: Callable[[str], None], launcher: str = "none") -> tuple[nn.Module, int]:
+                    log: Callable[[str], None], launcher: str = "none",
+                    losses: list[float] | None = None) -> tuple[nn.Module, int]:
     """Train ``method`` on ``pool`` with mmengine's Runner; resume from ``work_dir`` if a
     previous attempt left checkpoints there. ``launcher != "none"``: every rank of the process
-    group calls this (DDP, see :mod:`ssl_bench.engine.distributed`)."""
+    group calls this (DDP, see :mod:`ssl_bench.engine.ddp`). Each step's loss is appended to
+    ``losses`` when given (after a resume: the steps run in this call)."""
     from mmengine.runner import Runner
 
     allow_mmengine_checkpoint_globals()
@@ -192,11 +197,9 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     )
     distributed_args: dict[str, Any] = {}
     if launcher != "none":
-        from ssl_bench.engine import distributed
-
-        net = distributed.prepare_model(method, net, log)
-        loader = distributed.distributed_loader(dataset, cfg.batch_size, cfg.num_workers, seed)
-        distributed_args = distributed.runner_arguments(launcher, seed)
+        net = ddp.prepare_model(method, net, log)
+        loader = ddp.distributed_loader(dataset, cfg.batch_size, cfg.num_workers, seed)
+        distributed_args = ddp.runner_arguments(launcher, seed)
     warmup = int(round(cfg.warmup_epochs * max(1, len(loader))))
     warmup = min(warmup, steps - 1) if steps > 1 else 0
     schedulers: list[dict[str, Any]] = []
@@ -218,7 +221,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
         work_dir=str(work_dir),
         train_dataloader=loader,
         train_cfg=dict(by_epoch=False, max_iters=steps, val_interval=steps + 1),
-        optim_wrapper=OptimWrapper(optimizer=_optimizer(method, net)),
+        optim_wrapper=OptimWrapper(optimizer=build_optimizer(method, net)),
         param_scheduler=schedulers,
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
@@ -227,7 +230,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
             checkpoint=dict(type="CheckpointHook", interval=max(1, steps // 4), by_epoch=False,
                             max_keep_ckpts=1, save_last=True),
         ),
-        custom_hooks=[_make_step_hook(method)],
+        custom_hooks=[_make_step_hook(method, losses)],
         visualizer=dict(type="Visualizer", vis_backends=vis_backends,
                         name=f"vis-{work_dir.name}-{time.time_ns()}"),
         resume=(work_dir / "last_checkpoint").exists(),
@@ -241,16 +244,25 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
 
 
 def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[], PretrainPool],
-                    cache_root: Path, seed: int, log: Callable[[str], None]) -> PretrainResult:
+                    cache_root: Path, seed: int, log: Callable[[str], None],
+                    extras: dict[str, Any] | None = None,
+                    health: Callable[[nn.Module, list[float]], dict[str, Any]] | None = None
+                    ) -> PretrainResult:
     """Pretrain once; later calls (any process) reuse the safetensors checkpoint. The pool is
-    only loaded when training is needed."""
+    only loaded when training is needed. ``health(encoder_model, losses)`` gives the health
+    figures kept in the sidecar (computed for a cached checkpoint whose sidecar lacks them);
+    ``extras`` are written into the sidecar too."""
     key = checkpoint_key(method, pool_fingerprint, seed)
     ckpt = cache_root / "checkpoints" / method.meta.id / f"{key}.safetensors"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(ckpt) + ".lock"):
         if ckpt.exists() or ckpt.with_suffix(".json").exists():
             if checkpoint_is_intact(ckpt):
-                return PretrainResult(ckpt, key, 0.0, True, 0)
+                sidecar = read_sidecar(ckpt)
+                if health is not None and "health" not in sidecar:
+                    sidecar["health"] = health(load_pretrained(method, ckpt), [])
+                    atomic.write_json(ckpt.with_suffix(".json"), sidecar)
+                return PretrainResult(ckpt, key, 0.0, True, 0, sidecar.get("health"))
             log(f"checkpoint {ckpt} is damaged or incomplete (sha256 mismatch); pretraining again")
             ckpt.unlink(missing_ok=True)  # a damaged file is recomputed, never used
             ckpt.with_suffix(".json").unlink(missing_ok=True)
@@ -258,8 +270,9 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
         pool = load_pool()
         start = time.perf_counter()
         log(f"pretraining {method.meta.id} on the {pool.domain} pool ({len(pool)} frames)")
+        losses: list[float] = []
         try:
-            net, steps = run_pretraining(method, pool, work_dir, seed, log)
+            net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses)
         except NonFiniteLoss:
             raise
         except Exception as exc:
@@ -268,20 +281,34 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
             # a kill can leave a torn mmengine resume checkpoint: start over instead of failing
             log(f"resuming from {work_dir} failed ({type(exc).__name__}: {exc}); starting over")
             shutil.rmtree(work_dir, ignore_errors=True)
-            net, steps = run_pretraining(method, pool, work_dir, seed, log)
+            losses.clear()
+            net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses)
         seconds = time.perf_counter() - start
-        save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds)
+        figures = health(net, losses) if health is not None else None
+        save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds,
+                        {**(extras or {}), **({"health": figures} if figures else {})})
         for stale in [*work_dir.glob("*.pth"), work_dir / "last_checkpoint"]:
             stale.unlink(missing_ok=True)  # the resume state points at removed files
-        return PretrainResult(ckpt, key, seconds, False, steps)
+        return PretrainResult(ckpt, key, seconds, False, steps, figures)
+
+
+def read_sidecar(ckpt: Path) -> dict[str, Any]:
+    """The JSON sidecar of a checkpoint (empty when unreadable)."""
+    try:
+        data = json.loads(ckpt.with_suffix(".json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def save_checkpoint(ckpt: Path, net: nn.Module, method: Method, key: str, pool_fingerprint: str,
-                    seed: int, steps: int, seconds: float) -> None:
+                    seed: int, steps: int, seconds: float,
+                    extras: dict[str, Any] | None = None) -> None:
     """Write the safetensors checkpoint, then its JSON sidecar (with the sha256), atomically."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     atomic.write_with(ckpt, lambda tmp: save_file(_untie(state), str(tmp)))
     atomic.write_json(ckpt.with_suffix(".json"), {
+        **(extras or {}),
         "method": method.meta.id, "version": method.meta.version, "key": key,
         "config": method.config.model_dump(mode="json"), "pool": pool_fingerprint,
         "seed": seed, "steps": steps, "seconds": seconds, "sha256": file_sha256(ckpt),
@@ -331,5 +358,6 @@ def remove_work_dir(cache_root: Path, method_id: str, key: str) -> None:
 
 
 __all__ = ["pretrain_cached", "load_pretrained", "checkpoint_key", "config_hash",
-           "checkpoint_is_intact", "file_sha256",
-           "PretrainResult", "NonFiniteLoss", "math"]
+           "checkpoint_is_intact", "file_sha256", "build_optimizer", "read_sidecar",
+           "run_pretraining", "save_checkpoint", "total_steps", "OPTIMIZERS",
+           "PretrainResult", "NonFiniteLoss", "apply_losses"]

@@ -1,0 +1,230 @@
+"""Per-process state of a sweep: opened datasets, their units and fingerprints, pretraining
+pools and pretraining results.
+
+Everything here is computed once per process and reused by every cell: a dataset is opened
+once, its fingerprint (which may walk the disk) taken once, a pool loaded once per
+(domain, image size, fps), a method pretrained (or found in the checkpoint cache) once per
+domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ssl_bench.api import Dataset, Method, MethodContext, PretrainPool, Unit
+from ssl_bench.engine.plan import DataSources, RunOptions
+from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
+from ssl_bench.errors import CellFailure, SSLBenchError
+from ssl_bench.plugins import Registries
+
+
+@dataclass
+class PretrainFailure:
+    """Why a (method, domain) pretraining failed: one line and the full traceback."""
+
+    reason: str
+    traceback: str
+
+
+@dataclass
+class PoolUnits:
+    """The train units of one dataset that join a domain's pool, and the ones dropped
+    because their recording is in a val/test split of some dataset of the run."""
+
+    dataset: Dataset
+    kept: list[Unit]
+    dropped: list[Unit]
+
+
+@dataclass
+class SweepContext:
+    """Per-process state of a sweep."""
+
+    options: RunOptions
+    regs: Registries
+    sources: DataSources
+    log: Callable[[str], None]
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    units: dict[str, list[Unit]] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    pools: dict[tuple[str, int, float], PretrainPool] = field(default_factory=dict)
+    pool_fingerprints: dict[tuple[str, int, float], str] = field(default_factory=dict)
+    pretrained: dict[tuple[str, str], PretrainResult] = field(default_factory=dict)
+    pretrain_errors: dict[tuple[str, str], PretrainFailure] = field(default_factory=dict)
+    #: small per-process caches of the cell stage (health batches, probed checkpoints)
+    extras: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def cache_root(self) -> Path:
+        return self.options.results / "cache"
+
+    # ---- datasets -----------------------------------------------------------------------
+    def dataset(self, dataset_id: str) -> Dataset:
+        if dataset_id not in self.datasets:
+            ds = self.sources.open(self.regs, dataset_id)
+            self.datasets[dataset_id] = ds
+            self.units[dataset_id] = ds.units()
+        return self.datasets[dataset_id]
+
+    def fingerprint(self, dataset_id: str) -> str:
+        """The dataset's fingerprint, taken once per process."""
+        if dataset_id not in self.fingerprints:
+            self.fingerprints[dataset_id] = self.dataset(dataset_id).fingerprint()
+        return self.fingerprints[dataset_id]
+
+    def domain_of(self, benchmark_id: str) -> str:
+        bench = self.regs.benchmarks.get(benchmark_id)
+        return self.regs.datasets.get(bench.dataset).meta.domain
+
+    def run_dataset_ids(self) -> list[str]:
+        return sorted({self.regs.benchmarks.get(b).dataset for b in self.options.benchmarks})
+
+    def held_out_sources(self) -> set[str]:
+        """Recordings in a val/test split of any dataset of the run: never pretrained on."""
+        held = set()
+        for dataset_id in self.run_dataset_ids():
+            self.dataset(dataset_id)
+            held |= {u.source for u in self.units[dataset_id] if u.split != "train"}
+        return held
+
+    def pool_units(self, domain: str) -> list[PoolUnits]:
+        held = self.held_out_sources()
+        out = []
+        for dataset_id in self.run_dataset_ids():
+            ds = self.dataset(dataset_id)
+            if ds.meta.domain != domain:
+                continue
+            train = [u for u in self.units[dataset_id] if u.split == "train"]
+            out.append(PoolUnits(ds, [u for u in train if u.source not in held],
+                                 [u for u in train if u.source in held]))
+        return out
+
+    # ---- pretraining pools -------------------------------------------------------------
+    def pool_fingerprint(self, domain: str, size: int, fps: float) -> str:
+        key = (domain, size, fps)
+        if key not in self.pool_fingerprints:
+            h = hashlib.sha256(f"{domain}|{size}|{fps}".encode())
+            for part in self.pool_units(domain):
+                ds = part.dataset
+                h.update(f"{ds.meta.id}:{ds.meta.version}:{self.fingerprint(ds.meta.id)}"
+                         .encode())
+                h.update(",".join(u.id for u in part.kept).encode())
+            self.pool_fingerprints[key] = h.hexdigest()[:16]
+        return self.pool_fingerprints[key]
+
+    def dropped_units(self, domain: str) -> dict[str, list[str]]:
+        """dataset id -> train units left out of the domain's pool (held-out recordings)."""
+        return {p.dataset.meta.id: [u.id for u in p.dropped] for p in self.pool_units(domain)
+                if p.dropped}
+
+    def pool(self, domain: str, size: int, fps: float) -> PretrainPool:
+        key = (domain, size, fps)
+        if key not in self.pools:
+            sequences = []
+            for part in self.pool_units(domain):
+                ds = part.dataset
+                dropped = (f"; {len(part.dropped)} dropped as their recording is in a val/test "
+                           f"split of the run: {', '.join(u.id for u in part.dropped)}"
+                           if part.dropped else "")
+                self.log(f"loading the {domain} pretraining pool: {ds.meta.id} "
+                         f"({len(part.kept)} train units{dropped})")
+                sequences.extend(ds.load(u, size=size, fps=fps) for u in part.kept)
+            if not sequences:
+                raise SSLBenchError(f"the {domain} pretraining pool is empty: no train units "
+                                    "outside val/test recordings")
+            self.pools[key] = PretrainPool(domain, sequences,
+                                           self.pool_fingerprint(domain, size, fps))
+        return self.pools[key]
+
+    # ---- methods -----------------------------------------------------------------------
+    def method_context(self, method_id: str) -> MethodContext:
+        return MethodContext(profile=self.options.profile,
+                             device=torch.device(self.options.device),
+                             seed=self.options.pretrain_seed,
+                             cache_dir=self.cache_root / "methods" / method_id, log=self.log)
+
+    def method(self, method_id: str) -> Method:
+        """A fresh method instance with the run's config (profile plus overrides)."""
+        cls = self.regs.methods.get(method_id)
+        config = cls.make_config(self.options.profile,
+                                 self.options.method_overrides.get(method_id, {}))
+        return cls(config, self.method_context(method_id))
+
+    def checkpoint_key(self, method: Method, domain: str) -> str:
+        fingerprint = self.pool_fingerprint(domain, method.config.image_size, method.config.fps)
+        return checkpoint_key(method, fingerprint, self.options.pretrain_seed)
+
+    def pretrain(self, method_id: str, domain: str) -> PretrainResult:
+        """Pretrain (or reuse) once per process; a failure is remembered, not retried per cell."""
+        key = (method_id, domain)
+        if key in self.pretrain_errors:
+            raise CellFailure(f"pretraining failed: {self.pretrain_errors[key].reason}")
+        if key not in self.pretrained:
+            method = self.method(method_id)
+            try:
+                size, fps = method.config.image_size, method.config.fps
+                self.pretrained[key] = pretrain_cached(
+                    method, self.pool_fingerprint(domain, size, fps),
+                    lambda: self.pool(domain, size, fps), self.cache_root,
+                    self.options.pretrain_seed, self.log, self.pretrain_extras(domain),
+                    lambda net, losses: self.health(domain, method.encoder(net), losses))
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                self.pretrain_errors[key] = PretrainFailure(error_line(exc),
+                                                            traceback.format_exc())
+                raise
+        return self.pretrained[key]
+
+    def health(self, domain: str, encoder: Any, losses: list[float]) -> dict[str, Any]:
+        """Health figures of ``encoder`` on the domain's fixed val batch
+        (:mod:`ssl_bench.engine.health`)."""
+        from ssl_bench.engine.health import encoder_health
+
+        return encoder_health(encoder.to(self.options.device), self.health_frames(domain),
+                              torch.device(self.options.device), losses)
+
+    def health_frames(self, domain: str) -> Any:
+        """The fixed health batch of a domain: seeded frames of the val units of the run's
+        datasets of that domain at the downstream image size (train units only when no
+        dataset has val units; never test units)."""
+        from ssl_bench.engine.health import health_batch
+        from ssl_bench.profiles import IMAGE_SIZE
+
+        key = ("health-frames", domain)
+        if key not in self.extras:
+            size = IMAGE_SIZE[self.options.profile]
+            sequences: list[Any] = []
+            for split in ("val", "train"):
+                for dataset_id in self.run_dataset_ids():
+                    ds = self.dataset(dataset_id)
+                    if ds.meta.domain == domain:
+                        sequences += [ds.load(u, size=size, fps=1.0).frames
+                                      for u in self.units[dataset_id] if u.split == split]
+                if sequences:
+                    break
+            self.extras[key] = health_batch(sequences)
+        return self.extras[key]
+
+    def pretrain_extras(self, domain: str) -> dict[str, Any]:
+        """What the checkpoint sidecar records besides the pretraining itself."""
+        return {"pool_dropped_units": self.dropped_units(domain)}
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 500 characters); the harness's own errors
+    (:class:`SSLBenchError`, :class:`CellFailure`) carry their message alone."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(exc, (SSLBenchError, CellFailure)) and first:
+        return first[:500]
+    return f"{type(exc).__name__}: {first}".rstrip(": ")[:500]
+
+
+__all__ = ["SweepContext", "PretrainFailure", "PoolUnits", "error_line"]
