@@ -1,6 +1,9 @@
-"""A self-contained static HTML leaderboard: one section per benchmark, sortable columns,
-mean ± std with the 95% CI on hover, the label-efficiency plots inlined as data URIs, and
-provenance. No network at view time. Every string from records or plugins is escaped.
+"""A self-contained static HTML leaderboard: one section per table, sortable columns, mean ±
+std with the 95% CI on hover, the paired difference to the baseline with its CI, Holm p-value
+and significance mark, rank intervals, encoder health (collapsed encoders flagged), published
+rows, method names linking to their paper and plugin, the forest plot (one label setting) or
+label-efficiency curves (several) and the critical-difference diagram inlined as data URIs,
+and provenance. No network at view time. Every string from records or plugins is escaped.
 """
 
 from __future__ import annotations
@@ -9,10 +12,18 @@ import base64
 import html
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ssl_bench.leaderboard import BoardTable
+from ssl_bench.board import BoardTable, Summary
+from ssl_bench.leaderboard_text import (
+    cell_text,
+    delta_text,
+    environment_text,
+    health_text,
+    provenance,
+    published_value_text,
+    rank_interval_text,
+    title,
+)
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -23,6 +34,10 @@ td.method{text-align:left}
 td.best{font-weight:bold;background:#eef8ee}
 td.na{color:#999}
 td.failed{color:#b00}
+td.sig{font-weight:bold;color:#064}
+td.collapsed,span.collapsed{color:#b00;font-weight:bold}
+tr.published td{color:#555;font-style:italic;background:#f8f8f8}
+tr.baseline td.method{text-decoration:underline}
 .prov{font-size:0.85em;color:#555}
 .synthetic{background:#fff3cd;padding:2px 6px;border-radius:3px}
 img{max-width:640px}
@@ -66,59 +81,140 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _image(path: str) -> str:
+def _image(path: str, alt: str) -> str:
     p = Path(path)
     if not p.exists():
         return ""
     data = base64.b64encode(p.read_bytes()).decode()
-    return f'<img alt="label-efficiency plot" src="data:image/png;base64,{data}">'
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
-def render_page(tables: list["BoardTable"], plots: dict[str, str]) -> str:
-    from ssl_bench.leaderboard import _pct, _provenance, _title, cell_text
+def _method_cell(t: BoardTable, m: str) -> str:
+    links = t.links.get(m, {})
+    name = (f'<a class="paper" href="{_e(links["paper"])}" title="paper / code">{_e(m)}</a>'
+            if "paper" in links else _e(m))
+    extra = ""
+    if "plugin" in links:
+        extra += f' <a class="plugin" href="{_e(links["plugin"])}" title="plugin">[plugin]</a>'
+    if t.notes.get(m):
+        extra += f" <small>({_e(t.notes[m])})</small>"
+    if t.collapsed(m):
+        extra += ' <span class="collapsed" title="encoder collapsed (health check)">⚠</span>'
+    return f'<td class="method" data-sort="{_e(m)}">{name}{extra}</td>'
 
+
+def _table(t: BoardTable) -> list[str]:
+    stats = bool(t.comparisons)
+    head = ['<th title="click to sort">rank</th>', '<th title="click to sort">method</th>']
+    for col in t.columns:
+        head.append(f'<th title="click to sort">{_e(col.header)}</th>')
+        if stats:
+            head.append(f'<th title="paired difference to {_e(t.baseline)}, 95% CI, Holm p; '
+                        f'* significant at 0.05">Δ vs {_e(t.baseline)} ({_e(col.header)})</th>')
+            head.append(f'<th title="95% rank interval (bootstrap)">rank 95% '
+                        f'({_e(col.header)})</th>')
+    head.append('<th title="embedding std (x sqrt d), RankMe, pretraining loss">health</th>')
+    out = ['<table class="board"><thead><tr>' + "".join(head) + "</tr></thead><tbody>"]
+    for m in t.methods:
+        rank = t.ranks[m]
+        row = [f'<td data-sort="{rank if rank is not None else ""}">'
+               f'{f"{rank:.1f}" if rank is not None else "–"}</td>', _method_cell(t, m)]
+        for col in t.columns:
+            stat = t.cells.get((m, col))
+            text = cell_text(stat, ci=False)
+            klass = []
+            if m in t.best(col):
+                klass.append("best")
+            if stat is not None and stat.status == "n/a":
+                klass.append("na")
+            if stat is not None and stat.status == "failed":
+                klass.append("failed")
+            ci = stat.ci if stat is not None else None
+            tip = f"95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "CI needs 2+ seeds"
+            sort = f"{stat.mean:.6f}" if stat is not None and stat.n and not math.isnan(
+                stat.mean) else ""
+            row.append(f'<td class="{" ".join(klass)}" title="{_e(tip)}" '
+                       f'data-sort="{sort}">{_e(text)}</td>')
+            if stats:
+                comp = t.comparisons.get((m, col))
+                d_sort = f"{comp.delta:.6f}" if comp is not None else ""
+                sig = " sig" if comp is not None and comp.significant else ""
+                row.append(f'<td class="delta{sig}" data-sort="{d_sort}">'
+                           f'{_e(delta_text(t, m, col))}</td>')
+                row.append(f'<td data-sort="{comp.rank_low if comp else ""}">'
+                           f'{_e(rank_interval_text(comp))}</td>')
+        health = health_text(t.health.get(m))
+        klass = ' class="collapsed"' if t.collapsed(m) else ""
+        row.append(f'<td{klass} data-sort="{_e(health)}">{_e(health)}</td>')
+        base = ' class="baseline"' if m == t.baseline else ""
+        out.append(f"<tr{base}>" + "".join(row) + "</tr>")
+    out.append("</tbody></table>")
+    if t.published:
+        out.append('<table class="published"><thead><tr><th>published</th><th>backbone</th>'
+                   '<th>labels</th><th>value</th><th>source</th></tr></thead><tbody>')
+        for p in t.published:
+            source = (f'<a href="{_e(p.url)}">{_e(p.citation)}</a>' if p.url
+                      else _e(p.citation))
+            note = f" ({_e(p.note)})" if p.note else ""
+            out.append(f'<tr class="published"><td class="method">{_e(p.method)} '
+                       f'(published)</td><td>{_e(p.backbone)}</td>'
+                       f'<td>{_e(published_value_text(t, p.column))}</td>'
+                       f'<td>{p.value:.2f} {_e(p.metric)}{note}</td><td>{source}</td></tr>')
+        out.append("</tbody></table>")
+    return out
+
+
+def render_page(tables: list[BoardTable], plots: dict[int, str],
+                summary: Summary | None = None, cd_png: str | None = None) -> str:
+    """The page; ``plots[i]`` is the figure file of ``tables[i]``."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
              '<link rel="icon" href="data:,">',
              "<title>ssl-bench leaderboard</title>", f"<style>{_STYLE}</style></head><body>",
              "<h1>ssl-bench leaderboard</h1>",
-             "<p>Cells: mean ± sample std over seeds (n); hover for the 95% CI. Click a column "
-             "header to sort. Bold: best per column.</p>"]
-    nav = " · ".join(f'<a href="#{_e(t.benchmark)}">{_e(t.benchmark)}</a>' for t in tables)
+             "<p>Cells: mean ± sample std over seeds (n); hover for the 95% CI. Δ: paired "
+             "difference to the baseline row with its 95% CI from a hierarchical bootstrap over "
+             "seeds and test units, Holm-adjusted p; bold green = significant at 0.05. Health: "
+             "embedding std (× √d) and RankMe on val frames; ⚠ = collapsed encoder. Click a "
+             "column header to sort. Bold: best per column.</p>"]
+    anchors = [f"t{i}-{t.benchmark}" for i, t in enumerate(tables)]
+    nav = " · ".join(f'<a href="#{_e(a)}">{_e(t.benchmark)}'
+                     f'{" [" + _e(t.split) + "]" if t.split else ""}</a>'
+                     for a, t in zip(anchors, tables))
+    if summary is not None:
+        nav += ' · <a href="#summary">summary</a>'
     parts.append(f"<nav>{nav}</nav>")
-    for t in tables:
-        synth = ' <span class="synthetic">synthetic data</span>' if t.synthetic else ""
-        parts.append(f'<section id="{_e(t.benchmark)}"><h2>{_e(_title(t))}{synth}</h2>')
-        parts.append(f'<p class="prov">{_e(_provenance(t))}</p>')
-        parts.append('<table class="board"><thead><tr><th title="click to sort">rank</th>'
-                     '<th title="click to sort">method</th>'
-                     + "".join(f'<th title="click to sort">{_e(_pct(f))}</th>' for f in t.fracs)
-                     + "</tr></thead><tbody>")
-        for m in t.methods:
-            rank = t.ranks[m]
-            row = [f'<td data-sort="{rank if rank is not None else ""}">'
-                   f'{f"{rank:.1f}" if rank is not None else "–"}</td>',
-                   f'<td class="method" data-sort="{_e(m)}">{_e(m)}</td>']
-            for f in t.fracs:
-                stat = t.cells.get((m, f))
-                text = cell_text(stat, ci=False)
-                klass = []
-                if m in t.best(f):
-                    klass.append("best")
-                if stat is not None and stat.status == "n/a":
-                    klass.append("na")
-                if stat is not None and stat.status == "failed":
-                    klass.append("failed")
-                ci = stat.ci if stat is not None else None
-                title = f"95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "CI needs 2+ seeds"
-                sort = f"{stat.mean:.6f}" if stat is not None and stat.n and not math.isnan(
-                    stat.mean) else ""
-                row.append(f'<td class="{" ".join(klass)}" title="{_e(title)}" '
-                           f'data-sort="{sort}">{_e(text)}</td>')
-            parts.append("<tr>" + "".join(row) + "</tr>")
+    for i, t in enumerate(tables):
+        badge = ' <span class="synthetic">synthetic data</span>' if t.synthetic else ""
+        heading = title(t).replace(" — synthetic data", "")
+        parts.append(f'<section id="{_e(anchors[i])}"><h2>{_e(heading)}{badge}</h2>')
+        parts.append(f'<p class="prov">{_e(provenance(t))}</p>')
+        parts.append(f'<p class="prov">{_e(environment_text(t))}</p>')
+        parts += _table(t)
+        for col, note in sorted(t.stats_notes.items()):
+            parts.append(f'<p class="prov">{_e(col.header)}: {_e(note)}</p>')
+        if i in plots:
+            parts.append(_image(plots[i], f"{t.benchmark} plot"))
+        parts.append("</section>")
+    if summary is not None:
+        parts.append('<section id="summary"><h2>Summary across benchmarks</h2>')
+        parts.append("<table><thead><tr><th>method</th><th>mean rank</th><th>95% interval</th>"
+                     "</tr></thead><tbody>")
+        for m in summary.methods:
+            parts.append(f'<tr><td class="method">{_e(m)}</td>'
+                         f"<td>{summary.mean_rank[m]:.2f}</td><td>{summary.rank_low[m]:.2f}–"
+                         f"{summary.rank_high[m]:.2f}</td></tr>")
         parts.append("</tbody></table>")
-        if t.benchmark in plots:
-            parts.append(_image(plots[t.benchmark]))
+        if summary.friedman_statistic is not None and summary.friedman_p is not None:
+            parts.append(f"<p>Friedman test: chi² = {summary.friedman_statistic:.2f}, p = "
+                         f"{summary.friedman_p:.3g}.</p>")
+        else:
+            parts.append(f"<p>Friedman test: {_e(summary.friedman_note)}.</p>")
+        if summary.critical_difference is not None:
+            parts.append(f"<p>Nemenyi critical difference (0.05): "
+                         f"{summary.critical_difference:.2f} ranks.</p>")
+        if cd_png:
+            parts.append(_image(cd_png, "critical-difference diagram"))
         parts.append("</section>")
     parts.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"

@@ -11,7 +11,10 @@ from click.testing import CliRunner
 
 from ssl_bench.cli import cli
 from ssl_bench.errors import RecordError
+from ssl_bench.board import LabelColumn
 from ssl_bench.leaderboard import build_tables, render_markdown
+
+ONE = LabelColumn("frac", 0.01)
 from ssl_bench.records import (CellRecord, Component, DatasetRef, TaskRef, iter_records,
                                read_record, write_record)
 
@@ -61,19 +64,19 @@ def test_statistics_are_hand_computed(tmp_path: Path) -> None:
     _write_all(tmp_path)
     records, _ = iter_records(tmp_path)
     (table,) = build_tables(records)
-    a = table.cells[("a", 0.01)]
+    a = table.cells[("a", ONE)]
     assert a.mean == pytest.approx(72.0) and a.std == pytest.approx(2.0) and a.n == 3
     # t(0.975, 2) = 4.302653; half width = 4.302653 * 2 / sqrt(3)
     lo, hi = a.ci
     assert hi - 72.0 == pytest.approx(4.302653 * 2 / math.sqrt(3), rel=1e-5)
     assert lo == pytest.approx(72.0 - (hi - 72.0))
-    assert table.best(0.01) == {"b"}
+    assert table.best(ONE) == {"b"}
     assert table.methods[:2] == ["b", "a"]
     md = render_markdown([table])
     assert "**81.00 ± 1.00 (n=3)" in md
     assert "| – | c | n/a |" in md
     assert "failed (1)" in md
-    assert "SYNTHETIC" in md
+    assert "synthetic data" in md
 
 
 def test_ties_share_rank_and_bold_and_one_seed_shows_no_spread(tmp_path: Path) -> None:
@@ -81,7 +84,7 @@ def test_ties_share_rank_and_bold_and_one_seed_shows_no_spread(tmp_path: Path) -
     write_record(tmp_path, _record("y", 0.01, 0, 60.0))
     write_record(tmp_path, _record("z", 0.01, 0, 50.0))
     (table,) = build_tables(iter_records(tmp_path)[0])
-    assert table.best(0.01) == {"x", "y"}
+    assert table.best(ONE) == {"x", "y"}
     assert table.ranks == {"x": 1.5, "y": 1.5, "z": 3.0}
     md = render_markdown([table])
     assert md.count("**60.00 (n=1)**") == 2 and "50.00 (n=1)" in md and "±" not in md.split("|---")[1]
@@ -93,7 +96,7 @@ def test_leaderboard_check_catches_an_edited_table(tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["leaderboard", "--results", str(tmp_path), "--out", str(out), "--format", "md,csv,json"]
     assert runner.invoke(cli, args).exit_code == 0
-    assert (out / "b1-label-efficiency.png").exists()
+    assert (out / "b1-forest.png").exists()
     ok = runner.invoke(cli, args + ["--check"])
     assert ok.exit_code == 0, ok.output
     md = out / "leaderboard.md"

@@ -14,17 +14,26 @@ import click
               help="Comma-separated: md, csv, json, html, latex.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder to write tables and plots into (default: RESULTS/leaderboard).")
+@click.option("--baseline", default=None,
+              help="Reference row of the paired comparison (difference, CI, Holm p-value). "
+                   "Default: random-init (tables without it get no statistics).")
 @click.option("--check", is_flag=True,
               help="Exit non-zero if the files in --out differ from what the records give.")
-def leaderboard_command(results: Path, formats: str, out: Path | None, check: bool) -> None:
-    """Build leaderboards (mean ± std over seeds, 95% CI, rank) from result records.
+def leaderboard_command(results: Path, formats: str, out: Path | None, baseline: str | None,
+                        check: bool) -> None:
+    """Build leaderboards from result records: mean ± std over seeds with a 95% CI, the
+    paired difference to a baseline row (hierarchical bootstrap over seeds and test units,
+    Holm-adjusted p-value, significance mark, rank interval), encoder health, published rows,
+    and a summary across benchmarks (mean rank, Friedman test, critical-difference diagram).
 
     \b
     Examples:
       ssl-bench leaderboard
       ssl-bench leaderboard --format md,csv,html --out leaderboards
       ssl-bench leaderboard --out leaderboards --check
+      ssl-bench leaderboard --baseline imagenet
     """
     from ssl_bench.leaderboard import leaderboard_main
 
-    leaderboard_main(results, [f.strip() for f in formats.split(",") if f.strip()], out, check)
+    leaderboard_main(results, [f.strip() for f in formats.split(",") if f.strip()], out, check,
+                     baseline)

@@ -1,0 +1,321 @@
+"""Text renderings of the leaderboard: markdown, CSV, JSON and LaTeX, and the cell texts the
+HTML page shares. Every output is a deterministic function of the tables (no timestamps but
+the records' own), so ``ssl-bench leaderboard --check`` can regenerate and compare.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ssl_bench.board import BoardTable, Comparison, LabelColumn, Stat, Summary, round_finite
+
+
+def cell_text(stat: Stat | None, ci: bool = True) -> str:
+    if stat is None:
+        return "–"
+    if stat.status == "n/a":
+        return "n/a"
+    if stat.n == 0:
+        return f"failed ({stat.failed})"
+    if stat.n == 1:  # one seed: no spread to report
+        text = f"{stat.mean:.2f} (n=1)"
+    else:
+        text = f"{stat.mean:.2f} ± {stat.std:.2f} (n={stat.n})"
+    interval = stat.ci
+    if ci and interval is not None:
+        text += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+    if stat.failed:
+        text += f" +{stat.failed} failed"
+    return text
+
+
+def delta_text(t: BoardTable, method: str, column: LabelColumn) -> str:
+    """``+5.20 [1.10, 9.30] p=0.003 *`` (``*``: Holm-significant at 0.05); ``baseline``."""
+    comp = t.comparisons.get((method, column))
+    if comp is None:
+        return ""
+    if method == comp.baseline:
+        return "baseline"
+    mark = " *" if comp.significant else ""
+    return (f"{comp.delta:+.2f} [{comp.ci_low:+.2f}, {comp.ci_high:+.2f}] "
+            f"p={_p_text(comp.p_holm)}{mark}")
+
+
+def _p_text(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def rank_interval_text(comp: Comparison | None) -> str:
+    if comp is None:
+        return ""
+    return f"{comp.rank_low:g}–{comp.rank_high:g}"
+
+
+def health_text(health: dict[str, Any] | None) -> str:
+    """``std 0.61, RankMe 45.2, loss 4.10→3.20`` and a collapse warning."""
+    if not health:
+        return ""
+    parts = [f"std {health['embedding_std_ratio']:.2f}", f"RankMe {health['rankme']:.1f}"]
+    if health.get("loss_first") is not None and health.get("loss_last") is not None:
+        parts.append(f"loss {health['loss_first']:.3g}→{health['loss_last']:.3g}")
+    text = ", ".join(parts)
+    return ("COLLAPSED: " + text) if health.get("collapsed") else text
+
+
+def method_text(t: BoardTable, method: str) -> str:
+    text = method
+    if t.notes.get(method):
+        text += f" ({t.notes[method]})"
+    return text
+
+
+def title(t: BoardTable) -> str:
+    arrow = "↑" if t.higher_is_better else "↓"
+    synth = " — synthetic data" if t.synthetic else ""
+    split = f" [{t.split}]" if t.split else ""
+    return (f"{t.benchmark}: {t.task} ({t.protocol}) on {t.dataset}, main score {t.main_score} "
+            f"{arrow}{synth}{split}")
+
+
+def provenance(t: BoardTable) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(t.versions.items()))
+    return (f"profile: {', '.join(t.profiles)}; synthetic: {str(t.synthetic).lower()}; "
+            f"latest record: {t.date}; versions: {versions}")
+
+
+def environment_text(t: BoardTable) -> str:
+    if not t.environments:
+        return "environment: not recorded (schema-1 records)"
+    if t.mixed_environment:
+        return ("WARNING: this table mixes environments; scores may differ for that reason "
+                "alone: " + " | ".join(t.environments))
+    return f"environment: {t.environments[0]}"
+
+
+def _stats_columns(t: BoardTable) -> bool:
+    return bool(t.comparisons)
+
+
+def _intro() -> list[str]:
+    return ["# ssl-bench leaderboard", "",
+            "Cells: mean ± sample std over seeds (n = seeds) [95% CI of the mean]; **bold** = "
+            "best per column; rank = mean rank over label settings. Δ: paired difference to the "
+            "baseline row [95% CI] from a hierarchical bootstrap over seeds and test units, "
+            "p = Holm-adjusted over the table's methods, * = significant at 0.05; rank 95% = "
+            "the rank interval from the same bootstrap. Health: the encoder's embedding std "
+            "(× √d; about 1 when healthy, 0 when collapsed) and RankMe effective rank on val "
+            "frames, and its pretraining loss (first → last 10% of steps). Published rows are "
+            "figures from papers, not ranked.", ""]
+
+
+def render_markdown(tables: list[BoardTable], summary: Summary | None = None,
+                    cd_png: str | None = None) -> str:
+    lines = _intro()
+    for t in tables:
+        lines += [f"## {title(t)}", "", provenance(t), "", environment_text(t), ""]
+        stats = _stats_columns(t)
+        header = ["rank", "method"]
+        for col in t.columns:
+            header.append(col.header)
+            if stats:
+                header += [f"Δ vs {t.baseline} ({col.header})", f"rank 95% ({col.header})"]
+        header.append("health")
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---"] * len(header)) + "|")
+        for m in t.methods:
+            rank = t.ranks[m]
+            row = [f"{rank:.1f}" if rank is not None else "–", method_text(t, m)]
+            for col in t.columns:
+                text = cell_text(t.cells.get((m, col)))
+                row.append(f"**{text}**" if m in t.best(col) else text)
+                if stats:
+                    row += [delta_text(t, m, col),
+                            rank_interval_text(t.comparisons.get((m, col)))]
+            row.append(health_text(t.health.get(m)))
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        for col, note in sorted(t.stats_notes.items()):
+            lines += [f"{col.header}: {note}", ""]
+        if t.published:
+            lines += _markdown_published(t)
+    if summary is not None:
+        lines += _markdown_summary(summary, cd_png)
+    return "\n".join(lines)
+
+
+def published_value_text(t: BoardTable, column: LabelColumn | None) -> str:
+    return column.header if column is not None else "all labels"
+
+
+def _markdown_published(t: BoardTable) -> list[str]:
+    lines = ["Published results (from the papers, for comparison; not ranked):", "",
+             "| published | backbone | labels | value | source |", "|---|---|---|---|---|"]
+    for p in t.published:
+        source = f"[{p.citation}]({p.url})" if p.url else p.citation
+        value = f"{p.value:.2f} {p.metric}" + (f" ({p.note})" if p.note else "")
+        lines.append(f"| {p.method} (published) | {p.backbone} | "
+                     f"{published_value_text(t, p.column)} | {value} | {source} |")
+    return lines + [""]
+
+
+def _markdown_summary(s: Summary, cd_png: str | None) -> list[str]:
+    lines = ["## Summary across benchmarks", "",
+             f"Mean rank over {', '.join(s.benchmarks)} (first table and label setting of each) "
+             "[95% interval from the bootstraps].", "",
+             "| method | mean rank | 95% interval |", "|---|---|---|"]
+    for m in s.methods:
+        lines.append(f"| {m} | {s.mean_rank[m]:.2f} | {s.rank_low[m]:.2f}–{s.rank_high[m]:.2f} |")
+    lines.append("")
+    if s.friedman_statistic is not None and s.friedman_p is not None:
+        lines.append(f"Friedman test: chi² = {s.friedman_statistic:.2f}, p = "
+                     f"{_p_text(s.friedman_p)} ({len(s.methods)} methods, "
+                     f"{len(s.benchmarks)} benchmarks).")
+    else:
+        lines.append(f"Friedman test: {s.friedman_note}.")
+    if s.critical_difference is not None:
+        lines.append(f"Nemenyi critical difference (0.05): {s.critical_difference:.2f} ranks"
+                     + (f"; diagram: {cd_png}" if cd_png else "") + ".")
+    if s.excluded:
+        lines.append("Not in every benchmark (left out): " + ", ".join(
+            f"{m} (missing from {', '.join(b)})" for m, b in sorted(s.excluded.items())) + ".")
+    return lines + [""]
+
+
+def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
+    rows = []
+    for t in tables:
+        for m in t.methods:
+            for col in t.columns:
+                stat = t.cells.get((m, col))
+                if stat is None:
+                    continue
+                interval = stat.ci
+                comp = t.comparisons.get((m, col))
+                health = t.health.get(m) or {}
+                rows.append({
+                    "benchmark": t.benchmark, "task": t.task, "protocol": t.protocol,
+                    "split": t.split, "method": m, "row_note": t.notes.get(m, ""),
+                    "label_setting": col.kind,
+                    "label_frac": col.value if col.kind == "frac" else None,
+                    "label_count": int(col.value) if col.kind == "count" else None,
+                    "metric": t.main_score, "higher_is_better": t.higher_is_better,
+                    "status": stat.status,
+                    "mean": None if not stat.n else round(stat.mean, 6),
+                    "std": None if not stat.n else round(stat.std, 6), "n": stat.n,
+                    "ci95_low": None if interval is None else round(interval[0], 6),
+                    "ci95_high": None if interval is None else round(interval[1], 6),
+                    "failed": stat.failed, "best": m in t.best(col),
+                    "rank": None if t.ranks[m] is None else round(t.ranks[m], 3),
+                    "delta_vs_baseline": comp.as_json() if comp is not None else None,
+                    "rank_low": round_finite(comp.rank_low) if comp is not None else None,
+                    "rank_high": round_finite(comp.rank_high) if comp is not None else None,
+                    "health": {k: (round_finite(v) if isinstance(v, float) else v)
+                               for k, v in health.items()} or None,
+                    "collapsed": bool(health.get("collapsed")) if health else None,
+                    "synthetic": t.synthetic, "profiles": ",".join(t.profiles),
+                })
+    return rows
+
+
+def render_csv(tables: list[BoardTable], summary: Summary | None = None) -> str:
+    import pandas as pd
+
+    flat = []
+    for row in _rows(tables):
+        out = {k: v for k, v in row.items() if k not in ("delta_vs_baseline", "health")}
+        delta = row["delta_vs_baseline"] or {}
+        out.update({"baseline": delta.get("baseline"), "delta": delta.get("mean"),
+                    "delta_ci_low": delta.get("ci_low"), "delta_ci_high": delta.get("ci_high"),
+                    "p_holm": delta.get("p_holm"), "significant": delta.get("significant")})
+        health = row["health"] or {}
+        out.update({"embedding_std_ratio": health.get("embedding_std_ratio"),
+                    "rankme": health.get("rankme")})
+        flat.append(out)
+    return pd.DataFrame(flat).to_csv(index=False, lineterminator="\n")
+
+
+def render_json(tables: list[BoardTable], summary: Summary | None = None) -> str:
+    data: dict[str, Any] = {"tables": [
+        {"benchmark": t.benchmark, "title": title(t), "provenance": provenance(t),
+         "split": t.split, "versions": t.versions, "date": t.date,
+         "environments": t.environments, "mixed_environment": t.mixed_environment,
+         "baseline": t.baseline,
+         "stats_notes": {c.header: n for c, n in sorted(t.stats_notes.items())},
+         "published": [{"method": p.method, "value": p.value, "metric": p.metric,
+                        "label": published_value_text(t, p.column), "backbone": p.backbone,
+                        "citation": p.citation, "url": p.url, "note": p.note}
+                       for p in t.published]}
+        for t in tables], "rows": _rows(tables)}
+    if summary is not None:
+        data["summary"] = {
+            "benchmarks": summary.benchmarks,
+            "methods": [{"method": m, "mean_rank": round_finite(summary.mean_rank[m]),
+                         "rank_low": round_finite(summary.rank_low[m]),
+                         "rank_high": round_finite(summary.rank_high[m])} for m in summary.methods],
+            "friedman": {"statistic": round_finite(summary.friedman_statistic),
+                         "p_value": round_finite(summary.friedman_p), "note": summary.friedman_note},
+            "critical_difference": round_finite(summary.critical_difference),
+            "excluded": {m: list(b) for m, b in summary.excluded.items()},
+        }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(a, b)
+    return (text.replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$")
+            .replace("→", r"$\to$"))
+
+
+def render_latex(tables: list[BoardTable], summary: Summary | None = None) -> str:
+    out = []
+    for t in tables:
+        stats = _stats_columns(t)
+        per_col = 2 if stats else 1
+        cols = "l" * (2 + per_col * len(t.columns))
+        out += [f"% {title(t)}", f"% {provenance(t)}", f"% {environment_text(t)}",
+                f"\\begin{{tabular}}{{{cols}}}", "\\toprule"]
+        header = ["Rank", "Method"]
+        for col in t.columns:
+            header.append(_latex_escape(col.header))
+            if stats:
+                header.append(_latex_escape(f"Δ vs {t.baseline}"))
+        out += [" & ".join(header) + r" \\", "\\midrule"]
+        for m in t.methods:
+            rank = t.ranks[m]
+            row = [f"{rank:.1f}" if rank is not None else "--",
+                   _latex_escape(method_text(t, m) + (" (collapsed)" if t.collapsed(m) else ""))]
+            for col in t.columns:
+                text = _latex_escape(cell_text(t.cells.get((m, col)), ci=False))
+                row.append(f"\\textbf{{{text}}}" if m in t.best(col) else text)
+                if stats:
+                    comp = t.comparisons.get((m, col))
+                    if comp is None:
+                        row.append("")
+                    elif m == comp.baseline:
+                        row.append("baseline")
+                    else:
+                        row.append(_latex_escape(f"{comp.delta:+.2f}")
+                                   + ("$^{*}$" if comp.significant else ""))
+            out.append(" & ".join(row) + r" \\")
+        if t.published:
+            out.append("\\midrule")
+            for p in t.published:
+                out.append(_latex_escape(f"-- & {p.method} (published, "
+                                         f"{published_value_text(t, p.column)}) & "
+                                         f"{p.value:.2f}") + " & " * (per_col * len(t.columns) - 1)
+                           + r" \\")
+        out += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(out)
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+__all__ = ["cell_text", "delta_text", "environment_text", "health_text", "method_text",
+           "provenance", "rank_interval_text", "render_csv", "render_json", "render_latex",
+           "render_markdown", "title"]
