@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+
+from ssl_bench.errors import SSLBenchError
+
+
+def _apply_run_file(ctx: click.Context, path: Path, params: dict[str, Any]) -> list[str]:
+    """Fill the options not given on the command line from a run file; returns its override
+    strings."""
+    from ssl_bench.overrides import read_run_file
+
+    options, overrides = read_run_file(path)
+    command = ctx.command
+    names = {p.name for p in command.params if p.name}
+    for key, value in options.items():
+        if key not in names or key in ("config", "overrides"):
+            valid = ", ".join(sorted(n.replace("_", "-") for n in names
+                                     if n not in ("config", "overrides")))
+            raise SSLBenchError(f"--config {path}: unknown run option {key!r}; valid: {valid}")
+        if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            params[key] = value if isinstance(value, (bool, int)) else str(value)
+    return overrides
 
 
 @click.command(name="run")
 @click.option("--methods", default="all", show_default=True, help="`all` or comma-separated method ids.")
 @click.option("--benchmarks", default="default", show_default=True,
               help="`default` (the benchmarks of the default run), `all` or comma-separated "
-                   "benchmark ids.")
+                   "benchmark ids. `default`/`all` skip, with a note, benchmarks whose data is "
+                   "missing.")
 @click.option("--label-frac", "label_frac", default=None,
               help="Label fraction(s) in (0, 1], comma-separated. Default: each benchmark's own.")
+@click.option("--label-count", "label_count", default=None,
+              help="Number(s) of labelled training units (videos, clips, volumes), "
+                   "comma-separated, e.g. 2,4,8; nested and stratified like fractions. "
+                   "Default: each benchmark's own.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @click.option("--profile", type=click.Choice(["smoke", "cpu", "paper"]), default=None,
               help="Budget profile. Default: cpu without a GPU, paper with one.")
@@ -27,7 +55,21 @@ import click
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Cells evaluated in parallel processes.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (cached / to compute) and stop.")
+@click.option("-o", "--override", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Config override, repeatable: METHOD.SETTING=VALUE (e.g. "
+                   "simclr.max_steps=500) or task.TASK.SETTING=VALUE (e.g. "
+                   "task.phase-recognition.epochs=50). Checked against the Config models; "
+                   "enters the config hash.")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="YAML run file: any of these options (long names) plus `overrides` (a list "
+                   "of KEY=VALUE or a mapping). Command-line options win.")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="NAME=PATH[:ARCH]",
+              help="Evaluate a weights file as a row NAME (repeatable): any timm architecture "
+                   "ARCH, .pth/.pt/.safetensors loaded safely; or a YAML file listing them.")
+@click.option("--strict-plugins", is_flag=True,
+              help="Stop when a plugin fails to load, instead of warning and going on.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (reused / to compute, and why) and stop.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--executor", type=click.Choice(["none", "local", "slurm"]), default="none",
               show_default=True,
@@ -46,37 +88,73 @@ import click
               show_default=True,
               help="pytorch: this process is one rank under torchrun; slurm: one task under srun. "
                    "Pretraining runs DDP over all ranks; rank 0 writes checkpoints and records.")
-def run_command(methods: str, benchmarks: str, label_frac: str | None, seeds: str,
-                profile: str | None, data_root: Path | None, synthetic_size: str,
-                results: Path, device: str, jobs: int, dry_run: bool, quiet: bool,
-                executor: str = "none", slurm_partition: str | None = None,
-                gpus_per_job: int = 0, cpus_per_job: int | None = None, slurm_time: int = 240,
-                slurm_mem: str | None = None, launcher: str = "none") -> None:
-    """Run methods x benchmarks x label fractions x seeds; resume skips finished cells.
+@click.pass_context
+def run_command(ctx: click.Context, **params: Any) -> None:
+    """Run methods x benchmarks x label settings x seeds; resume reuses a record only when
+    everything that can change its score is unchanged.
 
     \b
     Examples:
       ssl-bench run --methods all --label-frac 0.01
       ssl-bench run --methods distill-self,moco-v2 --benchmarks cholec80-phase --seeds 0
-      ssl-bench run --data-root /data --profile paper --label-frac 0.01,0.05,0.1
-      ssl-bench run --profile smoke --dry-run
-      torchrun --nproc_per_node 4 -m ssl_bench.engine.distributed --methods moco-v2
+      ssl-bench run --data-root /data --profile paper --label-count 2,4,8
+      ssl-bench run -o simclr.max_steps=500 -o task.phase-recognition.epochs=50
+      ssl-bench run --checkpoint endovit=/weights/endovit.pth:vit_base_patch16_224
+      ssl-bench run --config run.yaml --dry-run
+      torchrun --nproc_per_node 4 -m ssl_bench.torchrun --methods moco-v2
       ssl-bench run --executor slurm --slurm-partition gpu --gpus-per-job 4
     """
-    from ssl_bench.engine.sweep import RunOptions, run_sweep
+    import os
 
+    from ssl_bench.engine.plan import RunOptions
+    from ssl_bench.overrides import check_overrides, parse_overrides
+    from ssl_bench.plugins import get_registries, load_failure_lines
+
+    override_items = list(params.pop("overrides"))
+    config_path = params.pop("config")
+    if config_path is not None:
+        override_items = _apply_run_file(ctx, config_path, params) + override_items
+    checkpoints = params.pop("checkpoints")
+    if isinstance(checkpoints, str):  # from a run file
+        checkpoints = tuple(c for c in checkpoints.split(",") if c)
+    if checkpoints:
+        from ssl_bench.checkpoints import register_checkpoints
+
+        register_checkpoints(list(checkpoints))
+    failures = load_failure_lines()
+    if failures and params["strict_plugins"]:
+        raise SSLBenchError(failures[0] + " (--strict-plugins)")
+    for line in failures:
+        click.echo(f"warning: {line}", err=True)
+    method_overrides, task_overrides = parse_overrides(override_items)
+    check_overrides(get_registries(), method_overrides, task_overrides)
     options = RunOptions.from_cli(
-        methods=methods, benchmarks=benchmarks, label_frac=label_frac, seeds=seeds,
-        profile=profile, data_root=data_root, synthetic_size=synthetic_size, results=results,
-        device=device, jobs=jobs, dry_run=dry_run, quiet=quiet, launcher=launcher,
+        methods=params["methods"], benchmarks=params["benchmarks"],
+        label_frac=params["label_frac"], label_count=params["label_count"],
+        seeds=str(params["seeds"]), profile=params["profile"],
+        data_root=Path(params["data_root"]) if params["data_root"] else None,
+        synthetic_size=params["synthetic_size"], results=Path(params["results"]),
+        device=params["device"], jobs=int(params["jobs"]), dry_run=bool(params["dry_run"]),
+        quiet=bool(params["quiet"]), launcher=params["launcher"],
+        method_overrides=method_overrides, task_overrides=task_overrides,
+        debug=(bool(ctx.find_root().params.get("debug"))
+               or os.environ.get("SSL_BENCH_DEBUG") == "1"),
     )
-    if executor != "none" and not dry_run:
+    executor = params["executor"]
+    if options.launcher != "none" and not options.dry_run:
+        from ssl_bench.engine.distributed import run_distributed
+
+        code = run_distributed(options)
+    elif executor != "none" and not options.dry_run:
         from ssl_bench.engine.executors import ExecutorOptions, run_with_executor
 
         code = run_with_executor(options, ExecutorOptions(
-            kind=executor, partition=slurm_partition, gpus_per_job=gpus_per_job,
-            cpus_per_job=cpus_per_job, time_min=slurm_time, mem=slurm_mem))
+            kind=executor, partition=params["slurm_partition"],
+            gpus_per_job=int(params["gpus_per_job"]), cpus_per_job=params["cpus_per_job"],
+            time_min=int(params["slurm_time"]), mem=params["slurm_mem"]))
     else:
+        from ssl_bench.engine.sweep import run_sweep
+
         code = run_sweep(options)
     if code:
         raise SystemExit(code)
