@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import timm
 import torch
@@ -71,7 +71,7 @@ def imagenet_classifier() -> nn.Module:
     return load_imagenet_lite0(model).eval()
 
 
-class _Normalise(nn.Module):
+class Normalise(nn.Module):
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
@@ -101,7 +101,7 @@ class CNNEncoder(Encoder):
                 raise SSLBenchError(f"ImageNet weights missing for {missing.missing_keys[:3]}")
         self.name = name
         mean, std = NORMALISATION.get(name, NORMALISATION["default"])
-        self.normalise = _Normalise(mean, std)
+        self.normalise = Normalise(mean, std)
         self.body = body
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -122,7 +122,7 @@ class ViTEncoder(Encoder):
             num_heads=num_heads, num_classes=0, dynamic_img_size=True, class_token=True,
         )
         self.patch_size = patch_size
-        self.normalise = _Normalise(*NORMALISATION["default"])
+        self.normalise = Normalise(*NORMALISATION["default"])
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         out = self.vit.forward_features(self.normalise(x))
@@ -149,46 +149,81 @@ def vit_encoder(size: str, img_size: int, patch_size: int) -> ViTEncoder:
     return ViTEncoder(img_size=img_size, patch_size=patch_size, **VIT_SIZES[size])
 
 
-# ---- user-supplied weights (frozen teachers of DistillSelf and iBoot, ...) -----------------
+# ---- user-supplied weights (frozen teachers of DistillSelf and iBoot, checkpoint rows) ------
 # A weights file is a state dict of the timm model (full classifier or ``features_only``; the
 # head tensors are ignored), optionally wrapped in ``{"state_dict": ...}`` / ``{"model": ...}``
-# and with a ``module.`` prefix (DDP). It is read with ``torch.load(weights_only=True)``
-# (``.pth``/``.pt``/``.bin``) or safetensors, so a pickle that would run code is refused.
-# torchvision's ``resnet50-0676ba61.pth`` loads into timm's ``resnet50`` (same tensor names).
+# and with key prefixes such as ``module.`` (DDP) or ``backbone.``. It is read with
+# ``torch.load(weights_only=True)`` (``.pth``/``.pt``/``.bin``) or safetensors, so a pickle that
+# would run code is refused. torchvision's ``resnet50-0676ba61.pth`` loads into timm's
+# ``resnet50`` (same tensor names).
 
 _WRAPPERS = ("state_dict", "model", "state")
-_PREFIXES = ("module.", "model.")
+#: key prefixes that wrappers add: DDP (``module.``), training frameworks (``model.``,
+#: ``backbone.``, ``encoder.``) and MoCo's query encoder (``encoder_q.``)
+COMMON_PREFIXES = ("module.", "model.", "backbone.", "encoder.", "encoder_q.")
 
 
-def read_state_dict(path: Path, option: str = "weights") -> dict[str, torch.Tensor]:
-    """Tensors of a local weights file (safetensors or a torch pickle read weights-only)."""
+def read_weights(path: Path, option: str = "weights") -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of a local weights file (wrappers removed, keys as saved) and the sha256 of
+    the bytes they were read from. Safetensors or a torch pickle read weights-only."""
+    import hashlib
+    import io
+
     if not path.is_file():
         raise SSLBenchError(f"weights file not found: {path}; set {option} to an "
                             "existing .pth/.pt/.safetensors file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load as load_safetensors
 
-        state: object = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle errors carry several lines: keep the first
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SSLBenchError(f"cannot read weights {path}: {first}; save them with "
-                                f"torch.save(model.state_dict(), path) or as .safetensors") from None
+            state: object = load_safetensors(data)
+        else:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors carry several lines: keep the first
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SSLBenchError(f"cannot read weights {path}: {first}; save them with "
+                            f"torch.save(model.state_dict(), path) or as .safetensors") from None
     for key in _WRAPPERS:
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if (not isinstance(state, dict) or not state
+            or not all(isinstance(v, torch.Tensor) for v in state.values())):
         raise SSLBenchError(f"weights {path} hold no state dict of tensors; save them with "
                             f"torch.save(model.state_dict(), path)")
-    out = {}
-    for key, value in state.items():
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
+    return dict(state), digest
+
+
+def strip_prefixes(state: dict[str, torch.Tensor], target_keys: Collection[str] | None = None,
+                   prefixes: Sequence[str] = COMMON_PREFIXES) -> dict[str, torch.Tensor]:
+    """Remove wrapper prefixes from the keys, repeatedly (``module.backbone.x`` -> ``x``).
+
+    With ``target_keys`` (the tensor names of the model to load into) a key stops losing
+    prefixes as soon as it is one of them, so an architecture whose own names begin with
+    ``model.`` or ``encoder.`` keeps them."""
+    out: dict[str, torch.Tensor] = {}
+    original: dict[str, str] = {}
+    for saved, value in state.items():
+        key = saved
+        while target_keys is None or key not in target_keys:
+            prefix = next((p for p in prefixes if key.startswith(p) and len(key) > len(p)), None)
+            if prefix is None:
+                break
+            key = key[len(prefix):]
+        if key in out:
+            raise SSLBenchError(f"weights keys {original[key]!r} and {saved!r} both name tensor "
+                                f"{key!r} once prefixes are removed; save only the model to "
+                                "evaluate (or drop one of them)")
+        out[key], original[key] = value, saved
     return out
+
+
+def read_state_dict(path: Path, option: str = "weights",
+                    target_keys: Collection[str] | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a local weights file (safetensors or a torch pickle read weights-only), with
+    wrapper prefixes removed (see :func:`strip_prefixes`)."""
+    return strip_prefixes(read_weights(path, option)[0], target_keys)
 
 
 def frozen_cnn(name: str = DEFAULT_CNN, weights: str | None = None,
@@ -204,9 +239,9 @@ def frozen_cnn(name: str = DEFAULT_CNN, weights: str | None = None,
         encoder = CNNEncoder(name, imagenet=True)
     else:
         path = Path(weights).expanduser()
-        state = read_state_dict(path, weights_option)
         encoder = CNNEncoder(name, imagenet=False)
         target = encoder.body.state_dict()
+        state = read_state_dict(path, weights_option, target_keys=target)
         needed = [k for k in target if not k.endswith("num_batches_tracked")]
         missing = [k for k in needed if k not in state]
         if missing:
