@@ -327,7 +327,21 @@ class Method(ABC):
 
     # -- semi-supervised ----------------------------------------------------------------
     def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
-        """Train a predictor ``(B, 3, H, W) in [0, 1] -> (B, K, H, W)`` logits."""
+        """Train a predictor ``(B, 3, H, W) in [0, 1] -> (B, K, H, W)`` logits.
+
+        The returned module is the one the row reports. It may carry two optional attributes
+        that the mask tasks read:
+
+        * ``details: dict[str, Any]`` (JSON-serialisable) is merged into the record's
+          details; keys the task writes itself (``protocol``, ``best_val_score``,
+          ``extra_predictors``, ...) are refused. A ``row_note`` key is a short text the
+          leaderboard shows beside the row (e.g. which of several networks it reports).
+        * ``extra_predictors: dict[str, nn.Module]`` are further predictors of the same
+          contract (e.g. the other network of a two-network method). The task scores each
+          one on val and on the same test units through the same metric as the row, and
+          stores ``{"val_score": ..., "test": {metric: value}}`` under
+          ``details["extra_predictors"][name]``; they never change the row's metrics.
+        """
         raise NotImplementedError(f"{self.meta.id} is not a semi-supervised method")
 
 

@@ -61,6 +61,57 @@ class TinySemiSupervised(DummyMethod):
         return model
 
 
+def _fit_pixel_classifier(data: SemiSupervisedData, seed: int, steps: int) -> nn.Module:
+    """A 1x1-conv pixel classifier fit on the labelled frames (seeded)."""
+    torch.manual_seed(seed)
+    model = nn.Conv2d(3, data.num_classes, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    x = torch.from_numpy(data.labelled_frames).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(data.labelled_masks).long()
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y, ignore_index=data.ignore_index)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+class TwoNetworkSemi(TinySemiSupervised):
+    """Reports network "a"; network "b" goes along as an extra predictor, with details."""
+
+    meta = TinySemiSupervised.meta.model_copy(update={"id": "two-net-semi"})
+
+    def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
+        row = _fit_pixel_classifier(data, seed=data.seed, steps=20)
+        row.details = {"row_note": "network a", "reported": "a"}  # type: ignore[assignment]
+        row.extra_predictors = {  # type: ignore[assignment]
+            "network-b": _fit_pixel_classifier(data, seed=data.seed + 7, steps=3)}
+        return row
+
+
+class OnlyNetworkA(TinySemiSupervised):
+    meta = TinySemiSupervised.meta.model_copy(update={"id": "only-a"})
+
+    def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
+        return _fit_pixel_classifier(data, seed=data.seed, steps=20)
+
+
+class OnlyNetworkB(TinySemiSupervised):
+    meta = TinySemiSupervised.meta.model_copy(update={"id": "only-b"})
+
+    def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
+        return _fit_pixel_classifier(data, seed=data.seed + 7, steps=3)
+
+
+class ReservedDetailSemi(TinySemiSupervised):
+    meta = TinySemiSupervised.meta.model_copy(update={"id": "reserved-detail"})
+
+    def fit_segmentation(self, data: SemiSupervisedData) -> nn.Module:
+        model = _fit_pixel_classifier(data, seed=data.seed, steps=1)
+        model.details = {"protocol": "mine"}  # type: ignore[assignment]
+        return model
+
+
 make_cell = tiny_cell
 
 
@@ -147,6 +198,34 @@ def test_semi_supervised_method_gets_labelled_and_unlabelled_frames(tmp_path: Pa
     assert math.isfinite(result.metrics["miou"])
     test_ids = {u.id for u in cell.units["test"]}
     assert set(dataset.loads[-2:]) == test_ids and sum(i in test_ids for i in dataset.loads) == 2
+
+
+def test_extra_predictors_scored_on_the_same_test_units_and_details_merged(
+        tmp_path: Path) -> None:
+    dataset = RecordingSegDataset()
+    both = run(make_cell(tmp_path / "both", dataset, method_cls=TwoNetworkSemi))
+    only_a = run(make_cell(tmp_path / "a", RecordingSegDataset(), method_cls=OnlyNetworkA))
+    only_b = run(make_cell(tmp_path / "b", RecordingSegDataset(), method_cls=OnlyNetworkB))
+    # the row is network a, unchanged by the extra predictor
+    assert both.metrics == only_a.metrics
+    assert both.details["best_val_score"] == only_a.details["best_val_score"]
+    # network b: the harness's own val and test scores, as if b were the row
+    extra = both.details["extra_predictors"]["network-b"]
+    assert extra["test"] == only_b.metrics
+    assert extra["val_score"] == only_b.details["best_val_score"]
+    assert extra["test"] != both.metrics  # two different networks (the test can tell them apart)
+    # the method's details are in the record; the test units are still loaded once
+    assert both.details["row_note"] == "network a" and both.details["reported"] == "a"
+    assert both.details["protocol"] == "semi-supervised"
+    test_ids = {u.id for u in dataset.units() if u.split == "test"}
+    assert sum(i in test_ids for i in dataset.loads) == len(test_ids)
+
+
+def test_method_details_may_not_overwrite_task_keys(tmp_path: Path) -> None:
+    from ssl_bench.errors import SSLBenchError
+
+    with pytest.raises(SSLBenchError, match="'protocol'"):
+        run(make_cell(tmp_path, RecordingSegDataset(), method_cls=ReservedDetailSemi))
 
 
 def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:

@@ -20,21 +20,49 @@ Values from the code: T 0.2, K 2048, m 0.999, MLP head (hidden = backbone width,
 ``dis_weight`` 5, SGD (momentum 0.9, wd 1e-4), lr 0.01 with cosine decay, batch 128, 200
 epochs per stage, ResNet-50 at 224 px, ``--aug-plus`` augmentations, 1 fps Cholec80 frames.
 
+What the code does that the paper does not say (read in ``main_moco.py`` and
+``moco/builder.py``):
+
+* Teacher weights: stage 1 (``--imagenet 1``, branch ``args.imagenet==1``; the README's stage-1
+  command omits that flag, but the stage-2 teacher path names ``INpre1_onlyfcTrue``) copies the
+  *supervised* torchvision ResNet-50 ``resnet50-0676ba61.pth`` into both encoders. The paper's
+  footnote 1 instead names "the released models trained on ImageNet by MoCo v2"
+  (facebookresearch/moco) as its example of a public model; ``teacher_weights_format="moco-v2"``
+  reads such a checkpoint (``teacher.py``).
+* Teacher BatchNorm: stage 1 copies only ``named_parameters()`` from the ImageNet file, so the
+  BN running buffers are never loaded (they start at mean 0 / var 1), and the frozen teacher
+  is never put in eval mode (stage 1 calls ``model.train()``; the stage-2 ``model_t`` is built
+  in train mode and never switched), so in both stages it normalises with the statistics of
+  each *batch*, and its running buffers drift unused.
+* Queues: stage 2 restores the teacher's ``queue`` *and* ``queue_ptr`` from the stage-1
+  checkpoint, while the student starts a random queue at pointer 0; both advance by one global
+  batch per step. The teacher's pointer is ``(stage-1 steps x 128) mod 2048``, i.e. 1024 when
+  the steps per epoch are odd (200 epochs x S steps x 128 = 1024 mod 2048 for odd S); then
+  column j of the two queues never holds the same image during the whole of stage 2. With an
+  even S the pointer is 0 and the queues are misaligned only until the student's queue is
+  full (the first K / B = 16 steps).
+* Key head: the stage-2 teacher's forward still calls its momentum update, so its key encoder
+  keeps moving towards its (frozen) query encoder.
+* Loss: ``loss += loss + w * kd``, i.e. ``2 L_moco + w L_kd``.
+* Schedule: two jobs, each ``--cos`` from lr 0.01 (``adjust_learning_rate`` per epoch).
+
 Departures (each also where it applies below):
 
-* One harness run holds both stages, sharing one optimiser and one cosine lr schedule over the
-  whole budget (the code runs two 200-epoch jobs, each with its own cosine); the paper
-  profile sets ``teacher_fraction`` 0.5 of 400 epochs so each stage has 200 epochs.
-* Teacher backbone: the offline ImageNet EfficientNet-Lite0 (or a user file, option
-  ``teacher_weights``), not the ImageNet-supervised ResNet-50 ``resnet50-0676ba61.pth``; give
-  that file with ``teacher_backbone="resnet50"`` to match the code.
-* The teacher backbone stays in eval mode (its BatchNorm statistics never change); the code
-  leaves the frozen teacher in train mode, so its BN running statistics drift.
-* In stage 2 the teacher's key head is frozen; the code keeps calling the momentum update on
-  the frozen teacher, moving its key encoder towards its query encoder.
+* One harness run holds both stages (the paper profile sets ``teacher_fraction`` 0.5 of 400
+  epochs, so each stage has 200 epochs) with one optimiser. ``lr_schedule="per-stage"`` (the
+  default) gives each stage its own cosine from the peak ``lr`` to 0, as the code's two jobs
+  (``schedule.py``; per step instead of per epoch); ``lr_schedule="single"`` keeps the
+  harness's one cosine over both stages (version 1), which starts the student at half the peak.
+* Teacher backbone: the offline ImageNet EfficientNet-Lite0 (supervised, like the code's
+  ResNet-50), or a user file (``teacher_weights``): a timm state dict (give
+  ``resnet50-0676ba61.pth`` with ``teacher_backbone="resnet50"`` to match the code) or a MoCo v2
+  checkpoint (``teacher_weights_format="moco-v2"``, the paper's footnote).
+* The teacher backbone stays in eval mode with the ImageNet BN running statistics of its
+  weights file (the code normalises with batch statistics, see above).
+* In stage 2 the teacher's key head is frozen (the code lets it drift, see above).
 * Both queues restart at stage 2 and the KD term uses only the queue columns refilled in stage
-  2 (the code compares the student's fresh queue with the teacher's stage-1 queue, columns that
-  hold different images, for the first K / B steps).
+  2, so column j is the same image in both logit rows (the code compares misaligned columns:
+  for the first K / B steps, or the whole stage when the teacher's restored pointer is not 0).
 * Queue length is scaled to the pool (see :func:`effective_queue_length`); the code uses 2048
   for Cholec80 (~2% of its ~90k train frames at 1 fps).
 * No shuffling BN (single device); MoCo's cross-GPU shuffle needs DDP.
@@ -42,14 +70,15 @@ Departures (each also where it applies below):
   comparable; the paper profile uses ResNet-50 (random init), as the code.
 * cpu profile: AdamW lr 1e-3 and m 0.99 for a ~40-step budget (SGD 0.01 and m 0.999 barely move
   a random network in 40 steps).
-* ``double_moco_term``: the released code computes ``loss += loss + w * kd`` (2 L_moco + w L_kd).
-  Default False: the method as described (L_moco + w L_kd), so ``distill_weight`` means what it
-  says; the paper profile sets True, because the published numbers came from that code.
+* ``double_moco_term``: default False: the method as described (L_moco + w L_kd), so
+  ``distill_weight`` means what it says; the paper profile sets True, because the published
+  numbers came from the code's ``2 L_moco + w L_kd``.
 """
 
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import Any, Literal
 
 import torch
@@ -62,7 +91,8 @@ from ssl_bench.transforms import FrameViews, ssl_augment
 from torch import nn
 
 from ssl_bench_distill.losses import distillation_kl, info_nce, moco_logits
-from ssl_bench_distill.teacher import load_teacher_backbone
+from ssl_bench_distill.schedule import StageLearningRate, stage_cosine_factor
+from ssl_bench_distill.teacher import WeightsFormat, load_teacher_backbone
 
 STAGE_TEACHER = 1
 STAGE_STUDENT = 2
@@ -71,8 +101,13 @@ STAGE_STUDENT = 2
 class DistillSelfConfig(MethodConfig):
     backbone: str = DEFAULT_CNN  # student, random init
     teacher_backbone: str = DEFAULT_CNN
-    #: local .pth/.pt/.safetensors state dict of timm ``teacher_backbone``; None = offline ImageNet
+    #: local .pth/.pt/.safetensors file of ``teacher_backbone`` weights; None = offline ImageNet
     teacher_weights: str | None = None
+    #: "state-dict": a timm state dict; "moco-v2": a MoCo v2 checkpoint (query encoder kept)
+    teacher_weights_format: WeightsFormat = "state-dict"
+    #: "per-stage": each stage its own cosine from ``lr`` (the code's two jobs); "single": the
+    #: harness's one cosine over both stages (version 1)
+    lr_schedule: Literal["per-stage", "single"] = "per-stage"
     #: fraction of the step budget spent on stage 1 (teacher head)
     teacher_fraction: float = Field(0.3, ge=0.0, lt=1.0)
     temperature: float = 0.2
@@ -112,7 +147,8 @@ class DistillSelfModel(nn.Module):
         self.student_key = copy.deepcopy(self.student).requires_grad_(False)
         self.student_key_head = copy.deepcopy(self.student_head).requires_grad_(False)
 
-        self.teacher = load_teacher_backbone(config.teacher_backbone, config.teacher_weights)
+        self.teacher = load_teacher_backbone(config.teacher_backbone, config.teacher_weights,
+                                             config.teacher_weights_format)
         t_width = self.teacher.embed_dim
         self.teacher_head = MoCoProjectionHead(t_width, config.proj_hidden_dim or t_width,
                                                config.proj_dim)
@@ -151,7 +187,7 @@ class DistillSelfModel(nn.Module):
 class DistillSelf(Method):
     meta = MethodMeta(
         id="distill-self",
-        version="1",
+        version="2",
         kind="pretrain",
         name="DistillSelf",
         paper="Ding, Liu, Li. Free Lunch for Surgical Video Understanding by Distilling "
@@ -186,6 +222,10 @@ class DistillSelf(Method):
     def __init__(self, config: MethodConfig, context: Any) -> None:
         super().__init__(config, context)
         self._pool_queue_len: int | None = None
+        self._progress = 0.0
+        self._stage_lr: StageLearningRate | None = None
+        #: the model whose optimiser ``_stage_lr`` drives
+        self._stage_lr_model: weakref.ref[DistillSelfModel] | None = None
 
     # -- pretraining --------------------------------------------------------------------
     def build(self) -> DistillSelfModel:
@@ -201,16 +241,26 @@ class DistillSelf(Method):
     def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
         assert isinstance(model, DistillSelfModel)
         view_q, view_k = batch[0], batch[1]
+        self._progress = progress
+        if self.config.lr_schedule == "per-stage":
+            self._drive_learning_rate(model)
         if int(model.queue_len) == 0:
             model.queue_len.fill_(self._pool_queue_len or self.config.queue_size)
         if progress >= self.config.teacher_fraction and int(model.stage) == STAGE_TEACHER:
             self._start_student_stage(model)
         if int(model.stage) == STAGE_TEACHER:
-            return self._teacher_step(model, view_q, view_k)
-        return self._student_step(model, view_q, view_k)
+            out = self._teacher_step(model, view_q, view_k)
+        else:
+            out = self._student_step(model, view_q, view_k)
+        if self.config.lr_schedule == "per-stage":  # logged: the harness's own lr is not used
+            out["lr"] = torch.tensor(self.learning_rate(progress))
+        return out
 
     def after_step(self, model: nn.Module, progress: float) -> None:
         assert isinstance(model, DistillSelfModel)
+        if progress >= 1.0 and self._stage_lr is not None:  # training is over
+            self._stage_lr.remove()
+            self._stage_lr, self._stage_lr_model = None, None
         m = self.config.key_momentum
         if int(model.stage) == STAGE_TEACHER:
             update_momentum(model.teacher_head, model.teacher_key_head, m)
@@ -221,6 +271,22 @@ class DistillSelf(Method):
     def encoder(self, model: nn.Module) -> Encoder:
         assert isinstance(model, DistillSelfModel)
         return model.student
+
+    # -- learning rate --------------------------------------------------------------------
+    def learning_rate(self, progress: float) -> float:
+        """``lr_schedule="per-stage"``: the peak ``lr`` times each stage's own cosine."""
+        return self.config.lr * stage_cosine_factor(progress, self.config.teacher_fraction)
+
+    def _drive_learning_rate(self, model: DistillSelfModel) -> None:
+        """Set (once per model) the lr of the optimiser holding ``model``'s parameters before
+        each of its steps (see ``schedule.py``)."""
+        if self._stage_lr_model is not None and self._stage_lr_model() is model:
+            return
+        if self._stage_lr is not None:
+            self._stage_lr.remove()
+        self._stage_lr = StageLearningRate(model.parameters(),
+                                           lambda: self.learning_rate(self._progress))
+        self._stage_lr_model = weakref.ref(model)
 
     # -- stages ---------------------------------------------------------------------------
     def _queue(self, model: DistillSelfModel, name: str) -> torch.Tensor:

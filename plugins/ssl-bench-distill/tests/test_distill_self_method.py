@@ -129,3 +129,37 @@ def test_teacher_weights_from_local_files(tmp_path: Path) -> None:
         load_teacher_backbone("resnet18", str(tmp_path / "t.pth"))
     with pytest.raises(SSLBenchError, match="no offline ImageNet"):
         load_teacher_backbone("resnet18", None)
+
+
+def test_moco_v2_checkpoint_teacher_keeps_the_query_encoder(tmp_path: Path) -> None:
+    """A facebookresearch/moco-style checkpoint: the query encoder without fc is the teacher."""
+    from ssl_bench.backbones import CNNEncoder
+
+    torch.manual_seed(2)
+    query = CNNEncoder("resnet18").body.state_dict()
+    key = CNNEncoder("resnet18").body.state_dict()  # different random weights
+    state = {f"module.encoder_q.{k}": v for k, v in query.items()}
+    state.update({f"module.encoder_k.{k}": v for k, v in key.items()})
+    state["module.encoder_q.fc.0.weight"] = torch.randn(512, 512)
+    state["module.queue"] = torch.randn(128, 64)
+    torch.save({"epoch": 800, "arch": "resnet18", "state_dict": state,
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.03, "params": [0]}]}},
+               tmp_path / "moco_v2.pth.tar")
+    teacher = load_teacher_backbone("resnet18", str(tmp_path / "moco_v2.pth.tar"), "moco-v2")
+    loaded = teacher.body.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in query.items()
+               if not k.endswith("num_batches_tracked"))
+    assert not torch.equal(loaded["conv1.weight"], key["conv1.weight"])
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    # through the method config
+    method = smoke_method(DistillSelf, teacher_backbone="resnet18",
+                          teacher_weights=str(tmp_path / "moco_v2.pth.tar"),
+                          teacher_weights_format="moco-v2")
+    assert torch.equal(method.build().teacher.body.state_dict()["conv1.weight"],
+                       query["conv1.weight"])
+    # a plain state dict is not a MoCo checkpoint; the format needs a file
+    torch.save(query, tmp_path / "plain.pth")
+    with pytest.raises(SSLBenchError, match="no MoCo query encoder"):
+        load_teacher_backbone("resnet18", str(tmp_path / "plain.pth"), "moco-v2")
+    with pytest.raises(SSLBenchError, match="needs teacher_weights"):
+        load_teacher_backbone("resnet18", None, "moco-v2")

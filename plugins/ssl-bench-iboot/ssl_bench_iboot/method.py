@@ -2,43 +2,55 @@
 
 Paper: Fatemeh Saleh, Fuwen Tan, Adrian Bulat, Georgios Tzimiropoulos, Brais Martinez,
 "iBoot: Image-bootstrapped Self-Supervised Video Representation Learning", arXiv 2206.08339,
-2022 (Samsung AI Cambridge). No official code is known. From the abstract: a strong image
-model is used inside a video SSL framework, the typical video SSL design and objective are
-changed so that the video encoder *subsumes* the image model's semantic content, and the
-method learns in fewer epochs with a smaller batch.
+2022 (Samsung AI Cambridge). No official code is known, and only two descriptions were
+available to us:
 
-What this module trains (two clips ``a``, ``b`` of the same unit per item, each augmented
-independently):
+* [A] the abstract: a strong image model, pre-trained with self- or language supervision, is
+  used inside a video SSL framework; the typical video SSL design and objective are changed so
+  that the video encoder *subsumes* the image model's semantic content; it learns in fewer
+  epochs and with a smaller batch.
+* [S] a secondary description of the paper (quoted in the project's audit, issue 22): iBoot is
+  "BYOL without EMA": the BYOL target network is replaced by the frozen image model, the online
+  network is a video (3D CNN) encoder, and a linear mapping head maps its features to the
+  image model's space.
 
-* image bootstrapping (the iBoot term): at every frame, a predictor on the student's causal
-  clip feature regresses the frozen image teacher's embedding of that frame,
-  ``L_img = mean_t (2 - 2 cos(pred_img(h_t), teacher(x_t)))`` over both clips;
-* video BYOL between the two clips (Grill et al., NeurIPS 2020, arXiv 2006.07733): online
-  projector + predictor on the time-averaged clip feature vs an EMA target encoder + projector,
-  symmetrised, ``L_vid = 2 - 2 cos``;
-* ``loss = image_weight * L_img + video_weight * L_vid``.
+What this module trains by default (version 2), and which description each part follows:
 
-Choices (everything the paper leaves open here; "NOT RETRIEVED" in the project's METHODS.md):
+* Two augmented views of the same clip (``clip_length`` consecutive frames; one set of
+  augmentation parameters per view, shared by its frames; ``max_gap`` 0): BYOL's two views [S].
+* Online network = the student video encoder; target = the frozen image teacher applied to
+  every frame of the *other* view (``teacher_view="other-view"``), so the student predicts the
+  teacher's embedding of a differently augmented copy of the same frame: BYOL's cross-view
+  prediction with the EMA target replaced by the image model [S]. No EMA network at all [S].
+* Mapping head: one linear layer from the student's feature to the teacher's embedding
+  (``mapping_head="linear"``) [S].
+* Loss: ``L_img = mean_t (2 - 2 cos(head(h_t(view 1)), teacher(x_t(view 2))))``, symmetrised
+  over the two views (BYOL's loss and symmetrisation, Grill et al., NeurIPS 2020, arXiv
+  2006.07733; the loss form is our reading of [S]).
 
-* Teacher: the offline ImageNet EfficientNet-Lite0 (supervised; the paper uses self- or
-  language-supervised models such as DINO/CLIP, unavailable offline) or a user file
-  (``teacher_weights``); frozen, eval mode; its target is the pooled last feature map.
+Choices where neither description says (ours):
+
 * Student: ``CNNEncoder(efficientnet_lite0)`` per frame (random init, so rows compare with the
   other CNN methods) + :class:`CausalTemporalConv` (residual causal temporal convolutions, zero
-  initialised). A causal module so that phase recognition uses only past frames.
-* Image term on every frame of both clips, same augmented frames for student and teacher (the
-  teacher is fixed, so no collapse is possible through it; augmentation invariance comes from
-  the clip-to-clip BYOL term).
-* Clip representation for BYOL: the mean over time of the causal per-frame features.
-* Weights 1 and 1; BYOL heads from lightly (projection hidden 1024 -> 256 in paper, smaller in
-  cpu); EMA momentum cosine from 0.99 to 1 (BYOL uses 0.996; 0.99 suits short budgets).
-* Clips: ``clip_length`` consecutive frames of the pool (1 fps by default), the second clip
-  starting at most ``max_gap`` frames from the first; same augmentation for every frame of a
-  clip (``ssl_bench.transforms.ssl_augment``).
+  initialised), not a 3D CNN [S]: a causal module so that phase recognition uses only past
+  frames, and the per-frame CNN keeps spatial maps comparable with the other methods.
+* Prediction per frame: at every frame t the student's causal clip feature ``h_t`` predicts the
+  teacher's embedding of frame t (not one clip-level vector against one frame).
+* Teacher: the offline ImageNet EfficientNet-Lite0 (supervised; [A] names self- or
+  language-supervised models, e.g. DINO/CLIP, unavailable offline) or a user file
+  (``teacher_weights``); frozen, eval mode; its target is the pooled last feature map.
 * Budgets: smoke/cpu tiny; paper profile = 224 px, 8-frame clips, batch 32 clips, 20 epochs
-  (the paper's point: few epochs, small batch), AdamW lr 1e-3.
+  (following [A]: few epochs, small batch), AdamW lr 1e-3.
 * Metadata: provides only frame features (per-frame maps are the frame CNN's, without the
   temporal context, so segmentation/organ tasks are declared n/a); surgical video only.
+
+Project addition (not in [A] or [S]; off by default): ``clip_byol_addition=True`` adds
+version 1's clip-level BYOL between the two clips (online projector + predictor on the
+time-averaged clip feature vs an EMA target encoder + projector, ``2 - 2 cos``, symmetrised,
+EMA momentum cosine from ``ema_momentum`` to 1), weighted by ``clip_byol_weight``. Version 1 =
+``clip_byol_addition=True, teacher_view="same-view"`` (the teacher sees the student's own
+augmented frames, which reduces the image term to per-frame distillation), ``mapping_head="mlp"``
+(a BYOL MLP predictor), ``max_gap=8`` (the second clip starts up to 8 frames away).
 
 Departures: none from a code base (there is none); see the choices above.
 """
@@ -47,7 +59,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
@@ -71,11 +83,19 @@ class IBootConfig(MethodConfig):
     teacher_weights: str | None = None
     clip_length: int = Field(4, ge=1)
     clip_step: int = Field(1, ge=1)  # frames between clip frames (at the pool's fps)
-    max_gap: int = Field(8, ge=0)  # max distance in frames between the two clips' starts
+    #: max distance in frames between the two clips' starts; 0: two views of the same clip
+    max_gap: int = Field(0, ge=0)
     temporal_kernel: int = Field(3, ge=1)
     temporal_layers: int = Field(1, ge=0)
+    #: "other-view": the teacher embeds the other augmented view of the same frames (BYOL with
+    #: a frozen image target); "same-view": the student's own augmented frames (version 1)
+    teacher_view: Literal["other-view", "same-view"] = "other-view"
+    #: "linear": one linear layer to the teacher's space; "mlp": a BYOL predictor (version 1)
+    mapping_head: Literal["linear", "mlp"] = "linear"
     image_weight: float = 1.0
-    video_weight: float = 1.0
+    #: PROJECT ADDITION, not in iBoot: clip-level BYOL with an EMA target between the two clips
+    clip_byol_addition: bool = False
+    clip_byol_weight: float = 1.0
     ema_momentum: float = Field(0.99, ge=0.0, le=1.0)  # start of the cosine schedule to 1
     proj_hidden_dim: int = 1024
     proj_dim: int = 256
@@ -89,6 +109,14 @@ class IBootConfig(MethodConfig):
                              f"{self.clip_length}; lengthen the clip or shrink the module")
         return self
 
+    @model_validator(mode="after")
+    def _other_view_needs_the_same_frames(self) -> "IBootConfig":
+        if self.teacher_view == "other-view" and self.max_gap != 0:
+            raise ValueError(f"teacher_view 'other-view' needs both views to hold the same "
+                             f"frames; set max_gap=0 (now {self.max_gap}) or "
+                             f"teacher_view='same-view'")
+        return self
+
 
 def negative_cosine_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BYOL's ``2 - 2 cos`` averaged over rows; no gradient reaches ``target``."""
@@ -97,7 +125,8 @@ def negative_cosine_loss(prediction: torch.Tensor, target: torch.Tensor) -> torc
 
 
 class IBootModel(nn.Module):
-    """Student video encoder, heads, EMA target and the frozen teacher."""
+    """Student video encoder, mapping head, frozen teacher and, with the clip-BYOL addition
+    only, the BYOL heads and EMA target."""
 
     def __init__(self, config: IBootConfig) -> None:
         super().__init__()
@@ -105,14 +134,17 @@ class IBootModel(nn.Module):
         width = frames.embed_dim
         temporal = CausalTemporalConv(width, config.temporal_kernel, config.temporal_layers)
         self.student = VideoEncoder(frames, temporal)
-        self.projector = BYOLProjectionHead(width, config.proj_hidden_dim, config.proj_dim)
-        self.predictor = BYOLPredictionHead(config.proj_dim, config.proj_hidden_dim,
-                                            config.proj_dim)
-        self.target = copy.deepcopy(self.student).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.teacher = load_teacher_backbone(config.teacher_backbone, config.teacher_weights)
-        self.image_predictor = BYOLPredictionHead(width, config.proj_hidden_dim,
-                                                  self.teacher.embed_dim)
+        self.image_head: nn.Module = (
+            nn.Linear(width, self.teacher.embed_dim) if config.mapping_head == "linear"
+            else BYOLPredictionHead(width, config.proj_hidden_dim, self.teacher.embed_dim))
+        self.clip_byol = config.clip_byol_addition
+        if self.clip_byol:
+            self.projector = BYOLProjectionHead(width, config.proj_hidden_dim, config.proj_dim)
+            self.predictor = BYOLPredictionHead(config.proj_dim, config.proj_hidden_dim,
+                                                config.proj_dim)
+            self.target = copy.deepcopy(self.student).requires_grad_(False)
+            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
     def train(self, mode: bool = True) -> "IBootModel":
         super().train(mode)
@@ -123,14 +155,15 @@ class IBootModel(nn.Module):
 class IBoot(Method):
     meta = MethodMeta(
         id="iboot",
-        version="1",
+        version="2",
         kind="pretrain",
         name="iBoot",
         paper="Saleh, Tan, Bulat, Tzimiropoulos, Martinez. iBoot: Image-bootstrapped "
               "Self-Supervised Video Representation Learning. arXiv:2206.08339, 2022",
         url="https://arxiv.org/abs/2206.08339",
-        description="causal video encoder (frame CNN + temporal conv) that regresses a frozen "
-                    "ImageNet model's per-frame features, plus BYOL between two clips",
+        description="BYOL without EMA: a causal video encoder (frame CNN + temporal conv) "
+                    "with a linear head predicts a frozen ImageNet model's embedding of the "
+                    "other augmented view of each frame",
         pretrain_input="clips",
         domains=("surgical",),
         provides=frozenset({"frame-features"}),
@@ -145,9 +178,9 @@ class IBoot(Method):
                 "clip_length": 4, "temporal_layers": 1, "proj_hidden_dim": 512,
                 "proj_dim": 128, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
         "paper": {"epochs": 20, "batch_size": 32, "image_size": 224, "clip_length": 8,
-                  "temporal_layers": 3, "max_gap": 16, "proj_hidden_dim": 1024,
+                  "temporal_layers": 3, "proj_hidden_dim": 1024,
                   "proj_dim": 256, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4,
-                  "ema_momentum": 0.99, "num_workers": 8},
+                  "num_workers": 8},
     }
 
     config: IBootConfig
@@ -171,20 +204,29 @@ class IBoot(Method):
         features = [model.student.clip_features(v) for v in views]  # (B, T, D)
         with torch.no_grad():
             targets = [model.teacher.embed(v.flatten(0, 1)) for v in views]  # (B*T, Dt)
-            ema = [model.target_projector(model.target.clip_features(v).mean(dim=1))
-                   for v in views]
+        if c.teacher_view == "other-view":
+            targets = targets[::-1]  # view 1 predicts the teacher on view 2, and vice versa
         image_loss = sum(
-            negative_cosine_loss(model.image_predictor(h.flatten(0, 1)), t)
+            negative_cosine_loss(model.image_head(h.flatten(0, 1)), t)
             for h, t in zip(features, targets)
         ) / 2
-        online = [model.predictor(model.projector(h.mean(dim=1))) for h in features]
-        video_loss = (negative_cosine_loss(online[0], ema[1])
-                      + negative_cosine_loss(online[1], ema[0])) / 2
-        loss = c.image_weight * image_loss + c.video_weight * video_loss
-        return {"loss": loss, "image": image_loss.detach(), "video": video_loss.detach()}
+        out = {"image": image_loss.detach()}
+        loss = c.image_weight * image_loss
+        if model.clip_byol:  # project addition
+            with torch.no_grad():
+                ema = [model.target_projector(model.target.clip_features(v).mean(dim=1))
+                       for v in views]
+            online = [model.predictor(model.projector(h.mean(dim=1))) for h in features]
+            clip_loss = (negative_cosine_loss(online[0], ema[1])
+                         + negative_cosine_loss(online[1], ema[0])) / 2
+            loss = loss + c.clip_byol_weight * clip_loss
+            out["clip_byol"] = clip_loss.detach()
+        return {"loss": loss, **out}
 
     def after_step(self, model: nn.Module, progress: float) -> None:
         assert isinstance(model, IBootModel)
+        if not model.clip_byol:
+            return  # no EMA network
         m = self.momentum(progress)
         update_momentum(model.student, model.target, m)
         update_momentum(model.projector, model.target_projector, m)

@@ -19,11 +19,15 @@ Departures / fixes:
   sigmoid) and passes ``reduce='none'``, which PyTorch reads as the legacy ``reduce=True`` (mean),
   so its BCE is neither on logits nor boundary-weighted. We compute the per-pixel BCE from the
   logits and weight it, as the weighted BCE + IoU "structure loss" it comes from intends.
-* Multi-class: probabilities are the softmax over K classes and the mask is one-hot; the binary
-  loss is applied to every class channel (BCE of p_k against the one-hot channel, weighted IoU of
-  channel k, boundary weights from channel k) and averaged over channels and images. With K = 2
-  the foreground channel's term is exactly the binary loss on ``sigmoid(z1 - z0)``. Pixels equal
-  to ``ignore_index`` get weight 0 in every term.
+* K = 2 (the paper's binary setting): the paper's binary loss on the foreground logit
+  ``z = z1 - z0`` (``softmax(z)[1] = sigmoid(z)``): boundary-weighted BCE on ``z`` plus weighted
+  IoU of ``sigmoid(z)``, against the foreground mask, mean over images. The background channel
+  adds no term (it would be the same loss on the complement mask, which the paper does not have).
+* K > 2 (our generalisation; the paper and code are binary): probabilities are the softmax over
+  the K classes and the mask is one-hot; the binary loss is applied to every class channel (BCE
+  of p_k against the one-hot channel, weighted IoU of channel k, boundary weights from channel
+  k) and averaged over channels and images.
+* Pixels equal to ``ignore_index`` get weight 0 in every term.
 * The all-negative term computes the number of positions (the code hard-codes 2304 =
   64 x 36, the 1/8 grid of 512x288 inputs).
 * Feature normalisation is L1 as the code (``norm="l2"`` gives the cosine form of PatchNCE).
@@ -54,12 +58,39 @@ def boundary_weights(target: torch.Tensor, kernel: int = 31) -> torch.Tensor:
     return 1.0 + 5.0 * (box_mean(target, kernel) - target).abs()
 
 
+def _structure_terms(p: torch.Tensor, bce: torch.Tensor, target: torch.Tensor,
+                     weight: torch.Tensor) -> torch.Tensor:
+    """Per image and channel ``wbce + wiou`` (B, C) from probabilities ``p``, per-pixel BCE,
+    targets and pixel weights (all (B, C, H, W))."""
+    wbce = (weight * bce).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp_min(1e-8)
+    inter = (p * target * weight).sum(dim=(2, 3))
+    union = ((p + target) * weight).sum(dim=(2, 3))
+    wiou = 1.0 - (inter + 1.0) / (union - inter + 1.0)
+    return wbce + wiou
+
+
+def binary_bce_iou(fg_logit: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                   kernel: int = 31) -> torch.Tensor:
+    """The paper's binary loss: weighted BCE on the foreground logit + weighted IoU of its
+    sigmoid, against a (soft) foreground target; all (B, 1, H, W). Mean over images."""
+    valid = valid.to(torch.float32)
+    target = target.float()
+    weight = boundary_weights(target, kernel) * valid
+    z = fg_logit.float()
+    bce = F.binary_cross_entropy_with_logits(z, target, reduction="none")
+    return _structure_terms(torch.sigmoid(z), bce, target, weight).mean()
+
+
 def weighted_bce_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
                      kernel: int = 31) -> torch.Tensor:
-    """Weighted BCE + weighted IoU of softmax(logits) against a (soft) per-class target.
+    """The MMS structure loss of (B, K, H, W) logits against a (soft) per-class target of the
+    same shape; ``valid``: (B, 1, H, W) in {0, 1}. Returns a scalar.
 
-    ``logits``, ``target``: (B, K, H, W); ``valid``: (B, 1, H, W) in {0, 1}. Returns a scalar:
-    the mean over images and class channels of ``wbce + wiou``."""
+    K = 2: :func:`binary_bce_iou` on the foreground logit ``z1 - z0`` and target channel 1.
+    K > 2: the binary loss of every softmax channel against its target channel, averaged over
+    images and channels."""
+    if logits.shape[1] == 2:
+        return binary_bce_iou(logits[:, 1:2] - logits[:, 0:1], target[:, 1:2], valid, kernel)
     valid = valid.to(logits.dtype)
     weight = boundary_weights(target, kernel) * valid
     log_p = F.log_softmax(logits.float(), dim=1)
@@ -67,11 +98,7 @@ def weighted_bce_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Te
     # log(1 - p_k); the clamp keeps it finite where p_k rounds to 1 in float32
     log_not_p = torch.log1p(-p.clamp(max=1.0 - 1e-6))
     bce = -(target * log_p + (1.0 - target) * log_not_p)
-    wbce = (weight * bce).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp_min(1e-8)
-    inter = (p * target * weight).sum(dim=(2, 3))
-    union = ((p + target) * weight).sum(dim=(2, 3))
-    wiou = 1.0 - (inter + 1.0) / (union - inter + 1.0)
-    return (wbce + wiou).mean()
+    return _structure_terms(p, bce, target, weight).mean()
 
 
 def one_hot_target(mask: torch.Tensor, num_classes: int, ignore_index: int
@@ -138,5 +165,6 @@ def all_negative_loss(query: torch.Tensor, key: torch.Tensor, temperature: float
     return patch_contrastive_loss(query, key, temperature, positive=False, norm=norm)
 
 
-__all__ = ["DIAGONAL_FILL", "boundary_weights", "weighted_bce_iou", "one_hot_target",
-           "supervised_loss", "difference_loss", "patch_contrastive_loss", "all_negative_loss"]
+__all__ = ["DIAGONAL_FILL", "boundary_weights", "binary_bce_iou", "weighted_bce_iou",
+           "one_hot_target", "supervised_loss", "difference_loss", "patch_contrastive_loss",
+           "all_negative_loss"]

@@ -26,7 +26,7 @@ Departures (see also ``method.py``):
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -151,6 +151,10 @@ class SegPredictor(nn.Module):
         super().__init__()
         self.net = net
         self.input_hw = tuple(input_hw) if input_hw is not None else None
+        #: read by the harness (``Method.fit_segmentation``): merged into the record details
+        self.details: dict[str, Any] = {}
+        #: read by the harness: further predictors it scores on val and test beside this one
+        self.extra_predictors: dict[str, nn.Module] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = (x.shape[-2], x.shape[-1])

@@ -9,7 +9,7 @@ import torch
 from ssl_bench.api import SemiSupervisedData
 from ssl_bench.testing import TinySegDataset, smoke_method
 from ssl_bench_mms.losses import all_negative_loss, supervised_loss
-from ssl_bench_mms.method import MMSConfig, MMSMethod, mms_losses
+from ssl_bench_mms.method import ROW_NOTE, MMSConfig, MMSMethod, mms_losses
 from ssl_bench_mms.networks import SegPredictor
 
 
@@ -82,16 +82,42 @@ def _semi_data(n_unlabelled_units: int, calls: list[float]) -> SemiSupervisedDat
 
 
 @pytest.mark.parametrize("n_unlabelled_units", [4, 0])
-def test_fit_segmentation_smoke_selects_on_val(n_unlabelled_units: int) -> None:
+def test_fit_segmentation_smoke_reports_network_1_with_network_2_alongside(
+        n_unlabelled_units: int) -> None:
     calls: list[float] = []
     method = smoke_method(MMSMethod)
     predictor = method.fit_segmentation(_semi_data(n_unlabelled_units, calls))
     assert len(calls) == 2  # both networks scored on val after the last step
     assert isinstance(predictor, SegPredictor) and not predictor.training
-    fit = method.last_fit  # type: ignore[attr-defined]
-    assert fit["val_scores"][fit["chosen_network"] - 1] == max(calls)
-    out = predictor(torch.rand(3, 3, 32, 32))
-    assert out.shape == (3, 4, 32, 32) and torch.isfinite(out).all()
+    details = predictor.details
+    assert details["reported_network"] == "network-1" and details["row_note"] == ROW_NOTE
+    scores = [details["networks"][f"network-{k}"]["best_val_score"] for k in (1, 2)]
+    assert scores == calls  # each network's own val score (network 1 scored first)
+    other = predictor.extra_predictors["network-2"]
+    assert isinstance(other, SegPredictor) and not other.training and other.net is not predictor.net
+    for net in (predictor, other):
+        out = net(torch.rand(3, 3, 32, 32))
+        assert out.shape == (3, 4, 32, 32) and torch.isfinite(out).all()
+
+
+def test_row_is_network_1_even_when_network_2_scores_better_on_val() -> None:
+    """Version 1 returned the better network on val; now the row is always network 1."""
+    seen: list[torch.nn.Module] = []
+    data = _semi_data(0, [])
+
+    def network_2_wins(predictor: torch.nn.Module) -> float:
+        seen.append(predictor.net)
+        return 1.0 if len(seen) % 2 == 0 else 0.0  # network 1 is scored first, then network 2
+
+    data.validate = network_2_wins
+    method = smoke_method(MMSMethod, max_steps=3, epochs=3)  # val after steps 2 (epoch) and 3
+    predictor = method.fit_segmentation(data)
+    assert len(seen) == 4
+    assert predictor.net is seen[0] and predictor.extra_predictors["network-2"].net is seen[1]
+    networks = predictor.details["networks"]
+    assert networks["network-1"]["best_val_score"] == 0.0
+    assert networks["network-2"]["best_val_score"] == 1.0
+    assert networks["network-1"]["best_step"] == 2  # the first of equal scores is kept
 
 
 def test_predictor_runs_at_input_hw_and_returns_input_size() -> None:

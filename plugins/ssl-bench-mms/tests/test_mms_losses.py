@@ -12,6 +12,7 @@ from ssl_bench_mms.losses import (
     DIAGONAL_FILL,
     all_negative_loss,
     box_mean,
+    difference_loss,
     patch_contrastive_loss,
     supervised_loss,
 )
@@ -116,24 +117,53 @@ def _binary_structure_loss(z: np.ndarray, y: np.ndarray) -> float:
     return float(wbce + 1 - (inter + 1) / (union - inter + 1))
 
 
-def test_two_class_supervised_loss_equals_binary_loss_per_channel() -> None:
+def test_two_class_supervised_loss_is_the_binary_loss_on_the_foreground_logit() -> None:
+    """K = 2: the paper's binary loss on z = z1 - z0 alone (no background-channel term)."""
     rng = np.random.default_rng(1)
-    logits = rng.normal(size=(1, 2, 6, 5))
-    mask = (rng.random((1, 6, 5)) > 0.6).astype(np.int64)
-    z = logits[0, 1] - logits[0, 0]
-    ref = 0.5 * (_binary_structure_loss(z, mask[0].astype(float))
-                 + _binary_structure_loss(-z, 1.0 - mask[0]))
+    logits = rng.normal(size=(2, 2, 6, 5))
+    mask = (rng.random((2, 6, 5)) > 0.6).astype(np.int64)
+    ref = np.mean([_binary_structure_loss(logits[i, 1] - logits[i, 0], mask[i].astype(float))
+                   for i in range(2)])
+    got = supervised_loss(torch.tensor(logits), torch.tensor(mask), ignore_index=255)
+    assert float(got) == pytest.approx(ref, rel=1e-5)
+    # the old channel average (foreground and background terms) is a different number
+    background = np.mean([_binary_structure_loss(logits[i, 0] - logits[i, 1], 1.0 - mask[i])
+                          for i in range(2)])
+    assert abs(float(got) - 0.5 * (ref + background)) > 1e-3
+
+
+def test_two_class_difference_loss_is_the_binary_loss_against_the_other_sigmoid() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(1, 2, 5, 4))
+    b = rng.normal(size=(1, 2, 5, 4))
+    za, zb = a[0, 1] - a[0, 0], b[0, 1] - b[0, 0]
+    pa, pb = 1 / (1 + np.exp(-za)), 1 / (1 + np.exp(-zb))
+    ref = _binary_structure_loss(za, pb) + _binary_structure_loss(zb, pa)
+    got = difference_loss(torch.tensor(a), torch.tensor(b))
+    assert float(got) == pytest.approx(ref, rel=1e-5)
+
+
+def test_multi_class_supervised_loss_averages_the_binary_loss_over_softmax_channels() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(1, 3, 5, 6))
+    mask = rng.integers(0, 3, size=(1, 5, 6))
+    e = np.exp(logits[0] - logits[0].max(axis=0))
+    p = e / e.sum(axis=0)
+    # the binary loss of channel k with sigmoid(z_k) = p_k, i.e. z_k = logit(p_k)
+    ref = np.mean([_binary_structure_loss(np.log(p[k] / (1 - p[k])), (mask[0] == k).astype(float))
+                   for k in range(3)])
     got = supervised_loss(torch.tensor(logits), torch.tensor(mask), ignore_index=255)
     assert float(got) == pytest.approx(ref, rel=1e-5)
 
 
-def test_ignored_pixels_do_not_change_the_supervised_loss() -> None:
+@pytest.mark.parametrize("k", [2, 3])
+def test_ignored_pixels_do_not_change_the_supervised_loss(k: int) -> None:
     torch.manual_seed(0)
-    logits = torch.randn(2, 3, 8, 8)
-    mask = torch.randint(0, 3, (2, 8, 8))
+    logits = torch.randn(2, k, 8, 8)
+    mask = torch.randint(0, k, (2, 8, 8))
     mask[:, :2] = 255
     changed = logits.clone()
-    changed[:, :, :2] = torch.randn(2, 3, 2, 8) * 10
+    changed[:, :, :2] = torch.randn(2, k, 2, 8) * 10
     a = supervised_loss(logits, mask, 255)
     b = supervised_loss(changed, mask, 255)
     assert float(a) == pytest.approx(float(b), rel=1e-6)

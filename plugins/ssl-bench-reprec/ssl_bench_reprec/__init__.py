@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from ssl_bench_reprec.method import RepRec, RepRecConfig, RepRecEncoder, RepRecModel
+from ssl_bench_reprec.method import (ParallelRepRecEncoder, RepRec, RepRecConfig, RepRecEncoder,
+                                     RepRecModel, StackedRepRecEncoder)
 
-__all__ = ["RepRec", "RepRecConfig", "RepRecEncoder", "RepRecModel"]
+__all__ = ["RepRec", "RepRecConfig", "RepRecEncoder", "ParallelRepRecEncoder",
+           "StackedRepRecEncoder", "RepRecModel"]

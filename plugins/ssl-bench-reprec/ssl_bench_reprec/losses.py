@@ -12,18 +12,28 @@ import torch
 import torch.nn.functional as F
 
 
-def cnn_patch_targets(cnn_maps: list[torch.Tensor], cnn_strides: list[int], patch_size: int,
-                      grid: tuple[int, int]) -> torch.Tensor:
-    """Recovery targets (B, N, C): the coarsest CNN map whose stride is <= ``patch_size`` (the
-    stride-``patch_size`` map when the CNN has one), average-pooled to the patch ``grid``,
-    detached (stop-gradient: no gradient reaches the CNN) and normalised per token over
-    channels (like MAE's per-patch pixel normalisation)."""
-    level = max((i for i, s in enumerate(cnn_strides) if s <= patch_size), default=0)
-    fmap = cnn_maps[level].detach()
+def cnn_level(cnn_strides: list[int], patch_size: int) -> int:
+    """The CNN level whose features are recovered: the coarsest with stride <= ``patch_size``
+    (the stride-``patch_size`` map when the CNN has one)."""
+    return max((i for i, s in enumerate(cnn_strides) if s <= patch_size), default=0)
+
+
+def normalised_tokens(fmap: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """A (B, C, h, w) map -> (B, N, C) tokens on ``grid`` (average-pooled when the sizes
+    differ), row-major like ViT patches, normalised per token over channels (LayerNorm without
+    affine, like MAE's per-patch pixel normalisation)."""
     if tuple(fmap.shape[-2:]) != tuple(grid):
         fmap = F.adaptive_avg_pool2d(fmap, grid)
-    tokens = fmap.flatten(2).transpose(1, 2)  # (B, N, C), row-major like ViT patches
+    tokens = fmap.flatten(2).transpose(1, 2)
     return F.layer_norm(tokens, tokens.shape[-1:])
+
+
+def cnn_patch_targets(cnn_maps: list[torch.Tensor], cnn_strides: list[int], patch_size: int,
+                      grid: tuple[int, int]) -> torch.Tensor:
+    """Recovery targets (B, N, C): the CNN map of :func:`cnn_level`, detached (stop-gradient: no
+    gradient reaches the CNN), as :func:`normalised_tokens` on the patch ``grid``."""
+    fmap = cnn_maps[cnn_level(cnn_strides, patch_size)].detach()
+    return normalised_tokens(fmap, grid)
 
 
 def masked_recovery_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor

@@ -11,6 +11,10 @@ Protocols (see specs/METHODS.md and the task modules):
   cached across cells because the weights differ per cell.
 * Model selection uses the val split only; the test split is loaded (or read from the cache)
   once, after training, for the final scoring pass.
+* ``semi-supervised``: the method trains its own predictor (``Method.fit_segmentation``). Its
+  ``predictor.details`` go into the record details, and each of its
+  ``predictor.extra_predictors`` is scored on val and on the same test units through the same
+  metric as the row, into ``details["extra_predictors"][name]`` (``val_score``, ``test``).
 """
 
 from __future__ import annotations
@@ -269,12 +273,17 @@ class MaskTask(ABC):
                                                       freeze=(protocol == "linear"))
         details.update(train_info)
 
-        # ---- the one test pass
+        # ---- the one test pass (the row's predictor, then any extra predictor of a
+        # semi-supervised method on the same test units, through the same metric)
         test_items = result_pred["load_test"]()
         t0 = time.perf_counter()
         preds = [result_pred["predict"](item) for item in test_items]
         gts = [np.asarray(item["masks"]) for item in test_items]
         scores = self.test_scores(preds, gts, test_items, cell)
+        for name, predict_extra in result_pred.get("extra_predict", {}).items():
+            extra = self.test_scores([predict_extra(item) for item in test_items], gts,
+                                     test_items, cell)
+            details["extra_predictors"][name]["test"] = extra.metrics
         timer.downstream += time.perf_counter() - t0
         details["n_test_units"] = len(test_items)
         details["feature_cache"] = {"hits": cell.cache.hits - hits0,
@@ -475,19 +484,68 @@ class MaskTask(ABC):
             device=cell.device, seed=cell.seed, profile=cell.profile)
         predictor = cell.method.fit_segmentation(data)
         predictor.eval()
+        method_id = cell.method.meta.id
+        method_details = _method_details(predictor, method_id)
+        extra_predictors = _extra_predictors(predictor, method_id)
+        info: dict[str, Any] = {**method_details,
+                                "n_train_frames": int(len(data.labelled_frames)),
+                                "n_unlabelled_frames": int(len(data.unlabelled_frames)),
+                                "best_val_score": validate(predictor)}
+        if extra_predictors:
+            info["extra_predictors"] = {}
+            for name, extra in extra_predictors.items():
+                extra.eval()
+                info["extra_predictors"][name] = {"val_score": validate(extra)}
         timer.downstream += time.perf_counter() - t0
-        info = {"n_train_frames": int(len(data.labelled_frames)),
-                "n_unlabelled_frames": int(len(data.unlabelled_frames)),
-                "best_val_score": validate(predictor)}
 
-        def predict(item: dict[str, Any]) -> np.ndarray:
-            return _predict_logits_batched(predictor, item["frames"], cell.device,
-                                           cfg.feature_batch_size)
+        def predictor_fn(model: nn.Module) -> Callable[[dict[str, Any]], np.ndarray]:
+            def predict(item: dict[str, Any]) -> np.ndarray:
+                return _predict_logits_batched(model, item["frames"], cell.device,
+                                               cfg.feature_batch_size)
+            return predict
 
         def load_test() -> list[dict[str, Any]]:
             return [_unit_item(load_unit(cell, u)) for u in cell.units["test"]]
 
-        return {"predict": predict, "load_test": load_test}, info
+        return {"predict": predictor_fn(predictor), "load_test": load_test,
+                "extra_predict": {name: predictor_fn(extra)
+                                  for name, extra in extra_predictors.items()}}, info
+
+
+#: record details the mask tasks write themselves (a method's ``predictor.details`` may not)
+TASK_DETAIL_KEYS = frozenset({
+    "label_units", "protocol", "n_train_frames", "n_unlabelled_frames", "best_val_score",
+    "extra_predictors", "n_test_units", "feature_cache"})
+
+
+def _method_details(predictor: nn.Module, method_id: str) -> dict[str, Any]:
+    """The ``details`` dict a semi-supervised predictor may carry (see
+    :meth:`ssl_bench.api.Method.fit_segmentation`); ``{}`` when it has none."""
+    details = getattr(predictor, "details", None)
+    if details is None:
+        return {}
+    if not isinstance(details, dict) or not all(isinstance(k, str) for k in details):
+        raise SSLBenchError(f"method {method_id!r}: predictor.details must be a dict with str "
+                            f"keys, got {type(details).__name__}; fix the method's "
+                            "fit_segmentation")
+    taken = sorted(set(details) & TASK_DETAIL_KEYS)
+    if taken:
+        raise SSLBenchError(f"method {method_id!r}: predictor.details uses key {taken[0]!r}, "
+                            "which the task writes itself; rename it in the method")
+    return dict(details)
+
+
+def _extra_predictors(predictor: nn.Module, method_id: str) -> dict[str, nn.Module]:
+    """The ``extra_predictors`` a semi-supervised predictor may carry (name -> module scored on
+    val and test beside the row's predictor); ``{}`` when it has none."""
+    extra = getattr(predictor, "extra_predictors", None)
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict) or not all(
+            isinstance(k, str) and isinstance(v, nn.Module) for k, v in extra.items()):
+        raise SSLBenchError(f"method {method_id!r}: predictor.extra_predictors must be a dict "
+                            "of str -> nn.Module; fix the method's fit_segmentation")
+    return dict(extra)
 
 
 def _soft_dice_term(probs: torch.Tensor, target: torch.Tensor, ignore_index: int
