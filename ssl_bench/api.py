@@ -84,6 +84,8 @@ class DatasetMeta(Meta):
     domain: str  # pretraining pool the train units join: "surgical" or "ct"
     label_kind: LabelKind
     classes: tuple[str, ...]
+    #: names of the columns of :attr:`UnitData.tools` (videos with tool annotations), else ()
+    tools: tuple[str, ...] = ()
     ignore_index: int = 255
     license: str
     citation: str
@@ -188,7 +190,8 @@ class UnitData:
     fps: float | None = None  # frame rate of `frames` (videos)
     spacing: tuple[float, float, float] | None = None  # mm per (row, col, frame) for volumes
     frame_ids: np.ndarray | None = None  # original frame index of each frame (videos, clips)
-    #: (T, n_tools) uint8 tool presence per frame (videos with tool annotations), else None
+    #: (T, n_tools) uint8 tool presence per frame (videos with tool annotations), else None;
+    #: 0 absent, 1 present, 255 in every column of a frame the annotation does not cover
     tools: np.ndarray | None = None
 
 
