@@ -81,7 +81,8 @@ class UnitData:
     fps: float | None = None  # frame rate of `frames` (videos)
     spacing: tuple[float, float, float] | None = None  # mm per (row, col, frame) for volumes
     frame_ids: np.ndarray | None = None  # original frame index of each frame (videos, clips)
-    #: (T, n_tools) uint8 tool presence per frame (videos with tool annotations), else None
+    #: (T, n_tools) uint8 tool presence per frame (videos with tool annotations), else None;
+    #: 0 absent, 1 present, 255 in every column of a frame the annotation does not cover
     tools: np.ndarray | None = None
 
 

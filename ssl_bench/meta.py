@@ -61,6 +61,8 @@ class DatasetMeta(Meta):
     domain: str  # pretraining pool the train units join: "surgical" or "ct"
     label_kind: LabelKind
     classes: tuple[str, ...]
+    #: names of the columns of :attr:`UnitData.tools` (videos with tool annotations), else ()
+    tools: tuple[str, ...] = ()
     ignore_index: int = 255
     license: str
     citation: str

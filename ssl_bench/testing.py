@@ -202,11 +202,16 @@ class _InMemory(Dataset):
 
 
 class TinyVideoDataset(_InMemory):
-    """10 videos of 3 phases in order; frame colour follows the phase."""
+    """10 videos of 3 phases in order; frame colour follows the phase.
+
+    Tool labels (3 tools): ``tool-a`` in phases 0-1, ``tool-b`` in phase 1, ``tool-c`` on every
+    other frame of phase 2 (half of it invisible in the frames); the last frame of each video
+    is unannotated (255), as a frame past the end of a tool file is."""
 
     meta = DatasetMeta(id="tiny-video", version="1", name="Tiny video", modality="video",
                        domain="surgical", label_kind="phase", classes=("a", "b", "c"),
-                       license="CC0", citation="test double", fps=1.0)
+                       tools=("tool-a", "tool-b", "tool-c"), license="CC0",
+                       citation="test double", fps=1.0)
 
     def units(self) -> list[Unit]:
         return [Unit(f"video{i:02d}", _split(i), f"tiny/video{i:02d}") for i in range(10)]
@@ -217,8 +222,12 @@ class TinyVideoDataset(_InMemory):
         lengths = rng.integers(4, 8, size=3)
         phases = np.repeat(np.arange(3), lengths)
         frames, _ = _blob_frames(rng, len(phases), size, phases)
+        every_other = np.arange(len(phases)) % 2 == 0
+        tools = np.stack([phases <= 1, phases == 1, (phases == 2) & every_other], axis=1)
+        tools = tools.astype(np.uint8)
+        tools[-1] = 255
         return UnitData(unit, frames, phases=phases.astype(np.int64), fps=fps,
-                        frame_ids=np.arange(len(phases)) * 25)
+                        frame_ids=np.arange(len(phases)) * 25, tools=tools)
 
     def fingerprint(self) -> str:
         return "tiny-video-1"
@@ -273,6 +282,8 @@ TINY_BENCHMARKS = [
               seeds=(0,)),
     Benchmark(id="tiny-organ", dataset="tiny-ct", task="organ-segmentation", label_fracs=(0.5,),
               seeds=(0,)),
+    Benchmark(id="tiny-tools", dataset="tiny-video", task="tool-presence", label_fracs=(0.5,),
+              seeds=(0,), default=False),
 ]
 
 
@@ -378,14 +389,17 @@ def first_batch(dataset: torch.utils.data.Dataset, batch_size: int = 8) -> Any:
 
 
 def tiny_cell(tmp: Path, dataset: Dataset, *, protocol: str = "linear", label_frac: float = 0.5,
-              seed: int = 0, cache: Any = None, method_cls: type[Method] = DummyMethod) -> Any:
+              seed: int = 0, cache: Any = None, method_cls: type[Method] = DummyMethod,
+              benchmark_id: str | None = None) -> Any:
     """The ``CellInputs`` of one smoke cell on a tiny dataset (its benchmark from
-    ``TINY_BENCHMARKS``), with a fixed random ``TinyConvEncoder`` as the "pretrained" encoder."""
+    ``TINY_BENCHMARKS``: ``benchmark_id``, else the first on the dataset), with a fixed random
+    ``TinyConvEncoder`` as the "pretrained" encoder."""
     from ssl_bench.api import CellInputs, MethodContext
     from ssl_bench.cache import ArrayCache
     from ssl_bench.splits import select_label_units
 
-    benchmark = next(b for b in TINY_BENCHMARKS if b.dataset == dataset.meta.id)
+    benchmark = next(b for b in TINY_BENCHMARKS if b.dataset == dataset.meta.id
+                     and benchmark_id in (None, b.id))
     units = dataset.units()
     torch.manual_seed(123)
     state = TinyConvEncoder().state_dict()

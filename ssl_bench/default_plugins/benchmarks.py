@@ -35,6 +35,16 @@ BENCHMARKS = [
         profile_dataset_options={"smoke": {"spacing": "6,6,8"}, "cpu": {"spacing": "3,3,4"}},
         description="BTCV 13-organ CT segmentation, 2-D slice protocol, Dice/HD95 per volume",
     ),
+    Benchmark(
+        id="cholec80-tools",
+        dataset="cholec80",
+        task="tool-presence",
+        protocol="linear",
+        default=False,
+        description="Cholec80 tool presence (7 tools, 1 fps): frozen encoder, linear head with "
+        "BCE on per-frame features (shared with cholec80-phase); splits 40/8/32 by video; "
+        "main score video-wise mAP, frame-pooled mAP (SelfSupSurg's Cholec80 figure) alongside",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Metric implementations: surgical phase recognition, 2-D segmentation, CT organs.
+"""Metric implementations: surgical phase recognition, tool presence, 2-D segmentation, CT
+organs.
 
 Values are in percent (0-100), except HD95 which is in mm. The public functions are re-exported
 lazily (PEP 562 ``__getattr__``), so ``import ssl_bench.metrics.phase`` does not import MONAI.
@@ -23,6 +24,10 @@ _EXPORTS = {
     "MatlabSummary": "phase",
     "CHOLEC80_RELAXED_GROUPS": "phase",
     "M2CAI16_RELAXED_GROUPS": "phase",
+    # tools.py
+    "average_precision": "tools",
+    "tool_ap": "tools",
+    "tool_metrics": "tools",
     # segmentation.py
     "ConfusionMatrix": "segmentation",
     "segmentation_metrics": "segmentation",
@@ -57,6 +62,7 @@ if TYPE_CHECKING:  # static checkers see the real names
     from ssl_bench.metrics.segmentation import (  # noqa: F401
         ConfusionMatrix, per_class_scores, segmentation_metrics,
     )
+    from ssl_bench.metrics.tools import average_precision, tool_ap, tool_metrics  # noqa: F401
     from ssl_bench.metrics.volume import (  # noqa: F401
         binary_dice_hd95, field_of_view_diagonal, organ_metrics, volume_organ_scores,
     )

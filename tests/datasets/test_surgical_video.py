@@ -90,6 +90,60 @@ def test_cholec80_load_at_1fps(cholec_root: Path, tmp_path: Path) -> None:
     assert info["annotated_frames"]["train"] == 150
 
 
+ROWS = {0: [1, 0, 0, 0, 0, 0, 0], 25: [1, 0, 1, 0, 0, 0, 0], 50: [0, 0, 0, 0, 1, 0, 0]}
+
+
+def test_cholec80_tool_labels_align_with_the_loaded_frames(cholec_root: Path,
+                                                            tmp_path: Path) -> None:
+    """Each frame takes the nearest tool row within half the row spacing (12 of 25 frames);
+    frames no row is that close to are unannotated (255)."""
+    dataset = Cholec80(cholec_root, cache_dir=tmp_path)
+    assert dataset.meta.tools == TOOLS
+    unit = dataset.units()[0]
+    data = dataset.load(unit, size=16)  # 1 fps: frames 0, 25, 50 are the annotated ones
+    assert data.tools.dtype == np.uint8 and data.tools.shape == (3, 7)
+    assert data.tools.tolist() == [ROWS[0], ROWS[25], ROWS[50]]
+    fast = dataset.load(unit, size=8, fps=5.0)  # frames 0, 5, ..., 70
+    nearest = {0: 0, 5: 0, 10: 0, 15: 25, 20: 25, 25: 25, 30: 25, 35: 25, 40: 50, 45: 50,
+               50: 50, 55: 50, 60: 50}
+    expected = [ROWS[nearest[f]] if f in nearest else [255] * 7 for f in range(0, 75, 5)]
+    assert fast.tools.tolist() == expected  # 65 and 70 are 15 and 20 frames past row 50
+
+
+def test_align_tool_rows_ties_and_gaps() -> None:
+    from ssl_bench.default_plugins.datasets.phase_video import align_tool_rows
+
+    presence = np.array([[1, 0], [0, 1], [1, 1]], np.uint8)
+    rows = np.array([0, 10, 40])
+    out = align_tool_rows(rows, presence, np.array([0, 5, 6, 15, 16, 25, 35, 45, 46]), 10)
+    assert out.tolist() == [[1, 0], [1, 0], [0, 1], [0, 1], [255, 255], [255, 255], [1, 1],
+                            [1, 1], [255, 255]]  # 5: a tie, the earlier row; 16-34: no row
+    assert align_tool_rows(rows[:0], presence[:0], np.array([0, 25]), 25).tolist() == [
+        [255, 255], [255, 255]]
+
+
+def test_cholec80_without_tool_file_has_no_tool_labels(cholec_root: Path,
+                                                       tmp_path: Path) -> None:
+    root = tmp_path / "c80"
+    (root / "videos").mkdir(parents=True)
+    (root / "phase_annotations").mkdir()
+    for sub in ("videos/video01.mp4", "phase_annotations/video01-phase.txt"):
+        (root / sub).write_bytes((cholec_root / sub).read_bytes())
+    dataset = Cholec80(root, cache_dir=tmp_path / "cache")
+    assert dataset.load(dataset.units()[0], size=8).tools is None
+
+
+def test_tool_rows_out_of_order_name_file_and_line(tmp_path: Path) -> None:
+    from ssl_bench.default_plugins.datasets.phase_video import read_tool_file
+
+    path = tmp_path / "video01-tool.txt"
+    path.write_text("Frame\t" + "\t".join(TOOLS) + "\n0\t1\t0\t0\t0\t0\t0\t0\n"
+                    "25\t1\t0\t0\t0\t0\t0\t0\n25\t0\t0\t0\t0\t0\t0\t0\n")
+    with pytest.raises(DataError, match="increasing frame order") as exc:
+        read_tool_file(path, TOOLS)
+    assert f"{path}:4:" in one_line(exc)
+
+
 def test_frame_cache_hit_decodes_nothing(cholec_root: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = Cholec80(cholec_root, cache_dir=tmp_path)

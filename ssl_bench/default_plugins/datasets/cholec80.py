@@ -19,6 +19,11 @@ Splits by video number (option ``split``):
 
 Units are the videos present under ``videos/`` (a partial copy gives fewer units). Frames
 are sampled at ``fps`` (default 1: frame ids 0, 25, 50, ...) and squashed to a square.
+
+Tool labels (``UnitData.tools``, the 7 columns of ``meta.tools``) are filled when the video's
+tool file exists, aligned with the returned frames as :mod:`.phase_video` describes (at 1 fps
+every frame is an annotated one). Without a tool file ``tools`` is None: tool annotations are
+optional for phase recognition.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class Cholec80(PhaseVideoDataset):
         domain="surgical",
         label_kind="phase",
         classes=PHASES,
+        tools=TOOLS,
         license="CC BY-NC-SA 4.0",
         citation="Twinanda et al., EndoNet: A Deep Architecture for Recognition Tasks on "
                  "Laparoscopic Videos, IEEE TMI 2017",
@@ -105,6 +111,9 @@ class Cholec80(PhaseVideoDataset):
     def tools(self, unit: Unit) -> tuple[Any, Any]:
         """((M,) 25-fps frame indices, (M, 7) tool presence) from the 1-fps tool file."""
         return read_tool_file(self.tool_path(unit), TOOLS)
+
+    def tool_rows(self, unit: Unit) -> tuple[Any, Any] | None:
+        return self.tools(unit) if self.tool_path(unit).is_file() else None
 
     def extra_checks(self, unit: Unit) -> list[str]:
         if not (self.root / "tool_annotations").is_dir():

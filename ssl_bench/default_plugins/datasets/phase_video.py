@@ -7,6 +7,13 @@ Cholec80's with ``sep='\\t'``): a header line, then one row per 25-fps frame,
 
 Labels of sampled frames: the phase of the annotation row with the same frame index. Frames
 past the last annotated row (a video a few frames longer than its annotation) are dropped.
+
+Tool labels of sampled frames (readers with tool files, :meth:`PhaseVideoDataset.tools_of`;
+:func:`align_tool_rows`): each frame takes the tool row nearest to it in time (the earlier
+row on an exact tie) when that row is at most half the row spacing away (12 frames for rows
+every 25 frames); a frame no row is that close to is unannotated (255 in every column, left
+out of tool training and scoring). At 1 fps the sampled frames are the annotated frames
+0, 25, 50, ... themselves; at 5 fps frames 5 and 10 take row 0 and frames 15 and 20 row 25.
 """
 
 from __future__ import annotations
@@ -72,20 +79,50 @@ def read_tool_file(path: Path, tools: tuple[str, ...]) -> tuple[np.ndarray, np.n
                     or any(p not in ("0", "1") for p in parts[1:])):
                 raise DataError(f"{path}:{lineno}: malformed tool line {line.rstrip()!r}; "
                                 f"expected a frame index and {len(tools)} values 0/1")
+            if frames and int(parts[0]) <= frames[-1]:
+                raise DataError(f"{path}:{lineno}: frame {parts[0]} is not after frame "
+                                f"{frames[-1]}; tool rows must be in increasing frame order")
             frames.append(int(parts[0]))
             rows.append([int(p) for p in parts[1:]])
     presence = np.asarray(rows, dtype=np.uint8).reshape(-1, len(tools))
     return np.asarray(frames, dtype=np.int64), presence
 
 
+def align_tool_rows(row_frames: np.ndarray, presence: np.ndarray, frame_ids: np.ndarray,
+                    spacing: int) -> np.ndarray:
+    """(T, K) uint8 tool presence of the frames ``frame_ids`` from rows at ``row_frames``
+    (strictly increasing, as :func:`read_tool_file` checks).
+
+    Each frame takes the nearest row (the earlier one on a tie) within ``spacing // 2``
+    frames; other frames get 255 in every column."""
+    rows = np.asarray(row_frames, dtype=np.int64)
+    ids = np.asarray(frame_ids, dtype=np.int64)
+    out = np.full((len(ids), presence.shape[1]), 255, dtype=np.uint8)
+    if len(rows) == 0:
+        return out
+    if np.any(np.diff(rows) <= 0):
+        raise ValueError("tool rows must be in strictly increasing frame order")
+    after = np.clip(np.searchsorted(rows, ids, side="left"), 0, len(rows) - 1)
+    before = np.clip(after - 1, 0, len(rows) - 1)
+    use_before = np.abs(ids - rows[before]) <= np.abs(rows[after] - ids)
+    nearest = np.where(use_before, before, after)
+    close = np.abs(rows[nearest] - ids) <= spacing // 2
+    out[close] = presence[nearest[close]]
+    return out
+
+
 class PhaseVideoDataset(Dataset):
-    """A folder of videos with per-frame phase annotation files."""
+    """A folder of videos with per-frame phase annotation files (and optional tool files)."""
+
+    #: native frames between two rows of the tool files (Cholec80: 1-fps rows of 25-fps video)
+    tool_row_spacing: int = 25
 
     def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None,
                  cache_dir: Path | None = None) -> None:
         super().__init__(root, options, cache_dir)
         self.frame_cache = FrameCache(self.cache_dir / "frames")
         self._phases: dict[Path, np.ndarray] = {}
+        self._tools: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
     @abstractmethod
     def video_path(self, unit: Unit) -> Path: ...
@@ -99,6 +136,16 @@ class PhaseVideoDataset(Dataset):
             self._phases[path] = read_phase_file(path, self.meta.classes)
         return self._phases[path]
 
+    def tool_rows(self, unit: Unit) -> tuple[np.ndarray, np.ndarray] | None:
+        """((M,) frame indices, (M, K) presence) of the unit's tool file, or None when the
+        dataset has no tool annotations for it (default: none)."""
+        return None
+
+    def tools_of(self, unit: Unit) -> tuple[np.ndarray, np.ndarray] | None:
+        if unit.id not in self._tools:
+            self._tools[unit.id] = self.tool_rows(unit)
+        return self._tools[unit.id]
+
     def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
         phases = self.phases_of(unit)
         frames, ids = self.frame_cache.load(self.video_path(unit), fps, size, self.meta.fps)
@@ -108,7 +155,12 @@ class PhaseVideoDataset(Dataset):
                             f"of {self.video_path(unit)}")
         if keep < len(ids):
             frames, ids = frames[:keep], ids[:keep]
-        return UnitData(unit=unit, frames=frames, phases=phases[ids], fps=fps, frame_ids=ids)
+        tools = None
+        rows = self.tools_of(unit)
+        if rows is not None:
+            tools = align_tool_rows(rows[0], rows[1], ids, self.tool_row_spacing)
+        return UnitData(unit=unit, frames=frames, phases=phases[ids], fps=fps, frame_ids=ids,
+                        tools=tools)
 
     def extra_checks(self, unit: Unit) -> list[str]:
         """Dataset-specific problems of one unit, one line each (e.g. Cholec80 tool files)."""

@@ -8,8 +8,9 @@ from ssl_bench import hookimpl
 from ssl_bench.default_plugins.tasks.organ import OrganSegmentation
 from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
 from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
+from ssl_bench.default_plugins.tasks.tools import ToolPresence
 
-TASKS: list = [PhaseRecognition, SemanticSegmentation, OrganSegmentation]
+TASKS: list = [PhaseRecognition, SemanticSegmentation, OrganSegmentation, ToolPresence]
 
 
 @hookimpl

@@ -89,6 +89,42 @@ def feature_key(cell: CellInputs, kind: str, unit: Unit, fingerprint: str) -> st
             f"{unit.id}/size{cell.image_size}")
 
 
+def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerprint: str | None,
+                        batch_size: int, need: str, loaded: dict[str, UnitData] | None = None
+                        ) -> dict[str, np.ndarray]:
+    """Per-frame features of one video (``Encoder.frame_features``, float32 ``(T, C)``) with
+    every per-frame label it has (``"phases"`` ``(T,)``, ``"tools"`` ``(T, K)``).
+
+    With a ``fingerprint`` (linear protocol) the entry is cached under
+    ``feature_key(cell, "frame-features", ...)``, so phase recognition and tool presence share
+    one extraction per (checkpoint, video); an entry cached without the label ``need`` (written
+    before that label was stored) is recomputed and replaced. Without one (fine-tuned weights)
+    it is computed from ``loaded`` data or a fresh load. The caller checks that ``need`` is in
+    the result (a dataset without that label)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        data = loaded[unit.id] if loaded and unit.id in loaded else load_unit(cell, unit)
+        frames = to_float_images(data.frames, cell.device)
+        with torch.no_grad():
+            feats = encoder.frame_features(frames, batch_size=batch_size)
+        arrays = {"features": feats.float().cpu().numpy()}
+        if data.phases is not None:
+            arrays["phases"] = np.asarray(data.phases, dtype=np.int64)
+        if data.tools is not None:
+            arrays["tools"] = np.asarray(data.tools, dtype=np.uint8)
+        return arrays
+
+    if fingerprint is None:
+        return compute()
+    key = feature_key(cell, "frame-features", unit, fingerprint)
+    entry = cell.cache.get_or_compute(key, compute)
+    if need not in entry:
+        entry = compute()
+        if need in entry:
+            cell.cache.save(key, entry)
+    return entry
+
+
 def make_optimizer(params: Sequence[nn.Parameter] | Sequence[dict[str, Any]], name: str,
                    lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
@@ -177,6 +213,10 @@ class FrameIndex:
     def phases(self, idx: torch.Tensor) -> np.ndarray:
         return np.array([int(self.data[self.pairs[i][0]].phases[self.pairs[i][1]])
                          for i in idx.tolist()], dtype=np.int64)
+
+    def tools(self, idx: torch.Tensor) -> np.ndarray:
+        return np.stack([np.asarray(self.data[self.pairs[i][0]].tools[self.pairs[i][1]])
+                         for i in idx.tolist()])
 
 
 # --------------------------------------------------------------------------------------
@@ -602,6 +642,7 @@ def _unit_item(data: UnitData) -> dict[str, Any]:
 __all__ = [
     "class_map",
     "seed_everything", "resolve_protocol", "to_float_images", "load_unit", "feature_key",
+    "frame_feature_entry",
     "make_optimizer", "shuffled_batches", "endless_batches", "snapshot", "Timer", "FrameIndex",
     "MaskTaskConfig", "MaskTask", "TestScores",
 ]

@@ -39,7 +39,7 @@ from ssl_bench.default_plugins.tasks.common import (
     FrameIndex,
     Timer,
     check_finite,
-    feature_key,
+    frame_feature_entry,
     load_unit,
     make_optimizer,
     resolve_protocol,
@@ -117,23 +117,14 @@ class PhaseRecognition(Task):
                   fingerprint: str | None, loaded: dict[str, UnitData] | None = None
                   ) -> dict[str, np.ndarray]:
         """Per-frame features and phases of one video; cached when ``fingerprint`` is given
-        (linear protocol), else computed from ``loaded`` data or a fresh load."""
-
-        def compute() -> dict[str, np.ndarray]:
-            data = loaded[unit.id] if loaded and unit.id in loaded else load_unit(cell, unit)
-            if data.phases is None:
-                raise SSLBenchError(f"unit {unit.id!r} of dataset {cell.dataset.meta.id!r} has no "
-                                    "phase labels; phase recognition needs label_kind 'phase'")
-            frames = to_float_images(data.frames, cell.device)
-            with torch.no_grad():
-                feats = encoder.frame_features(frames, batch_size=self.config.feature_batch_size)
-            return {"features": feats.float().cpu().numpy(),
-                    "phases": np.asarray(data.phases, dtype=np.int64)}
-
-        if fingerprint is not None:
-            key = feature_key(cell, "frame-features", unit, fingerprint)
-            return cell.cache.get_or_compute(key, compute)
-        return compute()
+        (linear protocol, shared with tool presence: :func:`.common.frame_feature_entry`), else
+        computed from ``loaded`` data or a fresh load."""
+        entry = frame_feature_entry(cell, encoder, unit, fingerprint,
+                                    self.config.feature_batch_size, "phases", loaded)
+        if "phases" not in entry:
+            raise SSLBenchError(f"unit {unit.id!r} of dataset {cell.dataset.meta.id!r} has no "
+                                "phase labels; phase recognition needs label_kind 'phase'")
+        return entry
 
     # -- stage 1 of finetune ---------------------------------------------------------------
     def _finetune_encoder(self, cell: CellInputs, generator: torch.Generator, num_phases: int,
