@@ -413,18 +413,56 @@ def checkpoint_method(spec: CheckpointSpec) -> type[CheckpointMethod]:
 
 class CheckpointPlugin:
     """Registers checkpoint methods like any plugin
-    (``register_plugin(CheckpointPlugin(methods), name="checkpoints")``)."""
+    (``register_plugin(CheckpointPlugin(specs), name="checkpoints")``). It holds the specs, not
+    the generated classes, so it can be pickled to worker processes, which build the classes
+    again (the file is read and checked there too)."""
 
-    def __init__(self, methods: Iterable[type[Method]]) -> None:
-        self.methods = list(methods)
+    def __init__(self, specs: Iterable[CheckpointSpec]) -> None:
+        self.specs = list(specs)
+        self._methods: list[type[CheckpointMethod]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"specs": self.specs, "_methods": None}
+
+    def methods(self) -> list[type[CheckpointMethod]]:
+        if self._methods is None:
+            self._methods = [checkpoint_method(s) for s in self.specs]
+        return self._methods
 
     @hookimpl
     def register_methods(self, register: Callable[[Any], None]) -> None:
-        for method in self.methods:
+        for method in self.methods():
             register(method)
+
+
+def register_checkpoints(values: Iterable[str]) -> list[str]:
+    """``ssl-bench run --checkpoint``: each value is ``NAME=PATH[:ARCH]`` or a YAML file listing
+    checkpoints. Registers one method per file (checked now: a bad file fails before any cell)
+    and returns their ids; a name that is already a method id is refused."""
+    from ssl_bench import plugins
+
+    inline, files = [], []
+    for value in values:
+        looks_like_list = "=" not in value and value.endswith((".yaml", ".yml"))
+        (files if looks_like_list else inline).append(value)
+    specs = load_checkpoint_specs(inline, None)
+    for path in files:
+        specs += load_checkpoint_specs([], Path(path))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise SSLBenchError("a checkpoint name is given twice; give each checkpoint its own NAME")
+    known = plugins.get_registries().methods
+    for name in names:
+        if name in known or name in known.conflicts:
+            raise SSLBenchError(f"--checkpoint {name}=...: {name!r} is already a method id; "
+                                "choose another NAME")
+    plugin = CheckpointPlugin(specs)
+    plugin.methods()  # read and check every file now
+    plugins.register_plugin(plugin, "checkpoints", "--checkpoint")
+    return names
 
 
 __all__ = ["CheckpointSpec", "parse_checkpoint_spec", "load_checkpoint_specs",
            "checkpoint_method", "CheckpointMethod", "CheckpointConfig", "CheckpointEncoder",
-           "CheckpointPlugin", "load_encoder", "select_weights", "target_layout",
+           "CheckpointPlugin", "register_checkpoints", "load_encoder", "select_weights", "target_layout",
            "TargetLayout", "default_out_indices", "DEFAULT_ARCH"]

@@ -149,8 +149,9 @@ def test_pool_drops_train_units_whose_recording_is_held_out_elsewhere(testing_pl
     plan = plan_run(options, logs.append)
     assert plan.ctx.dropped_units("surgical") == {}  # train units are 0-5 in both
     # make video03 a held-out recording: it is now in the val split of tiny-video
-    plan.ctx.units["tiny-video"] = [Unit(u.id, "val" if u.id == "video03" else u.split,
-                                         u.source) for u in plan.ctx.units["tiny-video"]]
+    key = plan.ctx.data_key("tiny-phase")
+    plan.ctx.units[key] = [Unit(u.id, "val" if u.id == "video03" else u.split, u.source)
+                           for u in plan.ctx.units[key]]
     plan.ctx.pool_fingerprints.clear()
     assert plan.ctx.dropped_units("surgical") == {"tiny-seg-overlap": ["clip03"]}
     plan.ctx.pool("surgical", 32, 1.0)

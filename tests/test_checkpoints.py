@@ -280,15 +280,24 @@ def test_spec_parsing_and_its_errors(tmp_path: Path) -> None:
         checkpoint_method(parse_checkpoint_spec(f"gone={tmp_path / 'gone.pth'}:resnet18"))
 
 
-def test_plugin_registers_the_methods(tmp_path: Path) -> None:
+def test_plugin_registers_the_methods_and_travels_to_workers(tmp_path: Path) -> None:
+    import pickle
+
     from ssl_bench import plugins
+    from ssl_bench.checkpoints import register_checkpoints
 
     path = _save(_model(SMALL).state_dict(), tmp_path / "small.pth")
-    cls = checkpoint_method(parse_checkpoint_spec(f"ckpt-small={path}:{SMALL}"))
+    spec = parse_checkpoint_spec(f"ckpt-small={path}:{SMALL}")
+    plugin = CheckpointPlugin([spec])
+    again = pickle.loads(pickle.dumps(plugin))  # what --jobs workers receive
+    assert again.methods()[0].meta == plugin.methods()[0].meta
     plugins.reset()
     try:
-        plugins.register_plugin(CheckpointPlugin([cls]), "checkpoints", "--checkpoint")
-        assert plugins.get_registries().methods.get("ckpt-small") is cls
+        assert register_checkpoints([f"ckpt-small={path}:{SMALL}"]) == ["ckpt-small"]
+        cls = plugins.get_registries().methods.get("ckpt-small")
+        assert cls.meta.version.endswith(cls.make_config("smoke").sha256[:12])
+        with pytest.raises(SSLBenchError, match="'random-init' is already a method id"):
+            register_checkpoints([f"random-init={path}:{SMALL}"])
     finally:
         plugins.reset()
 
@@ -323,3 +332,24 @@ def test_checkpoint_method_runs_every_task_family(family: str, tmp_path: Path) -
     main = result.metrics[task_cls.meta.main_score]
     assert math.isfinite(main) and result.main_parts is not None
     assert abs(result.main_parts.value() - main) < 1e-6
+
+
+def test_a_smoke_run_evaluates_a_checkpoint_file_on_all_four_task_families(
+        testing_plugin, tmp_path: Path) -> None:
+    from ssl_bench.records import iter_records
+    from ssl_bench.testing import cli_exit_code
+
+    path = _save({f"module.{k}": v for k, v in _model(SMALL).state_dict().items()},
+                 tmp_path / "weights.pth")
+    results = tmp_path / "results"
+    code = cli_exit_code(["run", "--checkpoint", f"ckpt={path}:{SMALL}", "--methods",
+                          "dummy-init", "--benchmarks", "tiny-phase,tiny-seg,tiny-organ,tiny-tools",
+                          "--profile", "smoke", "--seeds", "0", "--label-frac", "0.5",
+                          "--results", str(results), "--quiet"])
+    assert code == 0
+    records = [r for r in iter_records(results)[0] if r.method.id == "ckpt"]
+    assert {r.task.id for r in records} == {"phase-recognition", "semantic-segmentation",
+                                            "organ-segmentation", "tool-presence"}
+    digest = records[0].method_config["sha256"]
+    assert all(r.status == "ok" and r.method_config["sha256"] == digest for r in records)
+    assert all(r.method.version.endswith(digest[:12]) for r in records)

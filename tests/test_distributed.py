@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssl_bench.engine import distributed
+from ssl_bench.engine import ddp as distributed
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 
@@ -20,16 +20,17 @@ _CHILD = """
 import os, sys
 import torch
 from ssl_bench import plugins
-from ssl_bench.engine import distributed
+from ssl_bench.engine import ddp
 from ssl_bench.testing import TestingPlugin
+from ssl_bench.torchrun import main
 plugins.register_plugin(TestingPlugin(), "testing", "ssl-bench-testing")
 # the gather helpers first, on the process group the run then reuses
-distributed.init_distributed("pytorch", "gloo")
-rank = distributed.get_rank()
-torch.save({"gathered": distributed.all_gather_concat(torch.full((2, 3), float(rank + 1))),
-            "mean": distributed.all_reduce_mean(torch.tensor([rank * 4.0, 1.0]))},
+ddp.init_distributed("pytorch", "gloo")
+rank = ddp.get_rank()
+torch.save({"gathered": ddp.all_gather_concat(torch.full((2, 3), float(rank + 1))),
+            "mean": ddp.all_reduce_mean(torch.tensor([rank * 4.0, 1.0]))},
            os.path.join(os.environ["GATHER_OUT"], f"{rank}.pt"))
-distributed.main(sys.argv[1:])
+main(sys.argv[1:])
 """
 
 

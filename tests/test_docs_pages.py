@@ -13,7 +13,7 @@ from ssl_bench.cli import listing
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = ["index.md", "cli.md", "datasets.md", "methods.md", "publishing.md",
-         "writing-a-plugin.md", "plugin_hooks.md"]
+         "writing-a-plugin.md", "plugin_hooks.md", "reproducing.md"]
 BUILTIN_PLUGINS = {"ssl-bench"}
 
 

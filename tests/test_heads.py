@@ -54,6 +54,72 @@ def test_mstcn_loss_matches_hand_computation() -> None:
     assert torch.allclose(loss, expected)
 
 
+def test_distillself_single_stage_tcn_architecture() -> None:
+    # DistillSelf's BaseCausalTCN: input Dropout2d, 1x1 conv, 12 causal dilated residual layers
+    # of 64 maps (dilation 2**i, left padding 2 * dilation), 1x1 output conv; one stage
+    model = CausalMSTCN(in_dim=2048, num_classes=7, num_stages=1, num_layers=12, channels=64,
+                        dropout=0.5, input_dropout=0.5)
+    assert len(model.stages) == 1
+    stage = model.stages[0]
+    assert (stage.conv_in.in_channels, stage.conv_in.out_channels) == (2048, 64)
+    assert (stage.conv_out.in_channels, stage.conv_out.out_channels) == (64, 7)
+    assert len(stage.layers) == 12
+    assert [layer.conv_dilated.dilation[0] for layer in stage.layers] == [2 ** i for i in range(12)]
+    assert all(layer.left_pad == 2 * layer.conv_dilated.dilation[0] for layer in stage.layers)
+    assert all(layer.conv_dilated.kernel_size == (3,) and layer.dropout.p == 0.5
+               for layer in stage.layers)
+    assert isinstance(model.input_dropout, torch.nn.Dropout2d) and model.input_dropout.p == 0.5
+    assert model(torch.randn(1, 2048, 9)).shape == (1, 1, 7, 9)
+    # the default model has no input dropout module (nothing drawn, outputs unchanged)
+    assert CausalMSTCN(in_dim=4, num_classes=2).input_dropout is None
+
+
+def test_single_stage_tcn_with_input_dropout_is_causal() -> None:
+    torch.manual_seed(0)
+    model = CausalMSTCN(in_dim=6, num_classes=4, num_stages=1, num_layers=6, channels=8,
+                        input_dropout=0.5).eval()
+    x = torch.randn(2, 6, 50)
+    for t in (0, 20, 48):
+        changed = x.clone()
+        changed[:, :, t + 1:] = torch.randn(2, 6, 50 - t - 1) * 5
+        with torch.no_grad():
+            a, b = model(x), model(changed)
+        assert torch.equal(a[..., :t + 1], b[..., :t + 1])
+        assert not torch.allclose(a[..., t + 1:], b[..., t + 1:])
+
+
+def test_input_dropout_zeroes_whole_feature_channels_over_time() -> None:
+    torch.manual_seed(0)
+    model = CausalMSTCN(in_dim=64, num_classes=3, num_stages=1, num_layers=2, channels=4,
+                        dropout=0.0, input_dropout=0.5)
+    seen: list[torch.Tensor] = []
+    model.stages[0].conv_in.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
+    x = torch.ones(3, 64, 20)
+    model.train()
+    model(x)
+    dropped = seen[-1]
+    # each (video, channel) is either zero at every frame or scaled by 1 / (1 - p) at every one
+    per_channel = dropped[:, :, :1].expand_as(dropped)
+    assert torch.equal(dropped, per_channel)
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}
+    assert 0.3 < float((dropped[:, :, 0] == 0).float().mean()) < 0.7
+    model.eval()
+    model(x)
+    assert torch.equal(seen[-1], x)  # no dropout at evaluation
+
+
+def test_mstcn_loss_smoothing_weight_one_matches_hand_computation() -> None:
+    # DistillSelf train.py: CE over frames + 1.0 x mean of the clamped squared differences
+    logits = torch.tensor([[[[2.0, -1.0, 0.5], [0.0, 3.0, -2.0], [1.0, 1.0, 1.0]]]])
+    targets = torch.tensor([[0, 1, 2]])
+    log_p = F.log_softmax(logits[0], dim=1)[0]  # (K, T)
+    ce = -(log_p[0, 0] + log_p[1, 1] + log_p[2, 2]) / 3
+    smooth = torch.clamp((log_p[:, 1:] - log_p[:, :-1]) ** 2, max=16.0).mean()
+    loss = mstcn_loss(logits, targets, smoothing_weight=1.0)
+    assert torch.allclose(loss, ce + smooth)
+    assert torch.allclose(loss - mstcn_loss(logits, targets, smoothing_weight=0.0), smooth)
+
+
 def test_fpn_output_shape_any_levels() -> None:
     decoder = FPNDecoder([8, 16], num_classes=5, width=16)
     feats = [torch.randn(2, 8, 16, 20), torch.randn(2, 16, 8, 10)]

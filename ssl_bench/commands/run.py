@@ -120,7 +120,9 @@ def run_command(ctx: click.Context, **params: Any) -> None:
     if checkpoints:
         from ssl_bench.checkpoints import register_checkpoints
 
-        register_checkpoints(list(checkpoints))
+        names = register_checkpoints(list(checkpoints))
+        if params["methods"].strip() != "all":  # every checkpoint is a row of the run
+            params["methods"] = ",".join([params["methods"], *names])
     failures = load_failure_lines()
     if failures and params["strict_plugins"]:
         raise SSLBenchError(failures[0] + " (--strict-plugins)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from ssl_bench import __version__
-from ssl_bench.api import CellInputs, Encoder, Unit
+from ssl_bench.api import SPLITS, CellInputs, Unit
 from ssl_bench.cache import ArrayCache
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.identity import (
@@ -138,9 +137,10 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
         method, task = setup.method, setup.task
         method_config = method.config.model_dump(mode="json")
         task_config = task.config.model_dump(mode="json")
-        dataset = ctx.dataset(bench.dataset)
+        key = ctx.data_key(cell.benchmark)
+        dataset = ctx.dataset(key)
         domain = dataset.meta.domain
-        base["dataset"].fingerprint = ctx.fingerprint(bench.dataset)
+        base["dataset"].fingerprint = ctx.fingerprint(key)
         pretrain_seed = ctx.options.pretrain_seed
         label_ids = [u.id for u in setup.label_units]
         if needs_pretraining(type(method)):
@@ -165,16 +165,15 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
             check_encoder(cell.method, make_encoder().to(ctx.options.device),
                           image_size(ctx.options.profile), torch.device(ctx.options.device))
             ctx.extras[("probe", checkpoint_id)] = True
-        units = ctx.units[bench.dataset]
-        by_split: dict[str, list[Unit]] = defaultdict(list)
-        for u in units:
+        by_split: dict[str, list[Unit]] = {split: [] for split in SPLITS}
+        for u in ctx.units[key]:
             by_split[u.split].append(u)
         seed_everything(base["cell_seed"])
         inputs = CellInputs(
             benchmark=bench, dataset=dataset, protocol=bench.protocol,
             label_frac=(cell.label_frac if cell.label_frac is not None
                         else len(setup.label_units) / max(1, len(by_split["train"]))),
-            seed=base["cell_seed"], units=dict(by_split),
+            seed=base["cell_seed"], units=by_split,
             label_units=setup.label_units, method=method, make_encoder=make_encoder,
             checkpoint_id=checkpoint_id or "none",
             cache=ArrayCache(ctx.cache_root / "features"), image_size=image_size(ctx.options.profile),

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ssl_bench.api import Dataset, Method, MethodContext, PretrainPool, Unit
-from ssl_bench.engine.plan import DataSources, RunOptions
+from ssl_bench.engine.plan import DataSources, RunOptions, data_key
 from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
 from ssl_bench.errors import CellFailure, SSLBenchError
 from ssl_bench.plugins import Registries
@@ -40,6 +40,7 @@ class PoolUnits:
     dataset: Dataset
     kept: list[Unit]
     dropped: list[Unit]
+    key: str = ""
 
 
 @dataclass
@@ -65,44 +66,54 @@ class SweepContext:
         return self.options.results / "cache"
 
     # ---- datasets -----------------------------------------------------------------------
-    def dataset(self, dataset_id: str) -> Dataset:
-        if dataset_id not in self.datasets:
-            ds = self.sources.open(self.regs, dataset_id)
-            self.datasets[dataset_id] = ds
-            self.units[dataset_id] = ds.units()
-        return self.datasets[dataset_id]
+    def data_key(self, benchmark_id: str) -> str:
+        """The key of the dataset (with the benchmark's reader options) a benchmark reads."""
+        bench = self.regs.benchmarks.get(benchmark_id)
+        return data_key(bench.dataset, bench.options_for(self.options.profile))
 
-    def fingerprint(self, dataset_id: str) -> str:
+    def dataset(self, key: str) -> Dataset:
+        """The opened dataset of a data key (:meth:`data_key`), with its units."""
+        if key not in self.datasets:
+            ds = self.sources.open(self.regs, key)
+            self.datasets[key] = ds
+            self.units[key] = ds.units()
+        return self.datasets[key]
+
+    def fingerprint(self, key: str) -> str:
         """The dataset's fingerprint, taken once per process."""
-        if dataset_id not in self.fingerprints:
-            self.fingerprints[dataset_id] = self.dataset(dataset_id).fingerprint()
-        return self.fingerprints[dataset_id]
+        if key not in self.fingerprints:
+            self.fingerprints[key] = self.dataset(key).fingerprint()
+        return self.fingerprints[key]
 
     def domain_of(self, benchmark_id: str) -> str:
         bench = self.regs.benchmarks.get(benchmark_id)
         return self.regs.datasets.get(bench.dataset).meta.domain
 
-    def run_dataset_ids(self) -> list[str]:
-        return sorted({self.regs.benchmarks.get(b).dataset for b in self.options.benchmarks})
+    def run_data_keys(self) -> list[str]:
+        return sorted({self.data_key(b) for b in self.options.benchmarks})
 
     def held_out_sources(self) -> set[str]:
-        """Recordings in a val/test split of any dataset of the run: never pretrained on."""
+        """Recordings in a val/test split of any dataset of the run (under any of its reader
+        options): never pretrained on."""
         held = set()
-        for dataset_id in self.run_dataset_ids():
-            self.dataset(dataset_id)
-            held |= {u.source for u in self.units[dataset_id] if u.split != "train"}
+        for key in self.run_data_keys():
+            self.dataset(key)
+            held |= {u.source for u in self.units[key] if u.split != "train"}
         return held
 
     def pool_units(self, domain: str) -> list[PoolUnits]:
+        """Per dataset of the domain (read once, whatever options the benchmarks give it), its
+        train units outside every held-out recording, and those dropped."""
         held = self.held_out_sources()
-        out = []
-        for dataset_id in self.run_dataset_ids():
-            ds = self.dataset(dataset_id)
-            if ds.meta.domain != domain:
+        out, seen = [], set()
+        for key in self.run_data_keys():
+            ds = self.dataset(key)
+            if ds.meta.domain != domain or ds.meta.id in seen:
                 continue
-            train = [u for u in self.units[dataset_id] if u.split == "train"]
+            seen.add(ds.meta.id)
+            train = [u for u in self.units[key] if u.split == "train"]
             out.append(PoolUnits(ds, [u for u in train if u.source not in held],
-                                 [u for u in train if u.source in held]))
+                                 [u for u in train if u.source in held], key))
         return out
 
     # ---- pretraining pools -------------------------------------------------------------
@@ -112,7 +123,7 @@ class SweepContext:
             h = hashlib.sha256(f"{domain}|{size}|{fps}".encode())
             for part in self.pool_units(domain):
                 ds = part.dataset
-                h.update(f"{ds.meta.id}:{ds.meta.version}:{self.fingerprint(ds.meta.id)}"
+                h.update(f"{ds.meta.id}:{ds.meta.version}:{self.fingerprint(part.key)}"
                          .encode())
                 h.update(",".join(u.id for u in part.kept).encode())
             self.pool_fingerprints[key] = h.hexdigest()[:16]
@@ -202,11 +213,11 @@ class SweepContext:
             size = IMAGE_SIZE[self.options.profile]
             sequences: list[Any] = []
             for split in ("val", "train"):
-                for dataset_id in self.run_dataset_ids():
-                    ds = self.dataset(dataset_id)
+                for key in self.run_data_keys():
+                    ds = self.dataset(key)
                     if ds.meta.domain == domain:
                         sequences += [ds.load(u, size=size, fps=1.0).frames
-                                      for u in self.units[dataset_id] if u.split == split]
+                                      for u in self.units[key] if u.split == split]
                 if sequences:
                     break
             self.extras[key] = health_batch(sequences)

@@ -56,9 +56,9 @@ def task_for(ctx: SweepContext, cell: Cell) -> Task:
 
 
 def label_units_for(ctx: SweepContext, cell: Cell) -> list[Unit]:
-    bench = ctx.regs.benchmarks.get(cell.benchmark)
-    dataset = ctx.dataset(bench.dataset)
-    return select_label_units(ctx.units[bench.dataset], dataset.meta.id, cell.label_frac,
+    key = ctx.data_key(cell.benchmark)
+    dataset = ctx.dataset(key)
+    return select_label_units(ctx.units[key], dataset.meta.id, cell.label_frac,
                               cell.seed, cell.label_count)
 
 
@@ -85,7 +85,8 @@ def cell_setup(ctx: SweepContext, cell: Cell) -> CellSetup:
     m_entry = regs.methods.entry(cell.method)
     t_entry = regs.tasks.entry(bench.task)
     d_entry = regs.datasets.entry(bench.dataset)
-    dataset = ctx.dataset(bench.dataset)
+    key = ctx.data_key(cell.benchmark)
+    dataset = ctx.dataset(key)
     method = ctx.method(cell.method)
     task = task_for(ctx, cell)
     label_units = label_units_for(ctx, cell)
@@ -100,7 +101,7 @@ def cell_setup(ctx: SweepContext, cell: Cell) -> CellSetup:
         task=TaskIdentity(id=bench.task, version=t_entry.obj.meta.version,
                           config_hash=config_hash(task.config.model_dump(mode="json"))),
         dataset=DatasetIdentity(id=bench.dataset, version=d_entry.obj.meta.version,
-                                fingerprint=ctx.fingerprint(bench.dataset),
+                                fingerprint=ctx.fingerprint(key),
                                 options=bench.options_for(ctx.options.profile)),
         profile=ctx.options.profile,
         label_subset=subset_hash([u.id for u in label_units]),

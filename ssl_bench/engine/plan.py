@@ -16,6 +16,7 @@ benchmark naming an unknown dataset or task stops the run at plan time either wa
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,17 +142,26 @@ def cell_seed(seed: int, cell: Cell) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def data_key(dataset_id: str, options: dict[str, Any]) -> str:
+    """The key of one opened dataset: its id, plus its reader options when it has any (two
+    benchmarks may read one dataset with different options, e.g. another split)."""
+    return dataset_id if not options else f"{dataset_id}{json.dumps(options, sort_keys=True)}"
+
+
 @dataclass
 class DataSources:
-    """Where each dataset of the run is read from and whether it is synthetic."""
+    """Where each dataset of the run is read from, whether it is synthetic, and the reader
+    options of each opened dataset (by :func:`data_key`)."""
 
     roots: dict[str, Path] = field(default_factory=dict)
     synthetic: dict[str, bool] = field(default_factory=dict)
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: data key -> (dataset id, reader options)
+    instances: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def open(self, regs: Registries, dataset_id: str) -> Dataset:
+    def open(self, regs: Registries, key: str) -> Dataset:
+        dataset_id, options = self.instances[key]
         cls = regs.datasets.get(dataset_id)
-        ds = cls(self.roots[dataset_id], self.options.get(dataset_id, {}))
+        ds = cls(self.roots[dataset_id], options)
         ds.synthetic = self.synthetic[dataset_id]
         return ds
 
@@ -224,10 +234,7 @@ def resolve_data(options: RunOptions, benchmarks: list[Benchmark], regs: Registr
     needed = sorted({b.dataset for b in benchmarks})
     for b in benchmarks:
         wanted = b.options_for(options.profile)
-        prev = sources.options.setdefault(b.dataset, wanted)
-        if prev != wanted:
-            raise SSLBenchError(f"benchmarks disagree on the options of dataset {b.dataset!r}; "
-                                "run them separately")
+        sources.instances[data_key(b.dataset, wanted)] = (b.dataset, wanted)
     if options.data_root is not None:
         for dataset_id in needed:
             root = options.data_root / dataset_id

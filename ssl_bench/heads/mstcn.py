@@ -7,13 +7,21 @@ Sources (facts only; the code is written here):
   ``num_layers`` dilated residual layers (kernel 3, dilation ``2**i``, ReLU, 1x1 conv, dropout,
   residual add) and a 1x1 output conv; stage ``s > 1`` takes the softmax of stage ``s - 1``;
   loss = cross-entropy of every stage + 0.15 x truncated MSE between the log-softmax of
-  neighbouring frames, clamped at tau**2 = 16 (tau = 4), the previous frame detached.
+  neighbouring frames, clamped at tau**2 = 16 (tau = 4), the previous frame detached
+  (``main.py``: 4 stages x 10 layers x 64 maps, Adam 5e-4, 50 epochs, one video per batch).
+  The 0.15 weight here is MS-TCN's; the harness's default of 3 stages x 12 layers is its own
+  choice (TeCNO uses 2 stages; 12 layers and 64 maps are DistillSelf's, below).
 * Czempiel et al., "TeCNO: Surgical Phase Recognition with Multi-Stage Temporal Convolutional
   Networks", MICCAI 2020 (public code ``tobiascz/TeCNO``): the convolutions are *causal* (the
   output at frame t sees frames <= t only), so the model runs online.  Here causality comes from
   padding only on the left by ``2 * dilation`` frames.
-* DistillSelf / SelfSupSurg (specs/METHODS.md): 3 stages (2 for M2CAI16), 12 layers, 64 maps,
-  Adam 5e-4, 100 epochs.
+* DistillSelf (Ding, Liu, Li, MICCAI 2022; ``xmed-lab/DistillingSelf``): its released
+  ``train.py`` (``--model Base``) builds ``models/ms_tcn.py: BaseCausalTCN``, a *single-stage*
+  causal TCN: ``nn.Dropout2d()`` (p 0.5) over the input feature channels (each feature channel
+  zeroed for the whole video), then the 1x1 conv, 12 causal dilated residual layers of 64 maps
+  (each with ``nn.Dropout()``, p 0.5) and the 1x1 output conv; loss = cross-entropy + 1.0 x the
+  same truncated MSE (clamp 16).  ``CausalMSTCN(num_stages=1, input_dropout=0.5)`` is that
+  model; ``num_stages = 3`` in that ``train.py`` is never used by it.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: MS-TCN's smoothing-loss weight (lambda) and clamp (tau**2 with tau = 4)
+#: MS-TCN's smoothing-loss weight (lambda) and clamp (tau**2 with tau = 4); DistillSelf's
+#: released train.py uses weight 1.0 with the same clamp
 SMOOTHING_WEIGHT = 0.15
 SMOOTHING_CLAMP = 16.0
 
@@ -59,19 +68,30 @@ class SingleStageTCN(nn.Module):
 
 
 class CausalMSTCN(nn.Module):
-    """``(B, in_dim, T)`` features -> ``(num_stages, B, num_classes, T)`` logits, causal in T."""
+    """``(B, in_dim, T)`` features -> ``(num_stages, B, num_classes, T)`` logits, causal in T.
+
+    ``input_dropout > 0`` applies ``nn.Dropout2d`` to the input of the first stage, viewed as
+    ``(B, in_dim, T, 1)``: in training, each feature channel of each video is zeroed over the
+    whole video with that probability (DistillSelf's ``BaseCausalTCN``); 0 leaves the input as is.
+    """
 
     def __init__(self, in_dim: int, num_classes: int, num_stages: int = 3, num_layers: int = 12,
-                 channels: int = 64, dropout: float = 0.5) -> None:
+                 channels: int = 64, dropout: float = 0.5, input_dropout: float = 0.0) -> None:
         super().__init__()
         if not 1 <= num_stages <= 8:
             raise ValueError(f"num_stages must be in [1, 8], got {num_stages}")
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
+        # no module (and no random draw) when off, so the default model is unchanged
+        self.input_dropout = nn.Dropout2d(input_dropout) if input_dropout > 0 else None
         self.stages = nn.ModuleList(
             [SingleStageTCN(in_dim, num_classes, num_layers, channels, dropout)]
             + [SingleStageTCN(num_classes, num_classes, num_layers, channels, dropout)
                for _ in range(num_stages - 1)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_dropout is not None:
+            x = self.input_dropout(x.unsqueeze(-1)).squeeze(-1)
         out = self.stages[0](x)
         outputs = [out]
         for stage in self.stages[1:]:

@@ -77,6 +77,38 @@ def test_monai_layout_gives_the_same_units(tmp_path: Path) -> None:
     assert raw == monai
 
 
+def test_monai_split_uses_the_manifest_lists_and_has_no_val(tmp_path: Path) -> None:
+    monai = {**NATIVE, "split": "monai"}
+    # the manifest's training cases are train, its validation cases test, nothing is val
+    root = write_monai(tmp_path / "monai")
+    units = Btcv(root, monai, cache_dir=tmp_path / "c").units()
+    assert [(u.id, u.split) for u in units] == [
+        ("img0004", "train"), ("img0005", "train"), ("img0006", "train"), ("img0035", "test")]
+    # the raw layout has no manifest: MONAI's published lists (validation 0035-0040)
+    raw = Btcv(write_raw(tmp_path / "raw"), monai, cache_dir=tmp_path / "c").units()
+    assert raw == units
+    # a manifest with other lists is followed, not the published ids
+    manifest = json.loads((root / "dataset_0.json").read_text())
+    manifest["training"], manifest["validation"] = (manifest["validation"],
+                                                    manifest["training"])
+    (root / "dataset_0.json").write_text(json.dumps(manifest))
+    swapped = Btcv(root, monai, cache_dir=tmp_path / "c").units()
+    assert [u.split for u in swapped] == ["test", "test", "test", "train"]
+    # the other splits still depend on the case id only
+    assert [u.split for u in Btcv(root, NATIVE).units()] == ["test", "train", "val", "test"]
+
+
+def test_monai_split_needs_both_manifest_lists(tmp_path: Path) -> None:
+    root = write_monai(tmp_path / "btcv")
+    manifest = json.loads((root / "dataset_0.json").read_text())
+    del manifest["validation"]
+    (root / "dataset_0.json").write_text(json.dumps(manifest))
+    assert len(Btcv(root, NATIVE).units()) == 3  # the default split does not need it
+    with pytest.raises(DataError) as exc:
+        Btcv(root, {**NATIVE, "split": "monai"}).units()
+    assert "'validation'" in _one_line(exc) and str(root / "dataset_0.json") in str(exc.value)
+
+
 def test_load_lps_volume_slices_in_radiological_order(tmp_path: Path) -> None:
     ds = Btcv(write_raw(tmp_path / "btcv"), NATIVE, cache_dir=tmp_path / "cache")
     data = ds.load(ds.units()[0], size=16)

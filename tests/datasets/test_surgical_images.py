@@ -35,6 +35,10 @@ GREY_MASK = np.array([[21, 21, 31, 31],
 CLASS_MASK_13 = np.array([[2, 2, 5, 5], [2, 2, 5, 5], [0, 0, 8, 8], [0, 0, 8, 255]], np.uint8)
 # the 8-class merge: liver 2, instrument 5, background 0, cystic duct -> gallbladder 6
 CLASS_MASK_8 = np.array([[2, 2, 5, 5], [2, 2, 5, 5], [0, 0, 6, 6], [0, 0, 6, 255]], np.uint8)
+# EndoViT's 8 classes (CholecSeg8k_color_dict_combined_classes.py): liver 2, grasper ->
+# instruments 7, background 0, cystic duct -> misc 6
+CLASS_MASK_8_ENDOVIT = np.array([[2, 2, 7, 7], [2, 2, 7, 7], [0, 0, 6, 6], [0, 0, 6, 255]],
+                                np.uint8)
 
 
 def write_clip(root: Path, video: int, start: int, n: int, rgba_frame: int | None = None) -> Path:
@@ -80,6 +84,35 @@ def test_cholecseg8k_units_masks_and_rgba(cholecseg_root: Path) -> None:
     merged = CholecSeg8k(cholecseg_root, {"classes": "8"})
     assert len(merged.meta.classes) == 8 and len(CholecSeg8k.meta.classes) == 13
     np.testing.assert_array_equal(merged.load(units[0], size=4).masks[0], CLASS_MASK_8)
+
+
+def test_cholecseg8k_endovit_classes_split_and_video_units(cholecseg_root: Path) -> None:
+    write_clip(cholecseg_root, 27, 400, 2)  # test under EndoViT's split
+    write_clip(cholecseg_root, 17, 0, 1)  # val under EndoViT's split
+    dataset = CholecSeg8k(cholecseg_root, {"classes": "8-endovit", "split": "endovit",
+                                           "unit": "video"})
+    assert dataset.meta.classes == ("Black Background", "Abdominal Wall", "Liver",
+                                    "Gastrointestinal Tract", "Fat", "Gallbladder", "Misc",
+                                    "Instruments")
+    # every grey value of the 13 classes -> EndoViT's class (its watershed_to_class_v3)
+    endovit = {50: 0, 11: 1, 21: 2, 13: 3, 12: 4, 22: 5, 23: 6, 24: 6, 25: 6, 33: 6, 5: 6,
+               31: 7, 32: 7, 0: 255, 255: 255}
+    assert {grey: int(dataset.lut[grey]) for grey in endovit} == endovit
+    units = dataset.units()
+    assert [(u.id, u.split, u.source) for u in units] == [
+        ("video01", "train", "cholec80/video01"), ("video09", "train", "cholec80/video09"),
+        ("video12", "test", "cholec80/video12"), ("video17", "val", "cholec80/video17"),
+        ("video27", "test", "cholec80/video27")]
+    # a video unit holds the frames of all its clips, in frame order
+    video12 = dataset.load(units[2], size=4)
+    assert video12.frame_ids.tolist() == [0, 1, 80, 81]
+    np.testing.assert_array_equal(video12.masks[3], CLASS_MASK_8_ENDOVIT)
+    assert dataset.info()["frames"] == {"train": 5, "val": 1, "test": 6}
+    assert dataset.check() == []
+    # clip units under the same split; the default split is unchanged
+    clips = CholecSeg8k(cholecseg_root, {"split": "endovit"}).units()
+    assert [u.split for u in clips if u.id.startswith("video12")] == ["test", "test"]
+    assert [u.split for u in CholecSeg8k(cholecseg_root).units()][:2] == ["test", "val"]
 
 
 def test_cholecseg8k_unknown_grey_value(cholecseg_root: Path) -> None:

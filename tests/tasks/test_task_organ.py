@@ -188,3 +188,14 @@ def test_steps_per_epoch_fixes_the_budget_whatever_the_label_fraction(
     n_train = result.details["n_train_frames"]
     per_pass = len(list(shuffled_batches(n_train, 4, torch.Generator().manual_seed(0))))
     assert per_pass <= math.ceil(n_train / 4) and one_pass.n_losses == 2 * per_pass
+
+
+def test_no_val_split_keeps_the_last_epoch(tmp_path: Path) -> None:
+    # btcv's "monai" split (benchmark btcv-organ-monai, finetune) has no val units: MONAI
+    # selects on its test volumes, the harness keeps the last epoch instead
+    cell = make_cell(tmp_path, RecordingVolumeDataset(), protocol="finetune")
+    cell.units["val"] = []
+    result = run(cell)
+    assert math.isfinite(result.metrics["mean_dice"])
+    assert result.details["selection"] == "last epoch (no val units)"
+    assert result.details["best_val_score"] is None

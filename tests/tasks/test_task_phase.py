@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -132,3 +133,92 @@ def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
     b = run(make_cell(tmp_path / "b", RecordingVideoDataset(), seed=1))
     assert a.metrics == b.metrics
     assert a.details["val_history"] == b.details["val_history"]
+
+
+# ------------------------------------------------------------- DistillSelf's temporal protocol
+class MultiRateVideoDataset(RecordingVideoDataset):
+    """The tiny videos at any whole frame rate: each 1-fps frame (and its phase) repeated
+    ``fps`` times, so a 5-fps load has five times the frames of a 1-fps one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rates: list[float] = []
+
+    def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
+        self.rates.append(fps)
+        data = super().load(unit, size, 1.0)
+        k = int(fps)
+        assert k == fps, "the test double serves whole frame rates only"
+        return UnitData(unit, np.repeat(data.frames, k, axis=0),
+                        phases=np.repeat(data.phases, k), fps=fps,
+                        frame_ids=np.arange(len(data.phases) * k) * 5)
+
+
+def distillself_config(profile: str = "smoke") -> Any:
+    from ssl_bench.default_plugins.benchmarks import PUBLISHED_PROTOCOL_BENCHMARKS
+
+    bench = next(b for b in PUBLISHED_PROTOCOL_BENCHMARKS if b.id == "cholec80-phase-distillself")
+    return PhaseRecognition.make_config(profile, bench.task_options_for(profile))
+
+
+def test_distillself_options_build_the_released_temporal_protocol() -> None:
+    cfg = distillself_config("paper")
+    assert (cfg.num_stages, cfg.num_layers, cfg.channels) == (1, 12, 64)
+    assert (cfg.dropout, cfg.input_dropout, cfg.smoothing_weight) == (0.5, 0.5, 1.0)
+    assert (cfg.lr, cfg.weight_decay, cfg.lr_halve_every, cfg.epochs) == (5e-4, 1e-5, 30, 100)
+    assert cfg.feature_fps == 5.0 and cfg.fresh_optimizer_each_epoch and cfg.batch_size == 1
+    # the defaults stay those of the MS-TCN protocol
+    default = PhaseRecognition.make_config("paper")
+    assert (default.num_stages, default.input_dropout, default.smoothing_weight) == (3, 0.0, 0.15)
+    assert default.feature_fps == 1.0 and default.lr_halve_every is None
+
+
+def test_temporal_lr_halves_at_the_start_of_every_30th_epoch() -> None:
+    from ssl_bench.default_plugins.tasks.phase import temporal_lr
+
+    lrs = {e: temporal_lr(5e-4, e, 30) for e in (1, 29, 30, 59, 60, 89, 90, 100)}
+    assert lrs == {1: 5e-4, 29: 5e-4, 30: 2.5e-4, 59: 2.5e-4, 60: 1.25e-4, 89: 1.25e-4,
+                   90: 6.25e-5, 100: 6.25e-5}
+    assert temporal_lr(3e-3, 77, None) == 3e-3
+
+
+@pytest.mark.parametrize("protocol", ["linear", "finetune"])
+def test_distillself_variant_runs_on_5fps_features(tmp_path: Path, protocol: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl_bench.metrics.phase as phase_module
+
+    metric_rates: list[float] = []
+    real_phase_metrics = phase_module.phase_metrics
+
+    def recording_phase_metrics(*args: Any, **kwargs: Any) -> Any:
+        metric_rates.append(kwargs["fps"])
+        return real_phase_metrics(*args, **kwargs)
+
+    monkeypatch.setattr(phase_module, "phase_metrics", recording_phase_metrics)
+    dataset = MultiRateVideoDataset()
+    cell = make_cell(tmp_path, dataset, protocol=protocol)
+    result = PhaseRecognition(distillself_config()).evaluate(cell)
+    assert math.isfinite(result.metrics["accuracy"]) and result.details["feature_fps"] == 5.0
+    # the temporal model saw 5-fps features: five times the frames of the 1-fps videos
+    one_fps = sum(len(TinyVideoDataset(Path(".")).load(u, 8).phases) for u in cell.label_units)
+    assert result.details["n_train_frames"] == 5 * one_fps
+    # the relaxed boundary is 10 s at 5 fps: every phase_metrics call got fps 5
+    assert metric_rates and set(metric_rates) == {5.0}
+    if protocol == "finetune":  # stage 1 fine-tunes on 1-fps frames, features come at 5
+        assert set(dataset.rates) == {1.0, 5.0}
+        assert result.details["finetune_best_epoch"] >= 1
+    else:  # cached 5-fps features carry the frame rate in their key
+        assert set(dataset.rates) == {5.0}
+        names = [p.name for p in cell.cache.root.glob("*.npz")]
+        assert names and all(n.startswith("frame-features-5fps") for n in names)
+
+
+def test_5fps_features_do_not_reuse_1fps_cache_entries(tmp_path: Path) -> None:
+    dataset = MultiRateVideoDataset()
+    cache = ArrayCache(tmp_path / "cache")
+    run(make_cell(tmp_path, dataset, cache=cache))
+    misses = cache.misses
+    PhaseRecognition(distillself_config()).evaluate(make_cell(tmp_path, dataset, cache=cache))
+    assert cache.misses == 2 * misses  # every 5-fps feature is new
+    assert sorted({p.name.split("_")[0] for p in cache.root.glob("*.npz")}) == [
+        "frame-features", "frame-features-5fps"]

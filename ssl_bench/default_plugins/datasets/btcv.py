@@ -24,10 +24,19 @@ so the benchmark's labelled test split comes from the 30 training cases:
   (4 of the 18 TransUNet training cases, spread over the id range); train = the other 14.
 * ``"24/6"``: test = the 6 MONAI validation cases 0035-0040; val = 0004, 0009, 0025, 0031
   (4 of the 24 MONAI training cases); train = the other 20.
+* ``"monai"``: MONAI's own lists. With the MONAI layout, the ``training`` cases of
+  ``dataset_0.json`` are train and its ``validation`` cases are test; without a manifest (the
+  raw layout), the lists of MONAI's published ``dataset_0.json`` are used (training 0001-0010
+  and 0021-0034, validation 0035-0040). There is **no val split**: MONAI's tutorials keep the
+  checkpoint with the best Dice on those validation cases, which here are the test cases, so
+  tasks keep their last epoch instead; in exchange all 24 training volumes can be labelled
+  (the 6 / 12 / 24-volume settings of MONAI's self-supervised pretraining tutorial).
 
 The default is 18/12 because the built-in benchmark is a 2-D slice protocol like TransUNet's,
 the most reported one on Synapse, and because 12 test volumes give a less noisy estimate than 6.
-The split depends only on the case id, never on the layout, so both layouts give the same units.
+The fixed splits depend only on the case id, never on the layout, so both layouts give the same
+units; ``"monai"`` follows the manifest when there is one (the standard manifest gives the same
+units as the raw layout).
 
 Units: one per volume, ``Unit(id="img0001", split, source="btcv/0001")``. Loading follows the
 MONAI BTCV recipe (see :mod:`.volume`).
@@ -66,7 +75,13 @@ SPLITS_BY_OPTION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _CASE_ID = re.compile(r"(\d{4})")
 
 
-def btcv_split(case_id: str, split: str) -> str:
+def btcv_split(case_id: str, split: str, manifest_lists: dict[str, str] | None = None) -> str:
+    """Split of ``case_id`` under the ``split`` option; ``manifest_lists`` maps case ids to
+    ``"training"`` / ``"validation"`` as listed in dataset_0.json (``monai`` split only)."""
+    if split == "monai":
+        if manifest_lists is not None:
+            return "test" if manifest_lists.get(case_id) == "validation" else "train"
+        return "test" if case_id in MONAI_VALIDATION_IDS else "train"
     test, val = SPLITS_BY_OPTION[split]
     return "test" if case_id in test else "val" if case_id in val else "train"
 
@@ -77,7 +92,7 @@ def case_id_of(path: Path) -> str | None:
 
 
 class BtcvOptions(VolumeOptions):
-    split: Literal["18/12", "24/6"] = "18/12"
+    split: Literal["18/12", "24/6", "monai"] = "18/12"
 
 
 class Btcv(VolumeDataset):
@@ -100,8 +115,11 @@ class Btcv(VolumeDataset):
 
     # -- layout -----------------------------------------------------------------------
     def _pairs(self) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-        """(case id, image, label) for every labelled case found, and layout problems."""
+        """(case id, image, label) for every labelled case found, and layout problems; sets
+        ``self.manifest_lists`` (case id -> the dataset_0.json list holding it) when the layout
+        has a manifest, else None."""
         root = self.root
+        self.manifest_lists: dict[str, str] | None = None
         for raw in (root / "RawData" / "Training", root / "Training"):
             if (raw / "img").is_dir():
                 self.layout = "raw"
@@ -150,11 +168,19 @@ class Btcv(VolumeDataset):
         except DataError as exc:
             return [], [str(exc)]
         pairs, problems = [], []
-        entries = [*(data.get("training") or []), *(data.get("validation") or [])]
+        training = list(data.get("training") or [])
+        validation = list(data.get("validation") or [])
+        entries = [(e, "training") for e in training] + [(e, "validation") for e in validation]
         if not entries:
             return [], [f"{manifest}: no 'training' or 'validation' entries; restore "
                         "dataset_0.json from MONAI's BTCV tutorial"]
-        for n, entry in enumerate(entries):
+        split = self.options.split  # type: ignore[attr-defined]
+        if split == "monai" and not (training and validation):
+            return [], [f"{manifest}: split 'monai' needs both a 'training' and a 'validation' "
+                        "list; restore dataset_0.json from MONAI's BTCV tutorial or use split "
+                        "'24/6'"]
+        self.manifest_lists = {}
+        for n, (entry, listed) in enumerate(entries):
             if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
                 problems.append(f"{manifest}: entry {n} is not an object with 'image' and "
                                 "'label'; fix the manifest")
@@ -170,6 +196,7 @@ class Btcv(VolumeDataset):
                 problems.append(f"{manifest}: entry {n} image {entry['image']!r} has no 4-digit "
                                 "case id; BTCV images are named img0001.nii.gz")
                 continue
+            self.manifest_lists.setdefault(cid, listed)
             pairs.append((cid, image, label))
         return pairs, problems
 
@@ -194,7 +221,8 @@ class Btcv(VolumeDataset):
                 problems.append(f"{label}: label file not found for {image.name}; extract the "
                                 "BTCV labels next to the images")
                 continue
-            unit = Unit(id=f"img{cid}", split=btcv_split(cid, split), source=f"btcv/{cid}")
+            unit = Unit(id=f"img{cid}", split=btcv_split(cid, split, self.manifest_lists),
+                        source=f"btcv/{cid}")
             cases.append(VolumeCase(unit=unit, image=image, label=label))
         return cases, problems
 

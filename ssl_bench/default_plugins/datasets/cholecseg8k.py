@@ -16,16 +16,31 @@ Labels come from the watershed mask (channel 0; RGBA masks lose their alpha). Gr
 noted in public CholecSeg8k loaders) read as ignore 255 and are not reported by ``check``;
 any other value is reported by ``check`` and read as ignore by ``load``.
 
-Option ``classes="8"`` (the instance's ``meta.classes`` then lists 8 names) merges the 13
-classes into 8 anatomical groups: background, abdominal wall, liver (+ hepatic vein, liver ligament), GI tract, fat, instrument (grasper + L-hook),
-gallbladder (+ cystic duct), other tissue (connective tissue, blood). NOTE: this grouping is
-the harness's own; no public 8-class CholecSeg8k mapping could be verified, so check it
-against the paper you compare with.
+Option ``classes`` (the instance's ``meta.classes`` then lists the merged names):
 
-Split (no official one): torch-em's, by video: test = video01, video55; val = video09,
-video52; train = the other 13. A unit is one clip (``video01_16585``), its source the Cholec80
-video it comes from (``cholec80/video01``), so the harness keeps val/test videos out of
-pretraining across both datasets.
+* ``"13"`` (default): the 13 classes above.
+* ``"8"`` merges them into 8 anatomical groups: background, abdominal wall, liver (+ hepatic
+  vein, liver ligament), GI tract, fat, instrument (grasper + L-hook), gallbladder (+ cystic
+  duct), other tissue (connective tissue, blood). This grouping is the harness's own.
+* ``"8-endovit"``: EndoViT's 8 classes (``DominikBatic/EndoViT``,
+  ``datasets/CholecSeg8k/utils/CholecSeg8k_color_dict_combined_classes.py``,
+  ``watershed_to_class_v3``): 0 background, 1 abdominal wall, 2 liver, 3 GI tract, 4 fat,
+  5 gallbladder, 6 misc (connective tissue, blood, cystic duct, hepatic vein, liver ligament),
+  7 instruments (grasper, L-hook). EndoViT also maps grey 0 and 255 to an ignored class.
+
+Option ``split`` (no official split exists):
+
+* ``"torch-em"`` (default): torch-em's, by video: test = video01, video55; val = video09,
+  video52; train = the other 13.
+* ``"endovit"``: EndoViT's (``finetuning/semantic_segmentation/output_dir/*/*/*/*.json``,
+  "Splits"): test = video12, video27; val = video17, video52; train = the other 13.
+
+Option ``unit``: ``"clip"`` (default) makes each clip a unit (``video01_16585``);
+``"video"`` makes each video a unit (``video01``: the frames of all its clips, in frame order),
+so label counts count videos, as EndoViT's few-shot settings do (1, 2 or 4 of the 13 training
+videos). Either way a unit's source is the Cholec80 video it comes from
+(``cholec80/video01``), so the harness keeps val/test videos out of pretraining across both
+datasets.
 """
 
 from __future__ import annotations
@@ -60,21 +75,37 @@ CLASSES_8 = ("Background", "Abdominal Wall", "Liver", "Gastrointestinal Tract", 
              "Instrument", "Gallbladder", "Other Tissue")
 #: 13-class id -> 8-class id
 MERGE_13_TO_8 = (0, 1, 2, 3, 4, 5, 7, 7, 6, 5, 6, 2, 2)
+CLASSES_8_ENDOVIT = ("Black Background", "Abdominal Wall", "Liver", "Gastrointestinal Tract",
+                     "Fat", "Gallbladder", "Misc", "Instruments")
+#: 13-class id -> EndoViT's 8-class id
+MERGE_13_TO_8_ENDOVIT = (0, 1, 2, 3, 4, 7, 6, 6, 6, 7, 5, 6, 6)
+#: option value -> (class names, 13-class id -> merged id)
+MERGED_CLASSES: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+    "8": (CLASSES_8, MERGE_13_TO_8),
+    "8-endovit": (CLASSES_8_ENDOVIT, MERGE_13_TO_8_ENDOVIT),
+}
 VIDEOS = (1, 9, 12, 17, 18, 20, 24, 25, 26, 27, 28, 35, 37, 43, 48, 52, 55)
-TEST_VIDEOS = (1, 55)
-VAL_VIDEOS = (9, 52)
+#: split option -> (test videos, val videos); every other video is train
+SPLIT_VIDEOS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "torch-em": ((1, 55), (9, 52)),
+    "endovit": ((12, 27), (17, 52)),
+}
 CLIP_NAME = re.compile(r"^video(\d{2})_(\d{5})$")
+VIDEO_NAME = re.compile(r"^video(\d{2})$")
 FRAME_NAME = re.compile(r"^frame_(\d+)_endo\.png$")
 
 
 class CholecSeg8kOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    classes: Literal["13", "8"] = "13"
+    classes: Literal["13", "8", "8-endovit"] = "13"
+    split: Literal["torch-em", "endovit"] = "torch-em"
+    unit: Literal["clip", "video"] = "clip"
 
 
-def cholecseg8k_split(video: int) -> str:
-    return "test" if video in TEST_VIDEOS else "val" if video in VAL_VIDEOS else "train"
+def cholecseg8k_split(video: int, split: str = "torch-em") -> str:
+    test, val = SPLIT_VIDEOS[split]
+    return "test" if video in test else "val" if video in val else "train"
 
 
 class CholecSeg8k(FrameSegmentationDataset):
@@ -100,11 +131,12 @@ class CholecSeg8k(FrameSegmentationDataset):
                  cache_dir: Path | None = None) -> None:
         super().__init__(root, options, cache_dir)
         lut = grey_lut(GREY_TO_CLASS)
-        if self.options.classes == "8":
-            merged = np.asarray(MERGE_13_TO_8 + (255,) * (256 - len(MERGE_13_TO_8)), np.uint8)
+        if self.options.classes in MERGED_CLASSES:
+            names, merge = MERGED_CLASSES[self.options.classes]
+            merged = np.asarray(merge + (255,) * (256 - len(merge)), np.uint8)
             lut = merged[lut]
             # instance-level meta: the harness sizes its heads from ``dataset.meta.classes``
-            self.meta = type(self).meta.model_copy(update={"classes": CLASSES_8})
+            self.meta = type(self).meta.model_copy(update={"classes": names})
         self.lut = lut
         self.known = np.zeros(256, dtype=bool)
         self.known[list(GREY_TO_CLASS)] = True
@@ -126,8 +158,13 @@ class CholecSeg8k(FrameSegmentationDataset):
                 if int(match.group(1)) != number:
                     raise DataError(f"{clip}: clip of video {match.group(1)} inside "
                                     f"{video_dir.name}/")
-                units.append(Unit(id=clip.name, split=cholecseg8k_split(number),
+                units.append(Unit(id=clip.name,
+                                  split=cholecseg8k_split(number, self.options.split),
                                   source=f"cholec80/{video_dir.name}"))
+        if self.options.unit == "video":
+            # one unit per video that has clips, in the order of the clips
+            units = list({u.source: Unit(id=u.source.split("/")[1], split=u.split,
+                                         source=u.source) for u in units}.values())
         if not units:
             raise DataError(f"{self.root}: no videoNN/videoNN_SSSSS/ clip folders; point the root "
                             "at the extracted CholecSeg8k folder")
@@ -136,17 +173,27 @@ class CholecSeg8k(FrameSegmentationDataset):
     def _clip_dir(self, unit: Unit) -> Path:
         return self.root / unit.id[:7] / unit.id
 
+    def _clip_dirs(self, unit: Unit) -> list[Path]:
+        """The clip folders of a unit: the clip itself, or every clip of a video unit."""
+        if VIDEO_NAME.match(unit.id):
+            video = self.root / unit.id
+            clips = sorted(p for p in video.glob(f"{unit.id}_*")
+                           if p.is_dir() and CLIP_NAME.match(p.name))
+            if not clips:
+                raise DataError(f"{video}: no {unit.id}_SSSSS/ clip folders")
+            return clips
+        return [self._clip_dir(unit)]
+
     def frames_of(self, unit: Unit) -> list[tuple[int, Path]]:
-        clip = self._clip_dir(unit)
-        if not clip.is_dir():
-            raise DataError(f"{clip}: clip folder is missing")
         items = []
-        for path in clip.iterdir():
-            match = FRAME_NAME.match(path.name)
-            if match:
-                items.append((int(match.group(1)), path))
-        if not items:
-            raise DataError(f"{clip}: no frame_K_endo.png files")
+        for clip in self._clip_dirs(unit):
+            if not clip.is_dir():
+                raise DataError(f"{clip}: clip folder is missing")
+            found = [(int(m.group(1)), path) for path in clip.iterdir()
+                     if (m := FRAME_NAME.match(path.name))]
+            if not found:
+                raise DataError(f"{clip}: no frame_K_endo.png files")
+            items.extend(found)
         return sorted(items)
 
     def read_mask(self, unit: Unit, frame_id: int, image_path: Path

@@ -90,8 +90,8 @@ def feature_key(cell: CellInputs, kind: str, unit: Unit, fingerprint: str) -> st
 
 
 def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerprint: str | None,
-                        batch_size: int, need: str, loaded: dict[str, UnitData] | None = None
-                        ) -> dict[str, np.ndarray]:
+                        batch_size: int, need: str, loaded: dict[str, UnitData] | None = None,
+                        fps: float = 1.0) -> dict[str, np.ndarray]:
     """Per-frame features of one video (``Encoder.frame_features``, float32 ``(T, C)``) with
     every per-frame label it has (``"phases"`` ``(T,)``, ``"tools"`` ``(T, K)``).
 
@@ -99,11 +99,16 @@ def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerpr
     ``feature_key(cell, "frame-features", ...)``, so phase recognition and tool presence share
     one extraction per (checkpoint, video); an entry cached without the label ``need`` (written
     before that label was stored) is recomputed and replaced. Without one (fine-tuned weights)
-    it is computed from ``loaded`` data or a fresh load. The caller checks that ``need`` is in
-    the result (a dataset without that label)."""
+    it is computed from ``loaded`` data (frames already at ``fps``) or a fresh load. The
+    caller checks that ``need`` is in the result (a dataset without that label). Frames are
+    sampled at ``fps``; 1-fps features keep the key they always had, other rates name theirs.
+    """
 
     def compute() -> dict[str, np.ndarray]:
-        data = loaded[unit.id] if loaded and unit.id in loaded else load_unit(cell, unit)
+        if loaded and unit.id in loaded:
+            data = loaded[unit.id]
+        else:
+            data = cell.dataset.load(unit, size=cell.image_size, fps=fps)
         frames = to_float_images(data.frames, cell.device)
         with torch.no_grad():
             feats = encoder.frame_features(frames, batch_size=batch_size)
@@ -116,7 +121,8 @@ def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerpr
 
     if fingerprint is None:
         return compute()
-    key = feature_key(cell, "frame-features", unit, fingerprint)
+    kind = "frame-features" if fps == 1.0 else f"frame-features-{fps:g}fps"
+    key = feature_key(cell, kind, unit, fingerprint)
     entry = cell.cache.get_or_compute(key, compute)
     if need not in entry:
         entry = compute()

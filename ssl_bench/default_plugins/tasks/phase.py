@@ -3,23 +3,39 @@
 Protocol (specs/METHODS.md: DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO,
 EndoViT):
 
-* Frames at 1 fps (``dataset.load(..., fps=1.0)``).
+* Frames at ``feature_fps`` (default 1 fps; ``dataset.load(..., fps=feature_fps)``).
 * ``linear``: the frozen encoder's per-frame features (``Encoder.frame_features``; video
-  encoders use causal temporal context) are computed once per (checkpoint, unit) and cached;
-  a causal MS-TCN (:mod:`ssl_bench.heads.mstcn`) is trained on the labelled videos. This is the
-  "frozen trunk + temporal head" protocol; no separate per-frame linear probe is run.
+  encoders use causal temporal context) are computed once per (checkpoint, unit, frame rate)
+  and cached; a causal MS-TCN (:mod:`ssl_bench.heads.mstcn`) is trained on the labelled videos.
+  This is the "frozen trunk + temporal head" protocol; no separate per-frame linear probe is run.
 * ``finetune`` (DistillSelf / TeCNO stage 1 then stage 2): the encoder plus a linear per-frame
-  head are fine-tuned with cross-entropy on the frames of the labelled videos (Adam 1e-4, lr
-  halved every 2 epochs, 10 epochs in DistillSelf); the epoch with the best val frame accuracy
-  is kept (DistillSelf selected it on the test videos; here val is used). Features are then
-  extracted with the fine-tuned encoder (not cached across cells) and the MS-TCN is trained
-  on them as in ``linear``.
-* MS-TCN: 3 stages x 12 layers x 64 maps, Adam 5e-4, 100 epochs in ``paper`` (DistillSelf);
-  cross-entropy + 0.15 x truncated MSE (clamp 16). One video per batch in ``paper`` as in
-  MS-TCN; the smaller profiles batch several videos, padded at the end (causal, so padding never
-  reaches an earlier frame; padded frames carry no loss).
+  head are fine-tuned with cross-entropy on the 1-fps frames of the labelled videos (Adam 1e-4,
+  lr halved every 2 epochs, 10 epochs in DistillSelf); the epoch with the best val frame
+  accuracy is kept (DistillSelf selected it on the test videos; here val is used). Features are
+  then extracted at ``feature_fps`` with the fine-tuned encoder (not cached across cells) and
+  the temporal model is trained on them as in ``linear``.
+* Default temporal model: a causal MS-TCN of 3 stages x 12 layers x 64 maps (dropout 0.5),
+  cross-entropy + 0.15 x truncated MSE (clamp 16), Adam 5e-4, 100 epochs in ``paper``. The
+  multi-stage design and the 0.15 smoothing weight are MS-TCN's (Farha & Gall, whose code uses
+  4 stages x 10 layers), the causal convolutions TeCNO's; 3 stages is this harness's choice;
+  layers, maps, optimiser, lr and epochs match DistillSelf's released ``train.py``, whose
+  model is *not* this one (next item). One video per batch in ``paper`` as in MS-TCN, except
+  that the last batch of an epoch holds two videos when one would be left alone
+  (:func:`~ssl_bench.default_plugins.tasks.common.shuffled_batches`); the smaller profiles batch
+  several videos, padded at the end (causal, so padding never reaches an earlier frame; padded
+  frames carry no loss).
+* DistillSelf's released temporal protocol (``train.py --action base_train``, model
+  ``BaseCausalTCN``), selected by the benchmark ``cholec80-phase-distillself`` through task
+  options: ``num_stages=1`` and ``input_dropout=0.5`` (a single-stage causal TCN, 12 layers,
+  64 maps, ``nn.Dropout2d`` on the input features), ``smoothing_weight=1.0``,
+  ``feature_fps=5``, Adam 5e-4 with ``weight_decay=1e-5``, ``lr_halve_every=30`` (the lr is
+  halved at the start of epochs 30, 60, 90, as ``if epoch % 30 == 0: learning_rate *= 0.5``
+  does there), ``fresh_optimizer_each_epoch=True`` (that loop builds a new Adam every epoch,
+  which resets its moment estimates), 100 epochs, one video per batch. The best epoch is
+  picked on val, not on the test videos as there.
 * Selection: best epoch by mean per-video val accuracy; the test videos are scored once with
-  :func:`ssl_bench.metrics.phase.phase_metrics` (fps 1, the dataset's relaxed phase groups).
+  :func:`ssl_bench.metrics.phase.phase_metrics` at the features' frame rate (the relaxed
+  boundary is 10 s = ``10 * feature_fps`` frames) with the dataset's relaxed phase groups.
   Main score: video-level accuracy; Jaccard etc. reported alongside.
 """
 
@@ -31,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ssl_bench.api import (CellInputs, Encoder, Task, TaskConfig, TaskMeta, TaskResult, Unit,
@@ -53,24 +70,45 @@ from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
 from ssl_bench.unit_scores import mean_parts, per_unit_values
 
 PAD = -100
+#: frame rate of the stage-1 fine-tuning frames (``common.load_unit``)
+FINETUNE_FPS = 1.0
+
+
+def temporal_lr(base_lr: float, epoch: int, halve_every: int | None) -> float:
+    """The temporal model's lr in 1-based ``epoch``: ``base_lr`` halved at the start of every
+    epoch that is a multiple of ``halve_every`` (DistillSelf's train.py with 30: epochs 1-29 at
+    5e-4, 30-59 at 2.5e-4, 60-89 at 1.25e-4, 90-100 at 6.25e-5); constant when None."""
+    if halve_every is None:
+        return base_lr
+    return base_lr * 0.5 ** (epoch // halve_every)
 
 
 class PhaseRecognitionConfig(TaskConfig):
-    """``epochs``, ``batch_size`` (videos per step), ``lr``, ``weight_decay``: the MS-TCN."""
+    """``epochs``, ``batch_size`` (videos per step), ``lr``, ``weight_decay``: the temporal
+    model (see the module docstring for the defaults and DistillSelf's variant)."""
 
     optimizer: str = "adam"
     num_stages: int = 3
     num_layers: int = 12
     channels: int = 64
     dropout: float = 0.5
+    #: Dropout2d over the input feature channels (0: none; DistillSelf's BaseCausalTCN: 0.5)
+    input_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     smoothing_weight: float = 0.15
+    #: frame rate of the per-frame features the temporal model sees (and of the metrics)
+    feature_fps: float = Field(default=1.0, gt=0.0)
+    #: halve the lr at the start of every epoch that is a multiple of this (None: constant)
+    lr_halve_every: int | None = Field(default=None, ge=1)
+    #: build a new optimiser (fresh moment estimates) at the start of every epoch
+    fresh_optimizer_each_epoch: bool = False
     eval_every: int = 1
     feature_batch_size: int = 64
-    # finetune stage 1: encoder + linear per-frame head
+    # finetune stage 1: encoder + linear per-frame head, on 1-fps frames
     finetune_epochs: int = 10
     finetune_lr: float = 1e-4
     finetune_batch_size: int = 32
-    finetune_lr_halve_every: int = 2
+    #: halve the stage-1 lr after every this many epochs (None: constant)
+    finetune_lr_halve_every: int | None = Field(default=2, ge=1)
     finetune_max_steps_per_epoch: int | None = None
 
 
@@ -79,8 +117,9 @@ class PhaseRecognition(Task):
         id="phase-recognition",
         version="1",
         name="Surgical phase recognition",
-        description="per-frame features at 1 fps + causal MS-TCN; selection on val video "
-        "accuracy; strict and relaxed (10 s) video-level metrics",
+        description="per-frame features (1 fps by default) + causal MS-TCN (or DistillSelf's "
+        "single-stage TCN); selection on val video accuracy; strict and relaxed (10 s) "
+        "video-level metrics",
         label_kind="phase",
         modalities=("video",),
         requires=("frame-features",),
@@ -116,11 +155,13 @@ class PhaseRecognition(Task):
     def _features(self, cell: CellInputs, encoder: Encoder, unit: Unit,
                   fingerprint: str | None, loaded: dict[str, UnitData] | None = None
                   ) -> dict[str, np.ndarray]:
-        """Per-frame features and phases of one video; cached when ``fingerprint`` is given
-        (linear protocol, shared with tool presence: :func:`.common.frame_feature_entry`), else
-        computed from ``loaded`` data or a fresh load."""
+        """Per-frame features and phases of one video at ``feature_fps``; cached when
+        ``fingerprint`` is given (linear protocol, shared with tool presence:
+        :func:`.common.frame_feature_entry`), else computed from ``loaded`` data (frames already
+        loaded at ``feature_fps``) or a fresh load."""
         entry = frame_feature_entry(cell, encoder, unit, fingerprint,
-                                    self.config.feature_batch_size, "phases", loaded)
+                                    self.config.feature_batch_size, "phases", loaded,
+                                    fps=self.config.feature_fps)
         if "phases" not in entry:
             raise SSLBenchError(f"unit {unit.id!r} of dataset {cell.dataset.meta.id!r} has no "
                                 "phase labels; phase recognition needs label_kind 'phase'")
@@ -139,7 +180,8 @@ class PhaseRecognition(Task):
         val = [loaded[u.id] for u in cell.units["val"]]
         params = list(encoder.parameters()) + list(head.parameters())
         optimizer = make_optimizer(params, "adam", cfg.finetune_lr, cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.finetune_lr_halve_every, 0.5)
+        scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, cfg.finetune_lr_halve_every, 0.5)
+                     if cfg.finetune_lr_halve_every is not None else None)
         best_acc, best_epoch, best_state = -1.0, 0, snapshot(encoder)
         for epoch in range(1, cfg.finetune_epochs + 1):
             encoder.train()
@@ -156,7 +198,8 @@ class PhaseRecognition(Task):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
             encoder.eval()
             head.eval()
             accs = []
@@ -227,6 +270,8 @@ class PhaseRecognition(Task):
         else:
             encoder = cell.make_encoder().to(cell.device).eval()
             fingerprint = cell.dataset.fingerprint()
+        if cfg.feature_fps != FINETUNE_FPS:
+            loaded.clear()  # stage 1 read 1-fps frames; the features need other ones
         train = [self._features(cell, encoder, u, fingerprint, loaded) for u in cell.label_units]
         val = [self._features(cell, encoder, u, fingerprint, loaded) for u in cell.units["val"]]
         loaded.clear()
@@ -234,16 +279,23 @@ class PhaseRecognition(Task):
 
         t0 = time.perf_counter()
         model = CausalMSTCN(train[0]["features"].shape[1], num_phases, cfg.num_stages,
-                            cfg.num_layers, cfg.channels, cfg.dropout).to(cell.device)
+                            cfg.num_layers, cfg.channels, cfg.dropout,
+                            input_dropout=cfg.input_dropout).to(cell.device)
         optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
         best_acc, best_epoch, best_state, history = -1.0, 0, snapshot(model), []
         for epoch in range(1, cfg.epochs + 1):
+            lr = temporal_lr(cfg.lr, epoch, cfg.lr_halve_every)
+            if cfg.fresh_optimizer_each_epoch and epoch > 1:
+                optimizer = make_optimizer(model.parameters(), cfg.optimizer, lr,
+                                           cfg.weight_decay)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             model.train()
             for idx in shuffled_batches(len(train), cfg.batch_size, generator):
                 x, y = self._pad([train[i] for i in idx.tolist()], cell.device)
                 loss = mstcn_loss(model(x), y, ignore_index=PAD,
                                   smoothing_weight=cfg.smoothing_weight)
-                check_finite(loss, f"{cell.benchmark.id} MS-TCN training")
+                check_finite(loss, f"{cell.benchmark.id} temporal model training")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -270,11 +322,11 @@ class PhaseRecognition(Task):
 
         preds = self._predict(model, test, cell.device)
         gts = [np.asarray(v["phases"], np.int64) for v in test]
-        metrics, per_class = phase_metrics(preds, gts, num_phases, fps=1.0,
+        metrics, per_class = phase_metrics(preds, gts, num_phases, fps=cfg.feature_fps,
                                            relaxed_groups=meta.relaxed_phase_groups)
         unit_ids = [u.id for u in cell.units["test"]]
         per_unit = per_unit_values(unit_ids, [
-            phase_metrics([p], [g], num_phases, fps=1.0,
+            phase_metrics([p], [g], num_phases, fps=cfg.feature_fps,
                           relaxed_groups=meta.relaxed_phase_groups)[0]
             for p, g in zip(preds, gts)])
         timer.downstream += time.perf_counter() - t0
@@ -284,6 +336,7 @@ class PhaseRecognition(Task):
                      for metric, values in per_class.items()}
         details.update({
             "n_train_frames": int(sum(len(v["phases"]) for v in train)),
+            "feature_fps": cfg.feature_fps,
             "best_epoch": best_epoch,
             "selection": "best val video accuracy" if val else "last epoch (no val units)",
             "best_val_accuracy": best_acc if val else None,
