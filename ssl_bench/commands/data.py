@@ -248,6 +248,7 @@ def prepare_dataset(dataset: "Dataset", variants: Sequence[tuple[int, float]], j
                     every_s: float = 30.0) -> PrepareSummary:
     """Fill ``dataset``'s caches of every unit for every (size, fps) pair of ``variants``,
     ``jobs`` units at a time (1: in this process), showing progress as ``mode`` says."""
+    started = time.perf_counter()
     variants = list(dict.fromkeys((int(size), float(fps)) for size, fps in variants))
     units = dataset.units()
     costs = [dataset.prepare_cost(u, variants) for u in units]
@@ -286,7 +287,7 @@ def prepare_dataset(dataset: "Dataset", variants: Sequence[tuple[int, float]], j
                 _collect(dataset.meta.id, futures, work_queue, report, finished)
     return PrepareSummary(units=len(units), cached_before=len(units) - len(todo),
                           work=sum(costs[i] for i in todo),
-                          seconds=time.perf_counter() - progress.start, jobs=jobs)
+                          seconds=time.perf_counter() - started, jobs=jobs)
 
 
 def worker_context() -> Any:
