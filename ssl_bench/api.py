@@ -127,6 +127,24 @@ class Dataset(ABC):
     def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
         """Load one unit as frames of ``size`` x ``size`` (videos sampled at ``fps``)."""
 
+    def prepare_cost(self, unit: Unit, variants: Sequence[tuple[int, float]]) -> int:
+        """Work left to :meth:`prepare` ``unit`` for ``variants`` ((size, fps) pairs), counted
+        the way ``prepare`` reports it (videos: frames to decode), for progress and ETA; 0 when
+        the caches already hold every variant. Default: 1 (unknown, never skipped)."""
+        return 1
+
+    def prepare(self, unit: Unit, variants: Sequence[tuple[int, float]],
+                progress: Callable[[int], None] | None = None) -> None:
+        """Fill the on-disk caches of ``unit`` for every (size, fps) pair of ``variants`` at
+        once (a video reader decodes once for all of them), calling ``progress(n)`` as ``n``
+        more of :meth:`prepare_cost`'s work is done. Runs in a worker process of
+        ``ssl-bench data prepare --jobs``, so the reader must pickle. Default: :meth:`load`
+        each pair, then report 1."""
+        for size, fps in variants:
+            self.load(unit, size=size, fps=fps)
+        if progress is not None:
+            progress(1)
+
     def check(self) -> list[str]:
         """Problems with the layout on disk, one line each (empty when valid)."""
         from ssl_bench.errors import DataError

@@ -10,13 +10,17 @@ Scripts (each prints its table and writes ``results/<script>.json``):
 * ``feature_reuse.py``: feature cache vs recompute; sweep of 12 cells vs one cell;
 * ``gpu.py``: the pretraining figures on a CUDA GPU (bf16, channels-last, ``torch.compile``,
   loader vs compute); says so and measures nothing without one;
-* ``end_to_end.py``: ``make run`` wall time and peak memory (long: only with ``--with-e2e``).
+* ``end_to_end.py``: ``make run`` wall time and peak memory (long: only with ``--with-e2e``);
+* ``full_scale.py``: Cholec80 at its real size: prepare time, cache disk, memory, pool,
+  paper-profile loader, full-resolution projection (up to 15 minutes: only with
+  ``--with-full-scale``).
 
 Sections of ``README.md`` between ``<!-- perf:NAME -->`` markers are rewritten from the JSON
 of the scripts that own them (the frame-cache and MMS sections are written by hand and left
 as they are). ``--readme-only`` refreshes them from the existing JSON without measuring.
 
-    .venv/bin/python benchmarks/perf/run_all.py [--with-e2e] [--only data_path,feature_reuse]
+    .venv/bin/python benchmarks/perf/run_all.py [--with-e2e] [--with-full-scale]
+        [--only data_path,feature_reuse]
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ SCRIPTS: list[tuple[str, list[str], str | None]] = [
     ("feature_reuse", [], "Reuse: feature cache and sweep"),
     ("gpu", [], "GPU: mixed precision, channels-last, torch.compile"),
     ("end_to_end", [], "End to end: `make run`"),
+    ("full_scale", [], "Full scale: Cholec80 at its real size"),
 ]
+#: scripts run only when asked for (by their flag or by --only)
+LONG = {"end_to_end": "with_e2e", "full_scale": "with_full_scale"}
 BUDGET_S = 15 * 60
 
 
@@ -61,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--with-e2e", action="store_true", help="also run end_to_end.py "
                         "(the whole `make run`: up to 20 minutes)")
+    parser.add_argument("--with-full-scale", action="store_true", help="also run "
+                        "full_scale.py (Cholec80 at its real size: up to 15 minutes)")
     parser.add_argument("--only", default=None, help="comma-separated script names")
     parser.add_argument("--readme-only", action="store_true",
                         help="refresh README.md from the existing JSON, measure nothing")
@@ -73,7 +82,7 @@ def main() -> None:
         for name, extra, _title in SCRIPTS:
             if only is not None and name not in only:
                 continue
-            if name == "end_to_end" and not args.with_e2e and (only is None or name not in only):
+            if name in LONG and not getattr(args, LONG[name]) and only is None:
                 continue
             print(f"== {name} {' '.join(extra)}", flush=True)
             start = time.perf_counter()

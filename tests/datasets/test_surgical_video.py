@@ -153,7 +153,7 @@ def test_frame_cache_hit_decodes_nothing(cholec_root: Path, tmp_path: Path,
     def no_decode(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoded although the frame cache holds the frames")
 
-    monkeypatch.setattr(video_module, "decode_video", no_decode)
+    monkeypatch.setattr(video_module, "decode_frames", no_decode)
     again = Cholec80(cholec_root, cache_dir=tmp_path)  # a second run: fresh reader
     data = again.load(unit, size=16)
     assert isinstance(data.frames, np.memmap) and not data.frames.flags.writeable
@@ -168,13 +168,19 @@ def test_frame_cache_never_keeps_a_half_written_entry(cholec_root: Path, tmp_pat
     dataset = Cholec80(cholec_root, cache_dir=tmp_path)
     unit = dataset.units()[0]
 
-    def crash(tmp: Path, array: np.ndarray) -> None:
-        tmp.write_bytes(b"\x93NUMPY partial")
-        raise KeyboardInterrupt  # killed mid-write
+    calls = []
+    squash = video_module.squash_rgb
 
-    monkeypatch.setattr(video_module, "_save", crash)
+    def crash(image: np.ndarray, size: int) -> np.ndarray:
+        calls.append(size)
+        if len(calls) == 2:  # killed mid-stream: frame 0 is already on disk
+            raise KeyboardInterrupt
+        return squash(image, size)
+
+    monkeypatch.setattr(video_module, "squash_rgb", crash)
     with pytest.raises(KeyboardInterrupt):
         dataset.load(unit, size=16)
+    assert len(calls) == 2
     assert not any((tmp_path / "frames").iterdir())
     monkeypatch.undo()
     assert dataset.load(unit, size=16).frames.shape == (3, 16, 16, 3)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ssl_bench.api import SPLITS, Dataset, Unit, UnitData
-from ssl_bench.default_plugins.datasets.video import FrameCache
+from ssl_bench.default_plugins.datasets.video import FrameCache, video_frame_count
 from ssl_bench.errors import DataError
 
 
@@ -161,6 +161,18 @@ class PhaseVideoDataset(Dataset):
             tools = align_tool_rows(rows[0], rows[1], ids, self.tool_row_spacing)
         return UnitData(unit=unit, frames=frames, phases=phases[ids], fps=fps, frame_ids=ids,
                         tools=tools)
+
+    def prepare_cost(self, unit: Unit, variants: Sequence[tuple[int, float]]) -> int:
+        """Frames to decode (the container's count), or 0 when every variant is cached."""
+        video = self.video_path(unit)
+        if not self.frame_cache.missing(video, variants):
+            return 0
+        return max(1, video_frame_count(video, self.meta.fps)[0])
+
+    def prepare(self, unit: Unit, variants: Sequence[tuple[int, float]],
+                progress: Callable[[int], None] | None = None) -> None:
+        """One decode pass of the unit's video fills every missing (size, fps) variant."""
+        self.frame_cache.fill(self.video_path(unit), variants, self.meta.fps, progress)
 
     def extra_checks(self, unit: Unit) -> list[str]:
         """Dataset-specific problems of one unit, one line each (e.g. Cholec80 tool files)."""
