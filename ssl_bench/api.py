@@ -252,6 +252,21 @@ class MethodContext:
     log: Callable[[str], None] = print
 
 
+@dataclass(frozen=True)
+class AugmentPolicy:
+    """Which view augmentations the data of a pool allows (:func:`ssl_bench.transforms.
+    ssl_augment` follows it): no colour jitter when any of its datasets has calibrated
+    intensities (CT), no horizontal flips when any is lateralized (CT)."""
+
+    colour_jitter: bool = True
+    horizontal_flip: bool = True
+
+    @classmethod
+    def for_datasets(cls, metas: Sequence["DatasetMeta"]) -> "AugmentPolicy":
+        return cls(colour_jitter=not any(m.calibrated_intensity for m in metas),
+                   horizontal_flip=not any(m.lateralized for m in metas))
+
+
 @dataclass
 class PretrainPool:
     """Unlabelled pretraining data: train-split units of the datasets of one domain."""
@@ -259,6 +274,8 @@ class PretrainPool:
     domain: str
     sequences: list[UnitData]
     fingerprint: str
+    #: the view augmentations its data allows (methods pass it to ``ssl_augment``)
+    augment_policy: AugmentPolicy = field(default_factory=AugmentPolicy)
 
     def frame_index(self) -> list[tuple[int, int]]:
         """(sequence, frame) pairs over every frame of the pool."""

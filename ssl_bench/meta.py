@@ -68,6 +68,13 @@ class DatasetMeta(Meta):
     citation: str
     url: str | None = None
     fps: float | None = None  # native frame rate of videos
+    #: pixel intensities are physical measurements (CT Hounsfield units, windowed): colour or
+    #: intensity jitter in SSL views would teach invariance to the signal that identifies
+    #: tissue, so pools holding such data get no colour jitter or grayscale
+    calibrated_intensity: bool = False
+    #: left and right are anatomically distinct (axial CT: liver right, spleen left; left and
+    #: right kidneys): a horizontal flip swaps organs, so pools holding such data get no flips
+    lateralized: bool = False
     #: phase datasets: 0-based phase ids of the two groups with special relaxed-boundary rules
     #: in the official MATLAB evaluation (Cholec80: ((3, 4), (5, 6)); M2CAI16: ((4, 5), (6, 7)))
     relaxed_phase_groups: tuple[tuple[int, ...], tuple[int, ...]] | None = None

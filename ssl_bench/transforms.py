@@ -3,7 +3,9 @@
 Augmentations run on uint8 CHW tensors with torchvision's v2 transforms (no PIL round trip)
 and return float images in [0, 1]; encoders normalise. The recipe is the SimCLR/MoCo v2
 "aug-plus" family: RandomResizedCrop, horizontal flip, colour jitter (p 0.8), grayscale
-(p 0.2), Gaussian blur (p 0.5) — Chen et al. 2020 (arXiv 2002.05709, 2003.04297).
+(p 0.2), Gaussian blur (p 0.5) — Chen et al. 2020 (arXiv 2002.05709, 2003.04297) — minus
+what a pool's data does not allow (:class:`ssl_bench.api.AugmentPolicy`: no colour jitter on
+calibrated CT intensities, no horizontal flips on lateralized anatomy).
 """
 
 from __future__ import annotations
@@ -14,24 +16,40 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from ssl_bench.api import PretrainPool
+from ssl_bench.api import AugmentPolicy, PretrainPool
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 def ssl_augment(size: int, scale: tuple[float, float] = (0.2, 1.0), jitter: float = 0.4,
                 hue: float = 0.1, grayscale_p: float = 0.2, blur_p: float = 0.5,
-                flip_p: float = 0.5) -> Transform:
-    """uint8 (3, H, W) -> float (3, size, size) in [0, 1], one random view."""
+                flip_p: float = 0.5, policy: AugmentPolicy | None = None) -> Transform:
+    """uint8 (3, H, W) -> float (3, size, size) in [0, 1], one random view.
+
+    ``policy`` (the pool's :class:`~ssl_bench.api.AugmentPolicy`) drops what the data does
+    not allow: for CT (calibrated, lateralized) the view is crop + blur only, as CT SSL work
+    keeps intensities and laterality (e.g. Models Genesis, Zhou et al., MedIA 2021, keeps HU
+    values and uses no mirroring across the body's midline; Swin UNETR pretraining, Tang et
+    al., CVPR 2022, uses crops, rotations and cutout, no colour jitter)."""
+    policy = policy or AugmentPolicy()
     kernel = max(3, (size // 10) | 1)
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=scale, antialias=True),
-        v2.RandomHorizontalFlip(flip_p),
-        v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, hue)], p=0.8),
-        v2.RandomGrayscale(grayscale_p),
-        v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur_p),
-        v2.ToDtype(torch.float32, scale=True),
-    ])
+    steps: list[Transform] = [v2.RandomResizedCrop(size, scale=scale, antialias=True)]
+    if policy.horizontal_flip:
+        steps.append(v2.RandomHorizontalFlip(flip_p))
+    if policy.colour_jitter:
+        steps += [v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, hue)], p=0.8),
+                  v2.RandomGrayscale(grayscale_p)]
+    steps += [v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur_p),
+              v2.ToDtype(torch.float32, scale=True)]
+    return v2.Compose(steps)
+
+
+def solarize(policy: AugmentPolicy | None = None, p: float = 0.2) -> list[Transform]:
+    """BYOL's solarisation (threshold 0.5, p 0.2) as a list of steps, empty when the pool's
+    intensities are calibrated (solarising inverts HU values)."""
+    if policy is not None and not policy.colour_jitter:
+        return []
+    return [v2.RandomSolarize(threshold=0.5, p=p)]
 
 
 def resize_only(size: int) -> Transform:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from ssl_bench.api import Dataset, Method, MethodContext, PretrainPool, Unit
+from ssl_bench.api import AugmentPolicy, Dataset, Method, MethodContext, PretrainPool, Unit
 from ssl_bench.engine.plan import DataSources, RunOptions, data_key
 from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
 from ssl_bench.errors import CellFailure, SSLBenchError
@@ -120,8 +120,10 @@ class SweepContext:
     def pool_fingerprint(self, domain: str, size: int, fps: float) -> str:
         key = (domain, size, fps)
         if key not in self.pool_fingerprints:
-            h = hashlib.sha256(f"{domain}|{size}|{fps}".encode())
-            for part in self.pool_units(domain):
+            parts = self.pool_units(domain)
+            policy = AugmentPolicy.for_datasets([p.dataset.meta for p in parts])
+            h = hashlib.sha256(f"{domain}|{size}|{fps}|{policy}".encode())
+            for part in parts:
                 ds = part.dataset
                 h.update(f"{ds.meta.id}:{ds.meta.version}:{self.fingerprint(part.key)}"
                          .encode())
@@ -149,8 +151,9 @@ class SweepContext:
             if not sequences:
                 raise SSLBenchError(f"the {domain} pretraining pool is empty: no train units "
                                     "outside val/test recordings")
+            policy = AugmentPolicy.for_datasets([p.dataset.meta for p in self.pool_units(domain)])
             self.pools[key] = PretrainPool(domain, sequences,
-                                           self.pool_fingerprint(domain, size, fps))
+                                           self.pool_fingerprint(domain, size, fps), policy)
         return self.pools[key]
 
     # ---- methods -----------------------------------------------------------------------

@@ -59,10 +59,18 @@ def config_hash(obj: Any) -> str:
 
 
 def checkpoint_key(method: Method, pool_fingerprint: str, seed: int) -> str:
+    """The content address of a pretraining: the method (id, version, config and the source
+    of its plugin package), the pool, the seed and the ssl-bench version (whose shared code,
+    e.g. the view augmentations, shapes every pretraining)."""
+    from ssl_bench import __version__
+    from ssl_bench.plugins import source_hash
+
     return config_hash({
         "method": method.meta.id,
         "version": method.meta.version,
         "config": method.config.model_dump(mode="json"),
+        "source": source_hash(type(method)),
+        "ssl_bench": __version__,
         "pool": pool_fingerprint,
         "seed": seed,
     })

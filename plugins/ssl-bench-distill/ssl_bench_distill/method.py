@@ -47,6 +47,8 @@ What the code does that the paper does not say (read in ``main_moco.py`` and
 * Schedule: two jobs, each ``--cos`` from lr 0.01 (``adjust_learning_rate`` per epoch).
 
 Departures (each also where it applies below):
+* CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
+  colour jitter, grayscale and horizontal flips, keeping crop and blur.
 
 * One harness run holds both stages (the paper profile sets ``teacher_fraction`` 0.5 of 400
   epochs, so each stage has 200 epochs) with one optimiser. ``lr_schedule="per-stage"`` (the
@@ -235,7 +237,7 @@ class DistillSelf(Method):
         c = self.config
         self._pool_queue_len = effective_queue_length(len(pool), c.batch_size, c.queue_size,
                                                       c.queue_pool_fraction)
-        augment = ssl_augment(c.image_size, scale=c.crop_scale)
+        augment = ssl_augment(c.image_size, scale=c.crop_scale, policy=pool.augment_policy)
         return FrameViews(pool, [augment, augment])
 
     def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:

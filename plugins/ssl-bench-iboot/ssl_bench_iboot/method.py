@@ -190,7 +190,8 @@ class IBoot(Method):
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
         c = self.config
-        return ClipPairs(pool, c.clip_length, ssl_augment(c.image_size, scale=c.crop_scale),
+        return ClipPairs(pool, c.clip_length, ssl_augment(c.image_size, scale=c.crop_scale,
+                                                          policy=pool.augment_policy),
                          step=c.clip_step, max_gap=c.max_gap)
 
     def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:

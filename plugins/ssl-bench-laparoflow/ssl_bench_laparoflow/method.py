@@ -45,6 +45,8 @@ Choices (not stated in the abstract):
   (anatomy that continues across slices moves coherently); single images (clip units shorter
   than ``pair_gap + 1`` frames) pair with themselves (zero flow: plain pixel InfoNCE).
 
+On CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`) the views drop
+colour jitter, grayscale and horizontal flips.
 Departures: classical Farneback flow instead of whatever estimator the paper used (if it was a
 learned one); the paper's keypoint head and its m2caiSeg/RARP-45 protocols are not part of this
 method (the harness's tasks evaluate it).
@@ -104,7 +106,7 @@ class LaparoflowModel(nn.Module):
 class LaparoflowSSL(Method):
     meta = MethodMeta(
         id="laparoflow-ssl",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="Laparoflow-SSL",
         paper=("Moens, De Vylder, Blaschko, Tuytelaars. Laparoflow-SSL: Image Analysis From a "

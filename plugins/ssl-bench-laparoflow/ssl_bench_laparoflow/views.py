@@ -19,7 +19,7 @@ import torch
 from torchvision.transforms import RandomResizedCrop, v2
 from torchvision.transforms.v2 import functional as TF
 
-from ssl_bench.api import PretrainPool
+from ssl_bench.api import AugmentPolicy, PretrainPool
 from ssl_bench.transforms import frame_tensor
 from ssl_bench_laparoflow.flow import FlowCache
 
@@ -81,18 +81,18 @@ def overlap_box(a: ViewTransform, b: ViewTransform) -> tuple[float, float, float
 
 
 def overlapping_views(height: int, width: int, size: int, scale: tuple[float, float],
-                      tries: int = 10) -> tuple[ViewTransform, ViewTransform,
-                                                tuple[float, float, float, float]]:
+                      tries: int = 10, flip_p: float = 0.5
+                      ) -> tuple[ViewTransform, ViewTransform, tuple[float, float, float, float]]:
     """Two random views whose crops overlap (after ``tries`` misses the second view reuses the
     first view's box with its own flip)."""
-    first = random_view(height, width, size, scale)
+    first = random_view(height, width, size, scale, flip_p)
     for _ in range(tries):
-        second = random_view(height, width, size, scale)
+        second = random_view(height, width, size, scale, flip_p)
         box = overlap_box(first, second)
         if box is not None:
             return first, second, box
     second = ViewTransform(first.top, first.left, first.height, first.width, size,
-                           bool(torch.rand(()) < 0.5))
+                           bool(torch.rand(()) < flip_p))
     box = overlap_box(first, second)
     assert box is not None
     return first, second, box
@@ -114,12 +114,16 @@ def flow_at(flow: np.ndarray, xy: torch.Tensor) -> torch.Tensor:
 
 
 def photometric_augment(size: int, jitter: float = 0.4, hue: float = 0.1,
-                        grayscale_p: float = 0.2, blur_p: float = 0.5) -> v2.Compose:
-    """The photometric half of the SimCLR/MoCo v2 recipe (no pixel moves): uint8 -> float."""
+                        grayscale_p: float = 0.2, blur_p: float = 0.5,
+                        policy: AugmentPolicy | None = None) -> v2.Compose:
+    """The photometric half of the SimCLR/MoCo v2 recipe (no pixel moves): uint8 -> float;
+    without colour jitter and grayscale when the pool's ``policy`` forbids them (calibrated
+    CT intensities)."""
     kernel = max(3, (size // 10) | 1)
+    colour = [v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, hue)], p=0.8),
+              v2.RandomGrayscale(grayscale_p)]
     return v2.Compose([
-        v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter, hue)], p=0.8),
-        v2.RandomGrayscale(grayscale_p),
+        *(colour if policy is None or policy.colour_jitter else []),
         v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur_p),
         v2.ToDtype(torch.float32, scale=True),
     ])
@@ -142,7 +146,7 @@ class FlowPairViews(torch.utils.data.Dataset):
         self.flow_cache = flow_cache
         self.points = points
         self.scale = scale
-        self.photometric = photometric_augment(size)
+        self.photometric = photometric_augment(size, policy=pool.augment_policy)
         self.index: list[tuple[int, int, int]] = []
         for s, seq in enumerate(pool.sequences):
             n = len(seq.frames)
@@ -163,7 +167,9 @@ class FlowPairViews(torch.utils.data.Dataset):
             flow = np.zeros((h, w, 2), np.float32)
         else:
             flow = self.flow_cache.flow(frame, np.asarray(frames[t_next]))
-        view1, view2, box = overlapping_views(h, w, self.size, self.scale)
+        view1, view2, box = overlapping_views(
+            h, w, self.size, self.scale,
+            flip_p=0.5 if self.pool.augment_policy.horizontal_flip else 0.0)
         xy = sample_points(box, self.points)
         source = frame_tensor(frame)
         return {

@@ -73,6 +73,8 @@ Choices (not stated in the abstract):
   batch 256, 100 epochs with 10 warm-up epochs (MAE's base-lr recipe, He et al. 2022); the
   paper's values were not retrieved.
 
+On CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`) the views drop
+colour jitter, grayscale and horizontal flips.
 Departures: 2-D slices/frames instead of whatever volume handling the paper used (the harness is
 2-D); CNN defaults to EfficientNet-Lite0 rather than the paper's CNN.
 """
@@ -314,7 +316,8 @@ class RepRec(Method):
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
         size = self.config.image_size
-        return FrameViews(pool, [ssl_augment(size), ssl_augment(size)])
+        view = ssl_augment(size, policy=pool.augment_policy)
+        return FrameViews(pool, [view, view])
 
     def recovery_loss(self, model: RepRecModel, images: torch.Tensor,
                       cnn_maps: list[torch.Tensor]) -> torch.Tensor:

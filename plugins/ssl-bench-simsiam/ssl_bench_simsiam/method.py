@@ -4,6 +4,8 @@ Paper: Xinlei Chen, Kaiming He. Exploring Simple Siamese Representation Learning
 https://arxiv.org/abs/2011.10566
 
 Departures from the paper:
+* CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
+  colour jitter, grayscale and horizontal flips, keeping crop and blur.
 - backbone: ssl-bench's default CNN (EfficientNet-Lite0, random init) instead of ResNet-50 so
   rows are comparable with the other methods; the paper profile keeps the paper's batch (512),
   lr (0.05 x batch/256, SGD, momentum 0.9, wd 1e-4) and 100 epochs at 224 px.
@@ -44,7 +46,7 @@ class SimSiamModel(nn.Module):
 class SimSiam(Method):
     meta = MethodMeta(
         id="simsiam",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="SimSiam",
         paper="Chen & He, Exploring Simple Siamese Representation Learning, CVPR 2021",
@@ -71,7 +73,7 @@ class SimSiam(Method):
         return SimSiamModel(self.config)
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
-        view = ssl_augment(self.config.image_size)
+        view = ssl_augment(self.config.image_size, policy=pool.augment_policy)
         return FrameViews(pool, [view, view])
 
     def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:

@@ -55,6 +55,9 @@ class Amos(VolumeDataset):
         citation="Ji et al., AMOS: A Large-Scale Abdominal Multi-Organ Benchmark for Versatile "
                  "Medical Image Segmentation, NeurIPS Datasets and Benchmarks 2022",
         url="https://zenodo.org/records/7155725",
+        # HU-windowed intensities and left/right anatomy: SSL views keep both
+        calibrated_intensity=True,
+        lateralized=True,
     )
 
     def _base(self) -> Path:

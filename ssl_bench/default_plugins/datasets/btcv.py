@@ -110,6 +110,9 @@ class Btcv(VolumeDataset):
         citation="Landman et al., MICCAI 2015 Multi-Atlas Labeling Beyond the Cranial Vault "
                  "- Workshop and Challenge, 2015",
         url="https://www.synapse.org/#!Synapse:syn3193805",
+        # HU-windowed intensities and left/right anatomy: SSL views keep both
+        calibrated_intensity=True,
+        lateralized=True,
     )
     Options = BtcvOptions
 

@@ -91,6 +91,10 @@ class Msd(VolumeDataset):
         citation="Antonelli et al., The Medical Segmentation Decathlon, Nature Communications "
                  "13, 4128, 2022",
         url="http://medicaldecathlon.com/",
+        # CT tasks: HU-windowed intensities (MR tasks' first channel is not calibrated, but the
+        # reader treats every task alike) and left/right anatomy: SSL views keep both
+        calibrated_intensity=True,
+        lateralized=True,
     )
     Options = MsdOptions
 

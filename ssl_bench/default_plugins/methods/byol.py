@@ -21,6 +21,8 @@ Facts used (paper Sec. 3 and Appendix B/C):
   epochs (300 in the ablations).
 
 Departures:
+* CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
+  colour jitter, grayscale, solarisation and horizontal flips, keeping crop and blur.
 * backbone ``efficientnet_lite0`` (random init) instead of ResNet-50 in every profile, so rows
   are comparable; ``backbone="resnet50"`` gives the paper's net;
 * colour jitter: saturation 0.4 instead of 0.2 (the shared ``ssl_augment`` uses one strength
@@ -46,7 +48,7 @@ from torchvision.transforms import v2
 
 from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
-from ssl_bench.transforms import FrameViews, ssl_augment
+from ssl_bench.transforms import FrameViews, solarize, ssl_augment
 
 #: resolution of ``progress`` handed to lightly's integer-step cosine schedule
 SCHEDULE_STEPS = 10_000
@@ -101,7 +103,7 @@ class BYOL(Method):
 
     meta = MethodMeta(
         id="byol",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="BYOL",
         paper=("Grill et al., Bootstrap Your Own Latent: A New Approach to Self-Supervised "
@@ -131,11 +133,12 @@ class BYOL(Method):
         return BYOLModel(self.config)
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
-        size = self.config.image_size
-        view1 = ssl_augment(size, scale=(0.08, 1.0), jitter=0.4, hue=0.1, blur_p=1.0)
+        size, policy = self.config.image_size, pool.augment_policy
+        view1 = ssl_augment(size, scale=(0.08, 1.0), jitter=0.4, hue=0.1, blur_p=1.0,
+                            policy=policy)
         view2 = v2.Compose([ssl_augment(size, scale=(0.08, 1.0), jitter=0.4, hue=0.1,
-                                        blur_p=0.1),
-                            v2.RandomSolarize(threshold=0.5, p=0.2)])
+                                        blur_p=0.1, policy=policy)]
+                           + solarize(policy))
         return FrameViews(pool, [view1, view2])
 
     def training_step(self, model: nn.Module, batch: Any, progress: float

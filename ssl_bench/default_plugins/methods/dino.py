@@ -27,6 +27,8 @@ Choices kept (multi-crop): the number of local crops is a config value (``num_lo
 0 in ``smoke``, 2 in ``cpu`` (32 px locals for 64 px globals, close to 96/224), 8 in ``paper``.
 
 Departures:
+* CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
+  colour jitter, grayscale, solarisation and horizontal flips, keeping crop and blur.
 * backbone ``efficientnet_lite0`` (random init) instead of ViT-S/16 or ResNet-50, in every
   profile, so rows are comparable; the paper profile uses the official ResNet-50 recipe
   (SGD, lr 0.03, wd 1e-4, crop scales 0.14-1 / 0.05-0.14);
@@ -55,7 +57,7 @@ from torchvision.transforms import v2
 from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.default_plugins.methods.byol import ema_momentum
-from ssl_bench.transforms import FrameViews, ssl_augment
+from ssl_bench.transforms import FrameViews, solarize, ssl_augment
 
 
 class DINOConfig(MethodConfig):
@@ -133,7 +135,7 @@ class DINO(Method):
 
     meta = MethodMeta(
         id="dino",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="DINO",
         paper=("Caron, Touvron, Misra, Jegou, Mairal, Bojanowski, Joulin, Emerging Properties "
@@ -167,14 +169,14 @@ class DINO(Method):
         return DINOModel(self.config)
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
-        c = self.config
+        c, policy = self.config, pool.augment_policy
         global1 = ssl_augment(c.image_size, scale=c.global_crop_scale, jitter=0.4, hue=0.1,
-                              blur_p=1.0)
+                              blur_p=1.0, policy=policy)
         global2 = v2.Compose([ssl_augment(c.image_size, scale=c.global_crop_scale, jitter=0.4,
-                                          hue=0.1, blur_p=0.1),
-                              v2.RandomSolarize(threshold=0.5, p=0.2)])
+                                          hue=0.1, blur_p=0.1, policy=policy)]
+                             + solarize(policy))
         local = ssl_augment(c.local_crop_size, scale=c.local_crop_scale, jitter=0.4, hue=0.1,
-                            blur_p=0.5)
+                            blur_p=0.5, policy=policy)
         return FrameViews(pool, [global1, global2] + [local] * c.num_local_crops)
 
     def training_step(self, model: nn.Module, batch: Any, progress: float

@@ -25,6 +25,7 @@ Facts used (paper Sec. 3-4 and official code):
 * downstream, the encoder is the ViT without masking (all patches).
 
 Departures:
+* CT pools (lateralized data; :class:`ssl_bench.api.AugmentPolicy`): no horizontal flips.
 * paper profile: batch 256 on one device (lr by the paper's own scaling rule: 1.5e-4 x 256 /
   256); AdamW betas are the harness default (0.9, 0.999) instead of (0.9, 0.95);
 * pixel targets are patches of the encoder-normalised image (ImageNet mean/std), as in the
@@ -116,7 +117,7 @@ class MAE(Method):
 
     meta = MethodMeta(
         id="mae",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="MAE",
         paper=("He, Chen, Xie, Li, Dollar, Girshick, Masked Autoencoders Are Scalable Vision "
@@ -151,10 +152,11 @@ class MAE(Method):
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
         c = self.config
+        flip = [v2.RandomHorizontalFlip()] if pool.augment_policy.horizontal_flip else []
         view = v2.Compose([
             v2.RandomResizedCrop(c.image_size, scale=(c.min_crop_scale, 1.0),
                                  interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-            v2.RandomHorizontalFlip(),
+            *flip,
             v2.ToDtype(torch.float32, scale=True),
         ])
         return FrameViews(pool, [view])

@@ -20,6 +20,8 @@ Facts used (MoCo v2 paper and official code, ``--mlp --moco-t 0.2 --aug-plus --c
 * SGD lr 0.03, momentum 0.9, weight decay 1e-4, batch 256, 200 epochs, cosine schedule.
 
 Departures:
+* CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
+  colour jitter, grayscale and horizontal flips, keeping crop and blur.
 * backbone ``efficientnet_lite0`` (random init) instead of ResNet-50 in every profile, so rows
   are comparable; ``backbone="resnet50"`` gives the paper's net;
 * no shuffling BN: it only matters with per-GPU BN over sub-batches; on one device BN sees the
@@ -96,7 +98,7 @@ class MoCoV2(Method):
 
     meta = MethodMeta(
         id="moco-v2",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="MoCo v2",
         paper=("Chen, Fan, Girshick, He, Improved Baselines with Momentum Contrastive Learning, "
@@ -129,7 +131,8 @@ class MoCoV2(Method):
         return MoCoV2Model(self.config)
 
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
-        view = ssl_augment(self.config.image_size)  # MoCo v2 "aug-plus"
+        view = ssl_augment(self.config.image_size,  # MoCo v2 "aug-plus"
+                           policy=pool.augment_policy)
         return FrameViews(pool, [view, view])
 
     def training_step(self, model: nn.Module, batch: Any, progress: float

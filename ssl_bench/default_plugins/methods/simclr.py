@@ -21,6 +21,8 @@ Facts used (paper, Sec. 2-4, Appendix B):
   batch 4096, 100 epochs for the ablations (up to 800 for the best numbers).
 
 Departures (paper profile):
+* CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
+  colour jitter, grayscale and horizontal flips, keeping crop and blur.
 * backbone: ``efficientnet_lite0`` (random init) instead of ResNet-50, so the row is
   comparable with every other CNN method; set ``backbone="resnet50"`` for the paper's net;
 * optimiser: SGD with momentum 0.9 instead of LARS (the harness has no LARS), lr 0.3 for
@@ -72,7 +74,7 @@ class SimCLR(Method):
 
     meta = MethodMeta(
         id="simclr",
-        version="1",
+        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
         kind="pretrain",
         name="SimCLR",
         paper=("Chen, Kornblith, Norouzi, Hinton, A Simple Framework for Contrastive Learning "
@@ -108,7 +110,7 @@ class SimCLR(Method):
         c = self.config
         s = c.jitter_strength
         view = ssl_augment(c.image_size, scale=(c.min_crop_scale, 1.0), jitter=0.8 * s,
-                           hue=min(0.2 * s, 0.5), blur_p=c.blur_p)
+                           hue=min(0.2 * s, 0.5), blur_p=c.blur_p, policy=pool.augment_policy)
         return FrameViews(pool, [view, view])
 
     def training_step(self, model: nn.Module, batch: Any, progress: float
