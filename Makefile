@@ -3,22 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ssl-bench-installed
+LOCK := requirements-lock.txt
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 
-.PHONY: setup run test bench clean-results help
+.PHONY: setup run test bench lock clean-results help
 
 help:
 	@echo "make run    # set up .venv, then ssl-bench run --methods all --label-frac 0.01"
 	@echo "make test   # set up .venv, then the test suite"
 	@echo "make bench  # set up .venv, then the performance suite (benchmarks/perf)"
+	@echo "make lock   # refresh $(LOCK) (the pinned reference environment) from the index"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Re-installs only when pyproject files change; editable installs pick up code changes.
-$(STAMP): $(PY) pyproject.toml $(wildcard plugins/*/pyproject.toml)
-	$(PY) -m pip install --quiet -e '.[dev]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
+# Installs from the lock (the reference environment: the versions that made leaderboards/);
+# re-installs only when the lock or a pyproject changes; editable installs pick up code changes.
+$(STAMP): $(PY) $(LOCK) pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,6 +34,9 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/perf/run_all.py
+
+lock:
+	PYTHON=$(PYTHON) bash scripts/refresh-lock.sh
 
 clean-results:
 	rm -rf results
