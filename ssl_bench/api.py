@@ -334,10 +334,18 @@ class Method(ABC):
         with ``overrides`` on top, validated against ``Config``."""
         return _make_config(cls.Config, "method", cls.meta.id, cls.profiles, profile, overrides)
 
+    def lr_factor(self, progress: float) -> float | None:
+        """The method's own learning-rate schedule: the multiplier of the optimiser's initial
+        learning rate at training ``progress`` in [0, 1] (applied before every step), or None
+        (the default) for the harness's schedule: linear warm-up over ``warmup_epochs``, then
+        a cosine to 0. A method that returns a number at progress 0 owns its schedule."""
+        return None
+
     def configure_optimizer(self, model: nn.Module) -> "torch.optim.Optimizer | None":
         """The method's own optimiser for pretraining (e.g. LARS for VICReg), or None to use the
-        one ``config.optimizer`` names (adamw, adam, sgd). The harness's learning-rate schedule
-        (warm-up, then cosine to 0) is applied to whatever optimiser this returns."""
+        one ``config.optimizer`` names (adamw, adam, sgd). The learning-rate schedule (the
+        harness's warm-up then cosine, or :meth:`lr_factor`) is applied to whatever optimiser
+        this returns."""
         return None
 
     # -- pretraining --------------------------------------------------------------------

@@ -163,6 +163,10 @@ def _make_step_hook(method: Method, losses: list[float] | None = None) -> Any:
             model = ddp.unwrap(runner.model)
             model.step = runner.iter
             model.progress = runner.iter / max(runner.max_iters, 1)
+            factor = method.lr_factor(model.progress)
+            if factor is not None:  # the method's own schedule (Method.lr_factor)
+                for group in runner.optim_wrapper.optimizer.param_groups:
+                    group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
         def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                              outputs: Any = None) -> None:
@@ -211,11 +215,12 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     warmup = int(round(cfg.warmup_epochs * max(1, len(loader))))
     warmup = min(warmup, steps - 1) if steps > 1 else 0
     schedulers: list[dict[str, Any]] = []
-    if warmup > 0:
-        schedulers.append(dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0,
-                               end=warmup))
-    schedulers.append(dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup, end=steps,
-                           T_max=max(1, steps - warmup), eta_min=0.0))
+    if method.lr_factor(0.0) is None:  # else the method schedules itself (MethodStepHook)
+        if warmup > 0:
+            schedulers.append(dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0,
+                                   end=warmup))
+        schedulers.append(dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup,
+                               end=steps, T_max=max(1, steps - warmup), eta_min=0.0))
     interval = max(1, min(50, steps // 4 or 1))
     vis_backends = [dict(type="LocalVisBackend")]
     if _has_tensorboard():
@@ -230,7 +235,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
         train_dataloader=loader,
         train_cfg=dict(by_epoch=False, max_iters=steps, val_interval=steps + 1),
         optim_wrapper=OptimWrapper(optimizer=build_optimizer(method, net)),
-        param_scheduler=schedulers,
+        param_scheduler=schedulers or None,
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=interval, log_metric_by_epoch=False),

@@ -49,7 +49,6 @@ What the code does that the paper does not say (read in ``main_moco.py`` and
 Departures (each also where it applies below):
 * CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
   colour jitter, grayscale and horizontal flips, keeping crop and blur.
-
 * One harness run holds both stages (the paper profile sets ``teacher_fraction`` 0.5 of 400
   epochs, so each stage has 200 epochs) with one optimiser. ``lr_schedule="per-stage"`` (the
   default) gives each stage its own cosine from the peak ``lr`` to 0, as the code's two jobs
@@ -80,7 +79,6 @@ Departures (each also where it applies below):
 from __future__ import annotations
 
 import copy
-import weakref
 from typing import Any, Literal
 
 import torch
@@ -93,7 +91,7 @@ from ssl_bench.transforms import FrameViews, ssl_augment
 from torch import nn
 
 from ssl_bench_distill.losses import distillation_kl, info_nce, moco_logits
-from ssl_bench_distill.schedule import StageLearningRate, stage_cosine_factor
+from ssl_bench_distill.schedule import stage_cosine_factor
 from ssl_bench_distill.teacher import WeightsFormat, load_teacher_backbone
 
 STAGE_TEACHER = 1
@@ -224,10 +222,6 @@ class DistillSelf(Method):
     def __init__(self, config: MethodConfig, context: Any) -> None:
         super().__init__(config, context)
         self._pool_queue_len: int | None = None
-        self._progress = 0.0
-        self._stage_lr: StageLearningRate | None = None
-        #: the model whose optimiser ``_stage_lr`` drives
-        self._stage_lr_model: weakref.ref[DistillSelfModel] | None = None
 
     # -- pretraining --------------------------------------------------------------------
     def build(self) -> DistillSelfModel:
@@ -243,9 +237,6 @@ class DistillSelf(Method):
     def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
         assert isinstance(model, DistillSelfModel)
         view_q, view_k = batch[0], batch[1]
-        self._progress = progress
-        if self.config.lr_schedule == "per-stage":
-            self._drive_learning_rate(model)
         if int(model.queue_len) == 0:
             model.queue_len.fill_(self._pool_queue_len or self.config.queue_size)
         if progress >= self.config.teacher_fraction and int(model.stage) == STAGE_TEACHER:
@@ -254,15 +245,10 @@ class DistillSelf(Method):
             out = self._teacher_step(model, view_q, view_k)
         else:
             out = self._student_step(model, view_q, view_k)
-        if self.config.lr_schedule == "per-stage":  # logged: the harness's own lr is not used
-            out["lr"] = torch.tensor(self.learning_rate(progress))
         return out
 
     def after_step(self, model: nn.Module, progress: float) -> None:
         assert isinstance(model, DistillSelfModel)
-        if progress >= 1.0 and self._stage_lr is not None:  # training is over
-            self._stage_lr.remove()
-            self._stage_lr, self._stage_lr_model = None, None
         m = self.config.key_momentum
         if int(model.stage) == STAGE_TEACHER:
             update_momentum(model.teacher_head, model.teacher_key_head, m)
@@ -279,16 +265,13 @@ class DistillSelf(Method):
         """``lr_schedule="per-stage"``: the peak ``lr`` times each stage's own cosine."""
         return self.config.lr * stage_cosine_factor(progress, self.config.teacher_fraction)
 
-    def _drive_learning_rate(self, model: DistillSelfModel) -> None:
-        """Set (once per model) the lr of the optimiser holding ``model``'s parameters before
-        each of its steps (see ``schedule.py``)."""
-        if self._stage_lr_model is not None and self._stage_lr_model() is model:
-            return
-        if self._stage_lr is not None:
-            self._stage_lr.remove()
-        self._stage_lr = StageLearningRate(model.parameters(),
-                                           lambda: self.learning_rate(self._progress))
-        self._stage_lr_model = weakref.ref(model)
+    def lr_factor(self, progress: float) -> float | None:
+        """``lr_schedule="per-stage"``: each stage's own cosine (the harness applies it to the
+        optimiser before every step, :meth:`ssl_bench.api.Method.lr_factor`); ``"single"``:
+        the harness's one cosine over both stages."""
+        if self.config.lr_schedule != "per-stage":
+            return None
+        return stage_cosine_factor(progress, self.config.teacher_fraction)
 
     # -- stages ---------------------------------------------------------------------------
     def _queue(self, model: DistillSelfModel, name: str) -> torch.Tensor:

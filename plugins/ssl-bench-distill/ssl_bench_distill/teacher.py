@@ -9,7 +9,7 @@ models trained on ImageNet by MoCo v2" (github.com/facebookresearch/moco, e.g.
 "module.queue", ...}, "optimizer": ..., "epoch": ..., "arch": ...}``; like the MoCo repository's
 ``main_lincls.py`` we keep the query encoder without its ``fc`` head. torchvision's ResNet-50
 tensor names are timm ``resnet50``'s, so the backbone is ``teacher_backbone="resnet50"``. The
-file is read with ``torch.load(weights_only=True)`` (:func:`ssl_bench.backbones.read_state_dict`),
+file is read with ``torch.load(weights_only=True)`` (:func:`ssl_bench.backbones.read_weights`),
 so a pickle that would run code is refused.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder, frozen_cnn, read_state_dict
+from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder, frozen_cnn, read_weights, strip_prefixes
 from ssl_bench.errors import SSLBenchError
 
 WeightsFormat = Literal["state-dict", "moco-v2"]
@@ -69,7 +69,9 @@ def load_teacher_backbone(name: str = DEFAULT_CNN, weights: str | None = None,
             raise SSLBenchError("teacher_weights_format='moco-v2' needs teacher_weights: the path "
                                 "of a local MoCo v2 checkpoint (e.g. moco_v2_800ep_pretrain.pth.tar)")
         path = Path(weights).expanduser()
-        state = moco_v2_backbone(read_state_dict(path, "teacher_weights"), path)
+        # only DDP's ``module.`` goes: ``encoder_q.`` must stay to tell the query encoder apart
+        raw = strip_prefixes(read_weights(path, "teacher_weights")[0], prefixes=("module.",))
+        state = moco_v2_backbone(raw, path)
         return _frozen_from_state(name, state, path)
     return frozen_cnn(name, weights, backbone_option="teacher_backbone",
                       weights_option="teacher_weights")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from ssl_bench.engine.pretrain import run_pretraining
-from ssl_bench.testing import first_batch, smoke_method, tiny_pool
+from ssl_bench.testing import smoke_method, tiny_pool
 from ssl_bench_distill.method import DistillSelf
 from ssl_bench_distill.schedule import stage_cosine_factor
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -44,47 +44,18 @@ def test_uneven_stages() -> None:
     assert stage_cosine_factor(0.2, 0.0) == pytest.approx(_code_cosine(0.2, 1.0))
 
 
-def test_optimiser_holding_the_model_gets_the_stage_lr_others_do_not() -> None:
-    torch.manual_seed(0)
+def test_lr_factor_is_the_stage_cosine_and_single_leaves_the_harness_schedule() -> None:
     method = smoke_method(DistillSelf, teacher_fraction=0.5, lr=0.01)
-    model = method.build()
-    batch = first_batch(method.pretrain_dataset(tiny_pool("surgical", 32)), batch_size=8)
-    opt = torch.optim.SGD(method.parameters_to_optimize(model), lr=123.0, momentum=0.9)
-    stray = torch.nn.Parameter(torch.ones(3))
-    other = torch.optim.SGD([stray], lr=7.0)
-    model.train()
-    for progress, expected in [(0.25, 0.005), (0.5, 0.01), (0.75, 0.005)]:
-        out = method.training_step(model, batch, progress)
-        assert float(out["lr"]) == pytest.approx(expected)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        assert opt.param_groups[0]["lr"] == pytest.approx(expected)
-        stray.grad = torch.ones(3)
-        other.step()
-        assert other.param_groups[0]["lr"] == 7.0
-        method.after_step(model, progress)
-    method.after_step(model, 1.0)  # training over: the optimiser is released
-    opt.param_groups[0]["lr"] = 3.0
-    opt.step()
-    assert opt.param_groups[0]["lr"] == 3.0
-
-
-def test_single_schedule_leaves_the_optimiser_alone() -> None:
-    torch.manual_seed(0)
-    method = smoke_method(DistillSelf, lr_schedule="single")
-    model = method.build()
-    batch = first_batch(method.pretrain_dataset(tiny_pool("surgical", 32)), batch_size=8)
-    opt = torch.optim.SGD(method.parameters_to_optimize(model), lr=0.123)
-    out = method.training_step(model, batch, 0.9)
-    assert "lr" not in out
-    out["loss"].backward()
-    opt.step()
-    assert opt.param_groups[0]["lr"] == 0.123
+    for progress in (0.0, 0.25, 0.5, 0.75):
+        assert method.lr_factor(progress) == pytest.approx(stage_cosine_factor(progress, 0.5))
+        assert method.learning_rate(progress) == pytest.approx(
+            0.01 * stage_cosine_factor(progress, 0.5))
+    assert smoke_method(DistillSelf, lr_schedule="single").lr_factor(0.3) is None
 
 
 def test_harness_run_uses_the_per_stage_lr(tmp_path: Path) -> None:
-    """Through mmengine's Runner and its cosine scheduler: the lr of every optimiser step."""
+    """Through mmengine's Runner (the harness applies Method.lr_factor before every step): the
+    lr of every optimiser step."""
     torch.manual_seed(0)
     steps = 6
     method = smoke_method(DistillSelf, teacher_fraction=0.5, lr=0.01, max_steps=steps,
