@@ -5,6 +5,8 @@
 * ``SSL_BENCH_CACHE`` points at a session temp dir: tests never write the user's cache.
 * ``testing_plugin`` registers ``ssl_bench.testing.TestingPlugin`` (tiny datasets, dummy
   methods, tiny benchmarks) for one test and resets the plugin manager around it.
+* Every test starts from the same seeds (python, numpy and torch), whatever ran before it, so
+  no test depends on draws it did not make itself (a flaky test blocks landings at random).
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ sys._called_from_test = True  # type: ignore[attr-defined]
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SSL_BENCH_CACHE"] = str(tmp_path_factory.mktemp("ssl-bench-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture
