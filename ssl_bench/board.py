@@ -244,9 +244,16 @@ def build_tables(records: list[CellRecord], benchmarks: list[str] | None = None,
     """Tables of the records (of ``benchmarks`` when given), with paired statistics against
     ``baseline``."""
     partitions: dict[tuple[str, ...], list[CellRecord]] = defaultdict(list)
+    loose = []  # n/a records and cells that failed before their inputs were known
     for r in records:
         if benchmarks is None or r.benchmark in benchmarks:
-            partitions[_partition_key(r)].append(r)
+            if r.identity is None and r.status != "ok" and r.schema_version >= 2:
+                loose.append(r)
+            else:
+                partitions[_partition_key(r)].append(r)
+    for r in loose:  # into the (first) table of their benchmark, protocol and profile
+        home = sorted(k for k in partitions if k[:3] == (r.benchmark, r.protocol, r.profile))
+        partitions[home[0] if home else _partition_key(r)].append(r)
     by_bench: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for key in partitions:
         by_bench[key[0]].append(key)

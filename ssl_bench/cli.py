@@ -70,10 +70,15 @@ def listing() -> dict[str, list[dict[str, Any]]]:
         for e in regs.tasks
     ]
     out["benchmarks"] = [
-        {"id": e.id, "version": "1", "plugin": e.plugin, "dataset": e.obj.dataset,
+        {"id": e.id, "version": e.obj.version, "plugin": e.plugin, "dataset": e.obj.dataset,
          "task": e.obj.task, "protocol": e.obj.protocol, "label_fracs": list(e.obj.label_fracs),
          "seeds": list(e.obj.seeds)}
         for e in regs.benchmarks
+    ]
+    out["conflicts"] = [
+        {"kind": registry.kind, "id": id, "plugins": plugins}
+        for registry in (regs.methods, regs.datasets, regs.tasks, regs.benchmarks)
+        for id, plugins in sorted(registry.conflicts.items())
     ]
     return out
 
@@ -96,6 +101,10 @@ def list_command(as_json: bool) -> None:
     from rich.table import Table
 
     console = Console()
+    for conflict in data.pop("conflicts"):
+        click.echo(f"warning: {conflict['kind']} id {conflict['id']!r} is registered by "
+                   f"{' and by '.join(conflict['plugins'])}; commands using it fail until one "
+                   "is uninstalled or excluded with SSL_BENCH_DISABLE_PLUGINS", err=True)
     for kind, rows in data.items():
         table = Table(title=kind)
         for col in ("id", "version", "plugin"):

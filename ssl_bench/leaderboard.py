@@ -127,9 +127,11 @@ def leaderboard_main(results: Path, formats: list[str], out: Path | None, check:
                 if not target.exists() or target.read_text() != path.read_text():
                     stale.append(path.name)
         if stale:
+            again = f" --baseline {baseline}" if baseline else ""
             raise SSLBenchError(f"leaderboard files in {out} differ from the records: "
                                 f"{', '.join(stale)}; regenerate them with `ssl-bench leaderboard "
-                                f"--results {results} --out {out} --format {','.join(formats)}`")
+                                f"--results {results} --out {out} --format {','.join(formats)}"
+                                f"{again}`")
         click.echo(f"{out}: up to date with {len(records)} records")
         return
     for path in write_outputs(tables, out, formats, summary):

@@ -259,7 +259,8 @@ class TinyVolumeDataset(_InMemory):
 
     meta = DatasetMeta(id="tiny-ct", version="1", name="Tiny CT", modality="volume",
                        domain="ct", label_kind="mask", classes=("background", "a", "b", "c"),
-                       license="CC0", citation="test double")
+                       license="CC0", citation="test double", calibrated_intensity=True,
+                       lateralized=True)
 
     def units(self) -> list[Unit]:
         return [Unit(f"img{i:04d}", _split(i), f"tiny/img{i:04d}") for i in range(10)]
@@ -330,7 +331,8 @@ __all__ = [
     "TinyVideoDataset",
     "TinySegDataset",
     "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
-    "smoke_method", "fit_fixed_batch", "first_batch", "cli_exit_code",
+    "smoke_method", "fit_fixed_batch", "first_batch", "cli_exit_code", "tiny_cell",
+    "tiny_dataset",
 ]
 
 

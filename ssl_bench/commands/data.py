@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 
 def _dataset(name: str, root: Path, options: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    from ssl_bench.plugins import get_registries
+    from ssl_bench.plugins import get_registries, load_failure_lines
 
+    for line in load_failure_lines():
+        click.echo(f"warning: {line}", err=True)
     cls = get_registries().datasets.get(name)
     if not root.exists():
         raise SSLBenchError(f"dataset root {root} does not exist; pass the folder that holds "

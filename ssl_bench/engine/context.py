@@ -211,8 +211,8 @@ class SweepContext:
         from ssl_bench.engine.health import health_batch
         from ssl_bench.profiles import IMAGE_SIZE
 
-        key = ("health-frames", domain)
-        if key not in self.extras:
+        cache_key = ("health-frames", domain)
+        if cache_key not in self.extras:
             size = IMAGE_SIZE[self.options.profile]
             sequences: list[Any] = []
             for split in ("val", "train"):
@@ -223,8 +223,8 @@ class SweepContext:
                                       for u in self.units[key] if u.split == split]
                 if sequences:
                     break
-            self.extras[key] = health_batch(sequences)
-        return self.extras[key]
+            self.extras[cache_key] = health_batch(sequences)
+        return self.extras[cache_key]
 
     def pretrain_extras(self, domain: str) -> dict[str, Any]:
         """What the checkpoint sidecar records besides the pretraining itself."""

@@ -1,45 +1,12 @@
-"""Pretraining on several processes: torchrun / srun, DistributedDataParallel, rank-0 writes.
+"""Pretraining on several processes, the launch level: every rank of a torchrun / srun process
+group pretrains the run's methods together (DDP), rank 0 alone fills the checkpoint cache and
+then evaluates the cells and writes the records, as a one-process run that finds the
+checkpoints cached.
 
-How one pretraining runs on N processes (each holding one GPU, or CPU with gloo):
-
-* The process group is set up from the launcher's environment: ``launcher="pytorch"`` reads
-  ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT`` (set by
-  ``torchrun``, PyTorch docs "torchrun (Elastic Launch)"); ``launcher="slurm"`` reads
-  ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``/``SLURM_NODELIST`` (set by ``srun``,
-  Slurm srun man page "OUTPUT ENVIRONMENT VARIABLES"). On a GPU this is mmengine's own
-  ``mmengine.dist.init_dist`` (mmengine/dist/utils.py); on CPU mmengine's launchers call
-  ``torch.cuda.set_device`` and fail, so we call ``torch.distributed.init_process_group``
-  with the same variables and the gloo backend. mmengine's Runner skips its own
-  ``init_dist`` when a process group exists (``Runner.setup_env``, mmengine/runner/runner.py).
-* The Runner wraps the model when ``launcher != "none"`` (``Runner.wrap_model``). mmengine's
-  ``MMDistributedDataParallel.train_step`` calls ``module.forward(**data, mode="loss")`` and
-  then ``parse_losses`` (mmengine/model/wrappers/distributed.py); our batches are plain
-  tensors and our model's ``train_step`` is overridden, so we register
-  :class:`MethodDistributedDataParallel` whose ``train_step`` calls the DDP ``forward``
-  (which arms DDP's gradient all-reduce, torch/nn/parallel/distributed.py) around the
-  method's ``training_step``, then steps the optimiser. It drops ``device_ids`` for CPU
-  modules (torch DDP accepts ``device_ids`` only for single-device GPU modules).
-* The loader uses ``torch.utils.data.DistributedSampler`` (each rank a disjoint shard, the
-  shuffle seeded identically on every rank and re-seeded per epoch through ``set_epoch``,
-  which mmengine's iteration loop calls). ``config.batch_size`` stays the *global* batch:
-  each rank loads ``batch_size // world_size`` so the number of steps and the schedule are
-  those of a one-process run.
-* BatchNorm layers become ``torch.nn.SyncBatchNorm`` when the method's config has
-  ``sync_bn: bool = True``; torch's SyncBatchNorm only runs on GPU (``SyncBatchNorm.forward``
-  raises on CPU input), so on CPU the conversion is skipped with a log line.
-The low-level helpers (process group, collectives, the DDP wrapper) are in
-:mod:`ssl_bench.engine.ddp`; this module is the launch level.
-
-* Only rank 0 takes the checkpoint cache's file lock, writes the safetensors checkpoint and its
-  JSON, and evaluates cells / writes records; the other ranks wait at a barrier.
-  mmengine's CheckpointHook already saves its resume checkpoints from rank 0 only
-  (``@master_only``).
-* Buffers (BatchNorm statistics, queues) are not averaged by DDP; after the last step every
-  rank takes rank 0's buffers (``torch.distributed.broadcast``) so the replicas end identical.
-  Methods that keep cross-sample state (MoCo queues, DINO centering) should gather it with
-  :func:`all_gather_concat` / :func:`all_reduce_mean` (identity in one process), as the
-  official MoCo (``concat_all_gather`` in facebookresearch/moco, moco/builder.py) and DINO
-  (``update_center`` all-reduce in facebookresearch/dino, main_dino.py) do.
+How one pretraining runs on N processes (process group, DDP wrapper, sharded loader, buffers,
+SyncBatchNorm) is described and implemented in :mod:`ssl_bench.engine.ddp`; the ``torchrun``
+entry point is :mod:`ssl_bench.torchrun`, and submitit jobs call :func:`pretrain_distributed`
+from :mod:`ssl_bench.engine.executors`.
 """
 
 from __future__ import annotations

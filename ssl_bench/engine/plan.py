@@ -93,6 +93,7 @@ class RunOptions:
         method_ids = regs.methods.resolve(methods)
         spec = benchmarks.strip()
         if spec == "default":
+            regs.benchmarks.resolve("all")  # a duplicated benchmark id fails here, as with all
             bench_ids = [e.id for e in regs.benchmarks if e.obj.default]
         else:
             bench_ids = regs.benchmarks.resolve(benchmarks)
