@@ -246,5 +246,5 @@ def test_nan_loss_fails_its_cells_with_the_step_and_the_run_goes_on(reference, t
     assert {k[1]: v["status"] for k, v in recs.items()} == {"nan-loss": "failed", "dummy": "ok"}
     for record in iter_records(results)[0]:
         if record.method.id == "nan-loss":
-            assert "NonFiniteLoss" in record.error and "at step 1" in record.error
+            assert "non-finite pretraining loss" in record.error and "at step 1" in record.error
     assert {k: v for k, v in recs.items() if k[1] == "dummy"} == _records(reference)
