@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from ssl_bench.board import BoardTable, Summary
+from ssl_bench.leaderboard_plots import plot_kind
 from ssl_bench.leaderboard_text import (
     cell_text,
     delta_text,
@@ -194,7 +195,7 @@ def render_page(tables: list[BoardTable], plots: dict[int, str],
         for col, note in sorted(t.stats_notes.items()):
             parts.append(f'<p class="prov">{_e(col.header)}: {_e(note)}</p>')
         if i in plots:
-            parts.append(_image(plots[i], f"{t.benchmark} plot"))
+            parts.append(_image(plots[i], f"{t.benchmark} {plot_kind(t)} plot"))
         parts.append("</section>")
     if summary is not None:
         parts.append('<section id="summary"><h2>Summary across benchmarks</h2>')

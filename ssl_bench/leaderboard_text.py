@@ -40,11 +40,12 @@ def delta_text(t: BoardTable, method: str, column: LabelColumn) -> str:
         return "baseline"
     mark = " *" if comp.significant else ""
     return (f"{comp.delta:+.2f} [{comp.ci_low:+.2f}, {comp.ci_high:+.2f}] "
-            f"p={_p_text(comp.p_holm)}{mark}")
+            f"p{_p_text(comp.p_holm)}{mark}")
 
 
 def _p_text(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    """``<0.001`` or ``=0.042`` (to follow a ``p``)."""
+    return "<0.001" if p < 0.001 else f"={p:.3f}"
 
 
 def rank_interval_text(comp: Comparison | None) -> str:
@@ -87,7 +88,7 @@ def provenance(t: BoardTable) -> str:
 
 def environment_text(t: BoardTable) -> str:
     if not t.environments:
-        return "environment: not recorded (schema-1 records)"
+        return "environment: not recorded in these records"
     if t.mixed_environment:
         return ("WARNING: this table mixes environments; scores may differ for that reason "
                 "alone: " + " | ".join(t.environments))
@@ -169,7 +170,7 @@ def _markdown_summary(s: Summary, cd_png: str | None) -> list[str]:
         lines.append(f"| {m} | {s.mean_rank[m]:.2f} | {s.rank_low[m]:.2f}–{s.rank_high[m]:.2f} |")
     lines.append("")
     if s.friedman_statistic is not None and s.friedman_p is not None:
-        lines.append(f"Friedman test: chi² = {s.friedman_statistic:.2f}, p = "
+        lines.append(f"Friedman test: chi² = {s.friedman_statistic:.2f}, p"
                      f"{_p_text(s.friedman_p)} ({len(s.methods)} methods, "
                      f"{len(s.benchmarks)} benchmarks).")
     else:

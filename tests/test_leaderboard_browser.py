@@ -1,6 +1,9 @@
 """The HTML leaderboard in a real headless browser (Debian's chromium + chromium-driver, driven
 by selenium): it loads from file:// without console errors, clicking a column header sorts the
-rows, the CI shows on hover (title), the plot is inlined and renders, and a screenshot is saved.
+rows, the CI shows on hover (title), the paired difference to the baseline and its
+significance, the health flag, the method links, the published row, and the plots (forest for
+one label fraction, label-efficiency for two, the CD diagram) are there and render, and a
+screenshot is saved under results/browser/ for inspection.
 
 The browser comes from ``scripts/install-browser.sh`` (CI runs it before ``make test``). Where
 it is missing the test skips with a loud reason; set ``SSL_BENCH_REQUIRE_BROWSER=1`` to make a
@@ -21,6 +24,9 @@ from click.testing import CliRunner
 
 from ssl_bench.cli import cli
 from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef, write_record
+
+#: kept after the test for inspection (the repository's results/ folder is git-ignored)
+SCREENSHOT = Path(__file__).resolve().parents[1] / "results" / "browser" / "leaderboard.png"
 
 # method -> (scores at 1% over seeds 0..2, scores at 10%); names and means are in different
 # orders so that sorting by name, by the 1% column and by rank give three different row orders.
@@ -55,15 +61,36 @@ def _browser() -> tuple[str, str]:
     return binary, driver  # type: ignore[return-value]
 
 
-def _record(method: str, frac: float, seed: int, score: float) -> CellRecord:
+UNITS = ("video41", "video42", "video43", "video44")
+LINKS = {"alpha": ("https://arxiv.org/abs/0000.00001", "https://example.org/ssl-bench-alpha")}
+
+
+def _record(method: str, frac: float, seed: int, score: float,
+            benchmark: str = "cholec80-phase") -> CellRecord:
+    """A record whose per-unit parts average to ``score`` (units spread around it)."""
+    from ssl_bench.unit_scores import mean_parts
+
+    spread = {u: score + (i - 1.5) for i, u in enumerate(UNITS)}
+    parts = mean_parts(spread)
+    paper, plugin = LINKS.get(method, (None, None))
+    health = {"embedding_std_ratio": 0.8, "rankme": 40.0, "loss_first": 4.0, "loss_last": 3.0,
+              "collapsed": False}
+    if method == "bravo":
+        health = {"embedding_std_ratio": 0.0001, "rankme": 1.0, "collapsed": True}
     return CellRecord(
-        ssl_bench_version="0.1.0", date="2026-01-02T03:04:05Z", benchmark="cholec80-phase",
-        method=Component(id=method, version="1", plugin="p"), method_kind="pretrain",
-        dataset=DatasetRef(id="cholec80", version="1"),
+        ssl_bench_version="0.2.0", date="2026-01-02T03:04:05Z", benchmark=benchmark,
+        method=Component(id=method, version="1", plugin="p", url=paper, plugin_url=plugin),
+        method_kind="pretrain", dataset=DatasetRef(id="cholec80", version="1"),
         task=TaskRef(id="phase-recognition", version="1", main_score="accuracy",
                      higher_is_better={"accuracy": True}),
         protocol="linear", profile="smoke", label_frac=frac, seed=seed, cell_seed=seed,
-        metrics={"accuracy": score}, main_score=score, synthetic=True, status="ok",
+        label_units=[f"video0{seed + 1}"], metrics={"accuracy": parts.value()},
+        main_score=parts.value(), synthetic=True, status="ok", per_unit={"accuracy": spread},
+        main_parts=parts.to_json(), health=health,
+        references=[{"method": "EndoViT", "value": 78.89, "metric": "accuracy", "label_count": 2,
+                     "backbone": "ViT-B", "citation": "Batic et al., IJCARS 2024",
+                     "url": "https://github.com/DominikBatic/EndoViT"}]
+        if benchmark == "single-frac" else [],
     )
 
 
@@ -74,9 +101,10 @@ def page(tmp_path: Path) -> Path:
         for seed in range(3):
             write_record(results, _record(method, 0.01, seed, low[seed]))
             write_record(results, _record(method, 0.1, seed, high[seed]))
+            write_record(results, _record(method, 0.01, seed, low[seed], "single-frac"))
     out = tmp_path / "board"
     result = CliRunner().invoke(cli, ["leaderboard", "--results", str(results), "--format",
-                                      "html", "--out", str(out)])
+                                      "html", "--out", str(out), "--baseline", "alpha"])
     assert result.exit_code == 0, result.output
     return out / "leaderboard.html"
 
@@ -107,9 +135,13 @@ def test_leaderboard_page_in_headless_chromium(page: Path, tmp_path: Path,
         driver.set_page_load_timeout(20)
         driver.get(page.as_uri())
 
-        def column(col: int) -> list[str]:
-            return [row.find_elements(By.TAG_NAME, "td")[col].text
-                    for row in driver.find_elements(By.CSS_SELECTOR, "table.board tbody tr")]
+        def rows(section: int = 0) -> list:
+            table = driver.find_elements(By.CSS_SELECTOR, "table.board")[section]
+            return table.find_elements(By.CSS_SELECTOR, "tbody tr")
+
+        def column(col: int, section: int = 0) -> list[str]:
+            return [r.find_elements(By.TAG_NAME, "td")[col].text.split(" ")[0]
+                    for r in rows(section)]
 
         # initial order: by mean rank over the two columns (delta 1.5, charlie 2, alpha 2.5, ...)
         ranks = {m: 0.0 for m in SCORES}
@@ -120,8 +152,11 @@ def test_leaderboard_page_in_headless_chromium(page: Path, tmp_path: Path,
         by_rank = sorted(SCORES, key=lambda m: (ranks[m], m))
         assert column(1) == by_rank
 
-        headers = driver.find_elements(By.CSS_SELECTOR, "table.board thead th")
-        assert [h.text for h in headers] == ["rank", "method", "1%", "10%"]
+        board = driver.find_elements(By.CSS_SELECTOR, "table.board")[0]
+        headers = board.find_elements(By.CSS_SELECTOR, "thead th")
+        assert [h.text for h in headers] == [
+            "rank", "method", "1%", "Δ vs alpha (1%)", "rank 95% (1%)", "10%",
+            "Δ vs alpha (10%)", "rank 95% (10%)", "health"]
 
         headers[1].click()  # method: ascending by name
         assert column(1) == sorted(SCORES)
@@ -135,29 +170,54 @@ def test_leaderboard_page_in_headless_chromium(page: Path, tmp_path: Path,
         assert column(1) == ascending[::-1]
         assert headers[2].get_attribute("aria-sort") == "descending"
 
+        by_name = {r.find_elements(By.TAG_NAME, "td")[1].text.split(" ")[0]: r for r in rows()}
         # mean ± std (n) in the cell, the 95% CI on hover (title), hand-computed
-        charlie = [row for row in driver.find_elements(By.CSS_SELECTOR, "table.board tbody tr")
-                   if row.find_elements(By.TAG_NAME, "td")[1].text == "charlie"][0]
-        cell = charlie.find_elements(By.TAG_NAME, "td")[2]
+        cell = by_name["charlie"].find_elements(By.TAG_NAME, "td")[2]
         assert cell.text == "70.50 ± 0.50 (n=3)"
         half = 4.302653 * 0.5 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(n)
         assert cell.get_attribute("title") == f"95% CI [{70.5 - half:.2f}, {70.5 + half:.2f}]"
         assert "best" in cell.get_attribute("class")  # charlie has the best 1% mean
+        # the paired difference to the baseline: +19.5 on every unit of every seed: significant
+        delta = by_name["charlie"].find_elements(By.TAG_NAME, "td")[3]
+        assert delta.text.startswith("+19.50 [+") and delta.text.endswith("*")
+        assert "sig" in delta.get_attribute("class")
+        assert by_name["alpha"].find_elements(By.TAG_NAME, "td")[3].text == "baseline"
+        # health: the collapsed encoder is flagged in the row
+        assert "COLLAPSED" in by_name["bravo"].find_elements(By.TAG_NAME, "td")[-1].text
+        assert by_name["bravo"].find_elements(By.CSS_SELECTOR, "span.collapsed")
 
-        # provenance and the synthetic flag are on the page
+        # links: the method's paper and its plugin
+        paper = by_name["alpha"].find_element(By.CSS_SELECTOR, "a.paper")
+        assert paper.get_attribute("href") == LINKS["alpha"][0]
+        plugin = by_name["alpha"].find_element(By.CSS_SELECTOR, "a.plugin")
+        assert plugin.get_attribute("href") == LINKS["alpha"][1]
+
+        # provenance and the synthetic flag are on the page, "synthetic" once per heading
         body = driver.find_element(By.TAG_NAME, "body").text
         assert "synthetic: true" in body and "profile: smoke" in body
         assert "2026-01-02T03:04:05Z" in body and "synthetic data" in body
+        for heading in driver.find_elements(By.TAG_NAME, "h2"):
+            assert heading.text.lower().count("synthetic") <= 1, heading.text
+        # the published row of the one-fraction benchmark, marked and not ranked
+        published = driver.find_elements(By.CSS_SELECTOR, "tr.published")
+        assert len(published) == 1 and "EndoViT (published)" in published[0].text
 
-        # the label-efficiency plot is inlined and actually decoded by the browser
-        (img,) = driver.find_elements(By.TAG_NAME, "img")
-        assert img.get_attribute("src").startswith("data:image/png;base64,")
-        assert driver.execute_script("return arguments[0].naturalWidth;", img) > 100
+        # plots: label-efficiency (two fractions), forest (one fraction) and the CD diagram,
+        # inlined and decoded by the browser
+        images = driver.find_elements(By.TAG_NAME, "img")
+        alts = [img.get_attribute("alt") for img in images]
+        assert alts == ["cholec80-phase label-efficiency plot", "single-frac forest plot",
+                        "critical-difference diagram"]
+        for img in images:
+            assert img.get_attribute("src").startswith("data:image/png;base64,")
+            assert driver.execute_script("return arguments[0].naturalWidth;", img) > 100
 
-        shot = tmp_path / "leaderboard-screenshot.png"
-        assert driver.save_screenshot(str(shot))
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
-        print(f"leaderboard screenshot: {shot}")
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        driver.execute_script("document.body.style.zoom = '0.6'")
+        assert driver.save_screenshot(str(SCREENSHOT))
+        data = SCREENSHOT.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        print(f"leaderboard screenshot: {SCREENSHOT}")
 
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert severe == [], f"console errors: {severe}"
@@ -167,9 +227,11 @@ def test_leaderboard_page_in_headless_chromium(page: Path, tmp_path: Path,
 
 def test_page_is_self_contained(page: Path) -> None:
     """No URL the browser would fetch: only data: images, inline style and script (no browser
-    needed; the CSP in the page makes the browser test catch any that slips in)."""
+    needed; the CSP in the page makes the browser test catch any that slips in). Links
+    (``<a href>``) to papers and plugins are followed only when clicked."""
     text = page.read_text(encoding="utf-8")
     assert "Content-Security-Policy" in text
-    for needle in ("http://", "https://", "src=\"/", "href=\"http", "<link rel=\"stylesheet\""):
+    for needle in ('src="http', 'src="/', "<link rel=\"stylesheet\"", "url(http"):
         assert needle not in text
-    assert text.count("<img ") == 1 and 'src="data:image/png;base64,' in text
+    assert text.count("<img ") == 3 and text.count('src="data:image/png;base64,') == 3
+    assert text.count('<a class="paper" href="https://arxiv.org/abs/0000.00001"') == 2
