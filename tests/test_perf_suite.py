@@ -161,3 +161,29 @@ def test_full_scale_quick_mode_writes_its_figures(tmp_path: Path) -> None:
     text = readme.read_text()
     assert "hand-written" in text and "<!-- perf:full_scale -->" in text
     assert "| `data prepare --jobs 2` wall time |" in text
+
+
+def test_validity_quick_mode_runs_the_pipeline_and_reads_its_statistics(tmp_path: Path) -> None:
+    """benchmarks/validity: two tiny points on the small suite (smoke profile), through
+    `ssl-bench run` and the leaderboard's paired statistics; the broken control is flagged."""
+    import json
+
+    from ssl_bench import plugins
+
+    sys.path.insert(0, str(PERF.parent / "validity"))
+    import validity
+
+    plugins.reset()
+    try:
+        validity.main(["--quick", "--work", str(tmp_path / "work"),
+                       "--benchmark", "cholecseg8k-seg"])
+    finally:
+        plugins.reset()
+    result = json.loads((PERF.parent / "validity" / "results" / "validity_quick.json")
+                        .read_text())
+    assert [p["steps"] for p in result["points"]] == [1, 2]
+    last = result["points"][-1]["rows"]
+    assert set(last) == {"random-init", "simclr", "mae", "simclr-collapsed"}
+    assert last["random-init"]["delta"] == 0.0 and last["simclr"]["p_holm"] is not None
+    assert last["simclr-collapsed"]["collapsed"] is True
+    assert last["simclr"]["collapsed"] is False
