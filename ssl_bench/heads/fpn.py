@@ -32,7 +32,14 @@ def _conv_gn_relu(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
 
 
 class FPNDecoder(nn.Module):
-    """Multi-scale maps (finest first) -> class logits at ``out_size``."""
+    """Multi-scale maps (finest first) -> class logits at ``out_size``.
+
+    :meth:`standardize_inputs` fixes a per-level, per-channel mean and std that every input map
+    is standardised with (frozen statistics of the training maps; identity until set): the
+    linear protocol's usual normalisation (a BatchNorm without affine in front of a linear
+    probe, e.g. He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022,
+    Sec. A.2), so that the arbitrary scale of an encoder's maps (which a lateral 1x1 conv trained
+    for a few hundred steps would feel as a learning rate) does not decide the comparison."""
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, width: int = 64) -> None:
         super().__init__()
@@ -41,11 +48,24 @@ class FPNDecoder(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, kernel_size=1) for c in in_channels)
         self.smooth = nn.ModuleList(_conv_gn_relu(width, width, 3) for _ in in_channels)
         self.classifier = nn.Conv2d(width, num_classes, kernel_size=1)
+        for k, c in enumerate(in_channels):
+            self.register_buffer(f"input_mean{k}", torch.zeros(1, c, 1, 1))
+            self.register_buffer(f"input_std{k}", torch.ones(1, c, 1, 1))
+
+    @torch.no_grad()
+    def standardize_inputs(self, means: Sequence[torch.Tensor], stds: Sequence[torch.Tensor],
+                           eps: float = 1e-5) -> None:
+        """Per-level (C,) channel means and stds of the training maps."""
+        for k, (mean, std) in enumerate(zip(means, stds)):
+            getattr(self, f"input_mean{k}").copy_(mean.reshape(1, -1, 1, 1))
+            getattr(self, f"input_std{k}").copy_(std.reshape(1, -1, 1, 1).clamp_min(eps))
 
     def forward(self, features: Sequence[torch.Tensor], out_size: tuple[int, int]) -> torch.Tensor:
         if len(features) != len(self.lateral):
             raise ValueError(f"expected {len(self.lateral)} feature maps, got {len(features)}")
-        laterals = [conv(f.float()) for conv, f in zip(self.lateral, features)]
+        features = [(f.float() - getattr(self, f"input_mean{k}")) / getattr(self, f"input_std{k}")
+                    for k, f in enumerate(features)]
+        laterals = [conv(f) for conv, f in zip(self.lateral, features)]
         # top-down: coarsest to finest
         merged = [laterals[-1]]
         for lat in reversed(laterals[:-1]):

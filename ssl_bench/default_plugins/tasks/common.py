@@ -251,6 +251,19 @@ class MaskTaskConfig(TaskConfig):
     feature_batch_size: int = 64
     #: weight of a soft Dice term added to the cross-entropy (MONAI's DiceCE recipe for CT)
     dice_loss_weight: float = 0.0
+    #: linear protocol: standardise each frozen map per channel with the labelled training
+    #: frames' mean and std before the decoder (:meth:`FPNDecoder.standardize_inputs`)
+    standardize_features: bool = False
+
+
+def map_statistics(maps: Sequence[np.ndarray]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per level, the (C,) mean and std over (N, H, W) of (N, C, H, W) maps (float64 sums)."""
+    means, stds = [], []
+    for m in maps:
+        x = np.asarray(m, dtype=np.float64)
+        means.append(torch.from_numpy(x.mean(axis=(0, 2, 3))).float())
+        stds.append(torch.from_numpy(x.std(axis=(0, 2, 3))).float())
+    return means, stds
 
 
 def _predict_logits_batched(model: Callable[[torch.Tensor], torch.Tensor], frames: np.ndarray,
@@ -390,6 +403,8 @@ class MaskTask(ABC):
         masks = np.concatenate([it["masks"][kp] for it, kp in zip(train_items, keep)])
         size = (masks.shape[1], masks.shape[2])
         decoder = FPNDecoder(encoder.channels, num_classes, cfg.decoder_width).to(cell.device)
+        if cfg.standardize_features:
+            decoder.standardize_inputs(*map_statistics(maps))
         optimizer = make_optimizer(decoder.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
 
         def predict(item: dict[str, Any]) -> np.ndarray:
@@ -431,6 +446,16 @@ class MaskTask(ABC):
         index = FrameIndex(train_data, keep)
         encoder = cell.make_encoder().to(cell.device)
         decoder = FPNDecoder(encoder.channels, num_classes, cfg.decoder_width)
+        if freeze and cfg.standardize_features:  # the frozen maps of the training frames
+            encoder.eval()
+            with torch.no_grad():
+                levels: list[list[np.ndarray]] = [[] for _ in encoder.channels]
+                for idx in shuffled_batches(len(index), cfg.feature_batch_size, torch.Generator()
+                                            .manual_seed(0)):
+                    for level, m in zip(levels, encoder(to_float_images(index.frames(idx),
+                                                                        cell.device))):
+                        level.append(m.float().cpu().numpy())
+            decoder.standardize_inputs(*map_statistics([np.concatenate(v) for v in levels]))
         model = EncoderDecoder(encoder, decoder, freeze_encoder=freeze).to(cell.device)
         groups: list[dict[str, Any]] = [{"params": list(decoder.parameters()), "lr": cfg.lr}]
         if not freeze:
