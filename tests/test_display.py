@@ -8,7 +8,7 @@ import re
 from ssl_bench.engine.cells import CellOutcome
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import Estimate, Estimator, RunEstimate, WorkItem
-from ssl_bench.engine.rates import Rates
+from ssl_bench.engine.rates import CellRate, Rates
 from ssl_bench.engine.plan import Cell
 
 
@@ -24,10 +24,14 @@ CELLS = [Cell("m1", "b1", 0.1, 0), Cell("m1", "b1", 0.1, 1)]
 
 
 def plan_estimate() -> RunEstimate:
+    """A pretraining guessed at 100 s, and two cells an earlier run measured at 50 s each."""
+    fields = {"benchmark": "b1", "task": "t1", "protocol": "linear", "method": "m1",
+              "label": "0.1", "profile": "cpu", "device": "cpu"}
+    estimator = Estimator(Rates(cells={"b1|m1": CellRate(fields, 50.0, 3)}))
     items = [WorkItem("pretrain", "m1|surgical", "pretraining", Estimate(100.0, "guess", "g"),
                       steps=100)]
-    items += [WorkItem("cell", c.key, "t1", Estimate(50.0, "guess", "g")) for c in CELLS]
-    return RunEstimate(items, [], Estimator(Rates()))
+    items += [WorkItem("cell", c.key, "t1", estimator.cell(fields), fields) for c in CELLS]
+    return RunEstimate(items, [], estimator)
 
 
 def drive(display: Display, clock: FakeClock, fail_second: bool = False) -> None:
@@ -54,7 +58,8 @@ def test_plain_lines_in_a_log_every_30_s_and_one_per_cell() -> None:
     out, clock = io.StringIO(), FakeClock()
     drive(Display(False, stream=out, live=False, every_s=30.0, clock=clock), clock)
     lines = out.getvalue().splitlines()
-    assert lines[0] == "run: 2 cells and 1 pretraining runs to compute; estimated 0:03:20 (3 guess)"
+    assert lines[0] == ("run: 2 cells and 1 pretraining runs to compute; estimated 0:03:20 "
+                        "(2 measured, 1 guess)")
     assert lines[1] == "loading the surgical pretraining pool"
     # pretraining: a status line at 30, 60 and 90 s, with loss, img/s and both ETAs
     status = [line for line in lines if line.startswith("pretraining m1 (surgical): pretrain ")]

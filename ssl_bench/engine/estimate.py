@@ -260,12 +260,6 @@ class RunEstimate:
         cells = [i.seconds for i in self.items if i.kind == "cell"]
         return pre + sum(cells) / max(1, min(self.jobs, len(cells)))
 
-    def qualities(self) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for item in self.items:
-            out[item.estimate.quality] += 1
-        return dict(out)
-
 
 def _kept_frames(frames: int, native_fps: float | None, fps: float) -> int | None:
     if native_fps is None or native_fps <= 0:
@@ -465,8 +459,9 @@ def estimate_run(plan: "RunPlan", rates: Rates) -> RunEstimate:
     for item in items:
         stage = pre if item.kind == "pretrain" else tasks[item.stage]
         stage.seconds += item.estimate.seconds
-        stage.qualities[item.estimate.quality] = stage.qualities.get(item.estimate.quality,
-                                                                     0) + 1
+        if item.kind == "pretrain" or item.fields:  # n/a cells cost nothing to estimate
+            stage.qualities[item.estimate.quality] = stage.qualities.get(
+                item.estimate.quality, 0) + 1
     jobs = max(1, options.jobs)
     return RunEstimate(items, [decode, pre, *tasks.values()], estimator, jobs)
 

@@ -146,7 +146,8 @@ class EtaTracker:
         """What the remaining time rests on, e.g. ``12 measured, 3 related, 1 guess``."""
         counts: dict[str, int] = defaultdict(int)
         for item in self.pending.values():
-            counts[item.estimate.quality] += 1
+            if item.kind == "pretrain" or item.fields:  # n/a cells cost nothing
+                counts[item.estimate.quality] += 1
         return ", ".join(f"{counts[q]} {q}" for q in ("measured", "related", "guess")
                          if counts[q]) or "nothing left"
 
