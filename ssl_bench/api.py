@@ -393,9 +393,23 @@ class Method(ABC):
 # tasks
 
 
+#: ``progress(stage, done, total, extras)``: how far a long stage has got, for the live
+#: display and the run's ETA (e.g. ``("features", 3, 12, {})`` after 3 of 12 units, or
+#: ``("downstream", 5, 25, {"loss": 0.41})`` after epoch 5 of 25). ``extras`` may carry
+#: ``loss`` (a float) and, in pretraining, ``batch`` (samples per step).
+Progress = Callable[[str, int, int, Mapping[str, Any]], None]
+
+
+def no_progress(stage: str, done: int, total: int, extras: Mapping[str, Any]) -> None:
+    """The default :data:`Progress`: report nowhere."""
+
+
 @dataclass
 class CellInputs:
-    """Everything a task needs to evaluate one cell (method x benchmark x fraction x seed)."""
+    """Everything a task needs to evaluate one cell (method x benchmark x fraction x seed).
+
+    ``progress`` is optional to call: a task that reports its stages (feature extraction,
+    training epochs) through it gets them shown live; one that does not still runs."""
 
     benchmark: Benchmark
     dataset: Dataset
@@ -412,6 +426,7 @@ class CellInputs:
     device: torch.device
     profile: str
     log: Callable[[str], None] = print
+    progress: Progress = no_progress
 
 
 @dataclass

@@ -187,3 +187,19 @@ def test_validity_quick_mode_runs_the_pipeline_and_reads_its_statistics(tmp_path
     assert last["random-init"]["delta"] == 0.0 and last["simclr"]["p_holm"] is not None
     assert last["simclr-collapsed"]["collapsed"] is True
     assert last["simclr"]["collapsed"] is False
+
+
+def test_eta_check_reads_the_first_cell_eta_and_the_remaining_time() -> None:
+    import eta_check
+
+    lines = [(1.0, "loading the surgical pretraining pool"),
+             (10.0, "run: 12 cells and 2 pretraining runs to compute; estimated 0:04:32 "
+                    "(10 measured, 4 related)"),
+             (26.0, "[1/12] ok      a|b|0.01|0  (8.4 s; run ETA 0:02:39)"),
+             (60.0, "[2/12] failed  a|b|0.01|1  (3.0 s; run ETA 0:01:00)"),
+             (110.0, "[12/12] ok      a|c|0.01|1  (0.7 s; run ETA 0:00:00)")]
+    got = eta_check.parse(lines, 0.0, 115.0)
+    assert (got["plan_estimate_s"], got["plan_basis"]) == (272, "10 measured, 4 related")
+    assert (got["eta_after_first_cell_s"], got["actual_remaining_s"]) == (159, 84.0)
+    assert got["eta_ratio"] == pytest.approx(159 / 84) and got["within_2x"]
+    assert got["plan_ratio"] == pytest.approx(272 / 110) and got["cells_done"] == 3

@@ -93,3 +93,10 @@ def test_dry_run_prints_the_plan(testing_plugin, tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "6 to compute" in out and "dummy|tiny-seg|0.5|1: compute" in out
     assert not (tmp_path / "records").exists()
+    # the estimate per stage, each time saying what it rests on
+    assert "\n  data decoding          " in out
+    assert "\n  pretraining            2 pretraining runs (0 cached), 6 steps" in out
+    for task in ("phase-recognition", "semantic-segmentation", "organ-segmentation"):
+        line = next(x for x in out.splitlines() if x.startswith(f"  {task} "))
+        assert "2 cells" in line and any(q in line for q in ("measured", "related", "guess"))
+    assert "\n  total                  " in out

@@ -5,6 +5,7 @@
 units at a time in worker processes (see :func:`worker_context`), longest first so that the last video does not start alone at the end. Workers report the
 frames they decode through a queue; one progress display shows units done, frames/s and the
 ETA (a rich bar on a terminal, a plain line every 30 s in a log, nothing with ``--quiet``).
+The seconds per frame it measured are kept for the estimates of ``ssl-bench run --dry-run``.
 """
 
 from __future__ import annotations
@@ -330,11 +331,25 @@ def prepare_command(name: str, root: Path, sizes: tuple[int, ...], rates: tuple[
     mode: Literal["bar", "lines", "quiet"] = (
         "quiet" if quiet else "bar" if Console(stderr=True).is_terminal else "lines")
     summary = prepare_dataset(dataset, variants, jobs or available_cores(), mode)
+    _remember_decode_rate(dataset, summary)
     if not quiet:
         pairs = ", ".join(f"{size}px@{fps:g}fps" for size, fps in variants)
         click.echo(f"{name}: {summary.units} units cached under {dataset.cache_dir} ({pairs}; "
                    f"{summary.cached_before} were already cached; {summary.seconds:.1f} s with "
                    f"{summary.jobs} job{'s' if summary.jobs > 1 else ''})")
+
+
+def _remember_decode_rate(dataset: "Dataset", summary: PrepareSummary) -> None:
+    """Keep the seconds one process spent per unit of work (frames, for videos) for the
+    estimates of ``ssl-bench run`` (:mod:`ssl_bench.engine.rates`); never fails."""
+    from ssl_bench.engine.estimate import states_costs
+    from ssl_bench.engine.rates import remember_decode_rate
+
+    if summary.work > 0 and states_costs(dataset):
+        try:
+            remember_decode_rate(dataset.meta.id, summary.seconds * summary.jobs / summary.work)
+        except OSError:
+            pass
 
 
 @data_group.command(name="info")

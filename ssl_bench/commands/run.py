@@ -69,8 +69,10 @@ def _apply_run_file(ctx: click.Context, path: Path, params: dict[str, Any]) -> l
 @click.option("--strict-plugins", is_flag=True,
               help="Stop when a plugin fails to load, instead of warning and going on.")
 @click.option("--dry-run", is_flag=True,
-              help="Print the plan (reused / to compute, and why) and stop.")
-@click.option("--quiet", is_flag=True, help="No progress display.")
+              help="Print the plan (reused / to compute, and why) and its estimate per stage "
+                   "(cells, pretraining runs, frames to decode, cache disk, time), and stop.")
+@click.option("--quiet", is_flag=True,
+              help="No progress display or ETA; failures are still printed.")
 @click.option("--executor", type=click.Choice(["none", "local", "slurm"]), default="none",
               show_default=True,
               help="none: in this process; local: submitit jobs as subprocesses here; slurm: "

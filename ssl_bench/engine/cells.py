@@ -59,6 +59,8 @@ class CellOutcome:
     status: str
     error: str | None = None
     traceback: str | None = None
+    #: the cell's own seconds (its record's ``timings.total_s``; 0 when nothing was computed)
+    seconds: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -178,6 +180,7 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
             checkpoint_id=checkpoint_id or "none",
             cache=ArrayCache(ctx.cache_root / "features"), image_size=image_size(ctx.options.profile),
             device=torch.device(ctx.options.device), profile=ctx.options.profile, log=ctx.log,
+            progress=ctx.progress,
         )
         base["label_frac"] = inputs.label_frac
         base["label_count"] = len(setup.label_units)
@@ -248,7 +251,8 @@ def process_cell(ctx: SweepContext, cell: Cell) -> CellOutcome:
                 return CellOutcome("skipped")
             record = evaluate_cell(ctx, cell, setup)
         write_record(ctx.options.results, record)
-        return CellOutcome(record.status, record.error, record.traceback)
+        return CellOutcome(record.status, record.error, record.traceback,
+                           record.timings.total_s)
     finally:
         lock.release()
 

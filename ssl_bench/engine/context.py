@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 import torch
 
-from ssl_bench.api import AugmentPolicy, Dataset, Method, MethodContext, PretrainPool, Unit
+from ssl_bench.api import (AugmentPolicy, Dataset, Method, MethodContext, PretrainPool, Progress,
+                           Unit, no_progress)
 from ssl_bench.engine.plan import DataSources, RunOptions, data_key
 from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
 from ssl_bench.errors import CellFailure, SSLBenchError
@@ -60,6 +61,8 @@ class SweepContext:
     pretrain_errors: dict[tuple[str, str], PretrainFailure] = field(default_factory=dict)
     #: small per-process caches of the cell stage (health batches, probed checkpoints)
     extras: dict[Any, Any] = field(default_factory=dict)
+    #: where pretraining steps and the cells' stages are reported (the live display)
+    progress: Progress = no_progress
 
     @property
     def cache_root(self) -> Path:
@@ -187,7 +190,8 @@ class SweepContext:
                     method, self.pool_fingerprint(domain, size, fps),
                     lambda: self.pool(domain, size, fps), self.cache_root,
                     self.options.pretrain_seed, self.log, self.pretrain_extras(domain),
-                    lambda net, losses: self.health(domain, method.encoder(net), losses))
+                    lambda net, losses: self.health(domain, method.encoder(net), losses),
+                    self.progress)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ssl_bench import atomic
-from ssl_bench.api import Method, PretrainPool
+from ssl_bench.api import Method, PretrainPool, Progress
 from ssl_bench.engine import ddp
 from ssl_bench.engine.loader import EndlessLoader
 from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
@@ -151,11 +151,13 @@ def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
     return MethodModel()
 
 
-def _make_step_hook(method: Method, losses: list[float] | None = None) -> Any:
+def _make_step_hook(method: Method, losses: list[float] | None = None,
+                    progress: Progress | None = None, batch_size: int = 0) -> Any:
     from mmengine.hooks import Hook
 
     class MethodStepHook(Hook):
-        """Feeds the method its progress, calls ``after_step`` and keeps each step's loss."""
+        """Feeds the method its progress, calls ``after_step``, keeps each step's loss and
+        reports each step to ``progress`` (``("pretrain", step, steps, {"loss", "batch"})``)."""
 
         priority = "NORMAL"
 
@@ -172,8 +174,16 @@ def _make_step_hook(method: Method, losses: list[float] | None = None) -> Any:
                              outputs: Any = None) -> None:
             model = ddp.unwrap(runner.model)
             method.after_step(model.net, (runner.iter + 1) / max(runner.max_iters, 1))
-            if losses is not None and isinstance(outputs, dict) and "loss" in outputs:
-                losses.append(float(outputs["loss"]))
+            wanted = losses is not None or progress is not None
+            loss = (float(outputs["loss"]) if wanted and isinstance(outputs, dict)
+                    and "loss" in outputs else None)
+            if losses is not None and loss is not None:
+                losses.append(loss)
+            if progress is not None:
+                extras: dict[str, float] = {"batch": batch_size}
+                if loss is not None:
+                    extras["loss"] = loss
+                progress("pretrain", runner.iter + 1, runner.max_iters, extras)
 
     return MethodStepHook()
 
@@ -188,11 +198,13 @@ def _has_tensorboard() -> bool:
 
 def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: int,
                     log: Callable[[str], None], launcher: str = "none",
-                    losses: list[float] | None = None) -> tuple[nn.Module, int]:
+                    losses: list[float] | None = None,
+                    progress: Progress | None = None) -> tuple[nn.Module, int]:
     """Train ``method`` on ``pool`` with mmengine's Runner; resume from ``work_dir`` if a
     previous attempt left checkpoints there. ``launcher != "none"``: every rank of the process
     group calls this (DDP, see :mod:`ssl_bench.engine.ddp`). Each step's loss is appended to
-    ``losses`` when given (after a resume: the steps run in this call)."""
+    ``losses`` when given (after a resume: the steps run in this call), and each step is
+    reported to ``progress`` when given."""
     from mmengine.runner import Runner
 
     allow_mmengine_checkpoint_globals()
@@ -243,7 +255,8 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
             checkpoint=dict(type="CheckpointHook", interval=max(1, steps // 4), by_epoch=False,
                             max_keep_ckpts=1, save_last=True),
         ),
-        custom_hooks=[_make_step_hook(method, losses)],
+        custom_hooks=[_make_step_hook(method, losses, progress,
+                                      min(cfg.batch_size, len(dataset)))],
         visualizer=dict(type="Visualizer", vis_backends=vis_backends,
                         name=f"vis-{work_dir.name}-{time.time_ns()}"),
         resume=(work_dir / "last_checkpoint").exists(),
@@ -259,12 +272,12 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
 def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[], PretrainPool],
                     cache_root: Path, seed: int, log: Callable[[str], None],
                     extras: dict[str, Any] | None = None,
-                    health: Callable[[nn.Module, list[float]], dict[str, Any]] | None = None
-                    ) -> PretrainResult:
+                    health: Callable[[nn.Module, list[float]], dict[str, Any]] | None = None,
+                    progress: Progress | None = None) -> PretrainResult:
     """Pretrain once; later calls (any process) reuse the safetensors checkpoint. The pool is
     only loaded when training is needed. ``health(encoder_model, losses)`` gives the health
     figures kept in the sidecar (computed for a cached checkpoint whose sidecar lacks them);
-    ``extras`` are written into the sidecar too."""
+    ``extras`` are written into the sidecar too; ``progress`` gets every step."""
     key = checkpoint_key(method, pool_fingerprint, seed)
     ckpt = cache_root / "checkpoints" / method.meta.id / f"{key}.safetensors"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -280,12 +293,14 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
             ckpt.unlink(missing_ok=True)  # a damaged file is recomputed, never used
             ckpt.with_suffix(".json").unlink(missing_ok=True)
         work_dir = cache_root / "work_dirs" / method.meta.id / key
+        wall_start = time.perf_counter()
         pool = load_pool()
         start = time.perf_counter()
         log(f"pretraining {method.meta.id} on the {pool.domain} pool ({len(pool)} frames)")
         losses: list[float] = []
         try:
-            net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses)
+            net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses,
+                                         progress=progress)
         except NonFiniteLoss:
             raise
         except Exception as exc:
@@ -295,11 +310,16 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
             log(f"resuming from {work_dir} failed ({type(exc).__name__}: {exc}); starting over")
             shutil.rmtree(work_dir, ignore_errors=True)
             losses.clear()
-            net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses)
+            net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses,
+                                         progress=progress)
         seconds = time.perf_counter() - start
         figures = health(net, losses) if health is not None else None
+        # the whole pretraining as a run sees it (pool loading and health included), for the
+        # estimates of later runs (ssl_bench.engine.estimate)
+        wall = time.perf_counter() - wall_start
         save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds,
-                        {**(extras or {}), **({"health": figures} if figures else {})})
+                        {**(extras or {}), **({"health": figures} if figures else {}),
+                         "wall_seconds": wall})
         for stale in [*work_dir.glob("*.pth"), work_dir / "last_checkpoint"]:
             stale.unlink(missing_ok=True)  # the resume state points at removed files
         return PretrainResult(ckpt, key, seconds, False, steps, figures)

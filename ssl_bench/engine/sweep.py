@@ -11,6 +11,11 @@
    the run goes on;
 4. print and write the leaderboard of what ran.
 
+``--dry-run`` adds the estimate of each stage, and a run shows its ETA from the start
+(:mod:`ssl_bench.engine.estimate`, :mod:`ssl_bench.engine.eta`, :mod:`ssl_bench.engine.display`);
+every run keeps the rates its records measured for the estimates of later runs
+(:mod:`ssl_bench.engine.rates`).
+
 Distributed pretraining (``--launcher``) is :mod:`ssl_bench.engine.distributed`, cluster
 jobs :mod:`ssl_bench.engine.executors`; both build on the public names here.
 """
@@ -20,8 +25,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import time
-from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -31,6 +34,8 @@ import torch
 
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import SweepContext, error_line
+from ssl_bench.engine.display import Display
+from ssl_bench.engine.estimate import RunEstimate
 from ssl_bench.engine.identity import Reuse, cell_setup, check_reuse, needs_pretraining
 from ssl_bench.engine.plan import (
     Cell,
@@ -144,76 +149,8 @@ def _worker_run(cell: Cell) -> tuple[Cell, CellOutcome]:
     return cell, process_cell(_WORKER, cell)
 
 
-# ---- console ---------------------------------------------------------------------------------
-
-
-class Display:
-    """rich progress on a terminal, plain lines otherwise, nothing with --quiet (failures are
-    always printed, with their one-line reason; ``debug`` adds the traceback)."""
-
-    def __init__(self, quiet: bool, debug: bool = False) -> None:
-        self.total = 0
-        self.quiet = quiet
-        self.debug = debug
-        self.counts: dict[str, int] = defaultdict(int)
-        self.start = time.perf_counter()
-        self.progress: Any = None
-
-    def begin(self, total: int) -> None:
-        """Start counting ``total`` cells (the progress bar on a terminal)."""
-        self.total = total
-        self.start = time.perf_counter()
-        if not self.quiet and sys.stderr.isatty():
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(),
-                                     TimeRemainingColumn(), transient=False)
-            self.task = self.progress.add_task("cells", total=total)
-            self.progress.start()
-
-    def print(self, message: str, always: bool = False) -> None:
-        if self.quiet and not always:
-            return
-        if self.progress is not None:
-            self.progress.console.print(message, markup=False, highlight=False)
-        else:
-            print(message, file=sys.stderr, flush=True)
-
-    def log(self, message: str) -> None:
-        self.print(message)
-
-    def running(self, cell: Cell) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, description=self._summary() + f"  running {cell.key}")
-
-    def done(self, cell: Cell, outcome: CellOutcome) -> None:
-        self.counts[outcome.status] += 1
-        if outcome.status == "failed":
-            self.print(f"failed  {cell.key}: {outcome.error}", always=True)
-            if self.debug and outcome.traceback:
-                self.print(outcome.traceback.rstrip(), always=True)
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, description=self._summary())
-        elif not self.quiet:
-            n = sum(self.counts.values())
-            elapsed = time.perf_counter() - self.start
-            eta = elapsed / n * (self.total - n) if n else 0.0
-            print(f"[{n}/{self.total}] {outcome.status:7s} {cell.key}  (eta {eta:.0f}s)",
-                  file=sys.stderr, flush=True)
-
-    def _summary(self) -> str:
-        return (f"ok {self.counts['ok']}  n/a {self.counts['n/a']}  failed {self.counts['failed']}"
-                f"  skipped {self.counts['skipped']}")
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def print_plan(plan: RunPlan) -> None:
-    """The ``--dry-run`` report: every cell to compute, with why."""
+def print_plan(plan: RunPlan, estimate: RunEstimate | None = None) -> None:
+    """The ``--dry-run`` report: every cell to compute, with why, and the estimate."""
     options, regs = plan.options, plan.ctx.regs
     todo = plan.todo
     print(f"profile {options.profile}, device {options.device}, results {options.results}")
@@ -228,6 +165,60 @@ def print_plan(plan: RunPlan) -> None:
                           if c.applicable and needs_pretraining(regs.methods.get(c.method))})
     for method_id in pretraining:
         print(f"  pretraining: {method_id}: pretrain (cached if its checkpoint exists)")
+    if estimate is not None:
+        from ssl_bench.engine.estimate import estimate_lines
+
+        for line in estimate_lines(estimate):
+            print(line)
+
+
+def plan_estimate(plan: RunPlan, log: Callable[[str], None]) -> RunEstimate | None:
+    """The plan's estimate, from the rates kept on this machine and those the records already
+    in the results directory measured; None (with a line saying why) when it cannot be made:
+    an estimate never stops a run."""
+    from ssl_bench.engine.estimate import estimate_run
+    from ssl_bench.engine.rates import learn_from_results, load_rates
+
+    try:
+        rates = load_rates().merged(learn_from_results(
+            plan.options.results, _domain_lookup(plan.ctx.regs), _device_names(plan.options)))
+        return estimate_run(plan, rates)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a plugin's prepare_cost, an unreadable cache, ...
+        log(f"no time estimate: {error_line(exc)}")
+        return None
+
+
+def remember_rates(options: RunOptions, regs: Registries, log: Callable[[str], None]) -> None:
+    """Keep what this run's records measured for later estimates (never fails the run)."""
+    from ssl_bench.engine.rates import learn_from_results, remember
+
+    try:
+        remember(learn_from_results(options.results, _domain_lookup(regs),
+                                    _device_names(options)))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        log(f"the measured rates were not kept: {error_line(exc)}")
+
+
+def _device_names(options: RunOptions) -> set[str]:
+    """This machine's CPU name and the run device's name, as records store them."""
+    from ssl_bench.environment import current_environment
+
+    return {current_environment("cpu").device_name,
+            current_environment(options.device).device_name}
+
+
+def _domain_lookup(regs: Registries) -> Callable[[str], str | None]:
+    def domain_of(dataset_id: str) -> str | None:
+        try:
+            return regs.datasets.get(dataset_id).meta.domain
+        except SSLBenchError:
+            return None
+
+    return domain_of
 
 
 def _check_results_writable(options: RunOptions) -> None:
@@ -248,8 +239,11 @@ def pretrain_all(ctx: SweepContext, cells: list[Cell], display: Display) -> None
     pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in cells
                     if c.applicable and needs_pretraining(regs.methods.get(c.method))})
     for method_id, domain in pairs:
+        display.pretraining(method_id, domain)
+        ok = False
         try:
             ctx.pretrain(method_id, domain)
+            ok = True
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # its cells are recorded as failed below
@@ -257,6 +251,8 @@ def pretrain_all(ctx: SweepContext, cells: list[Cell], display: Display) -> None
                           always=True)
             if display.debug and (method_id, domain) in ctx.pretrain_errors:
                 display.print(ctx.pretrain_errors[(method_id, domain)].traceback, always=True)
+        finally:
+            display.pretrained(method_id, domain, ok)
 
 
 def run_sweep(options: RunOptions) -> int:
@@ -266,13 +262,15 @@ def run_sweep(options: RunOptions) -> int:
     display = Display(options.quiet or options.dry_run, options.debug)
     plan = plan_run(options, display.log, write_synthetic=not options.dry_run)
     if options.dry_run:
-        print_plan(plan)
+        print_plan(plan, plan_estimate(plan, print))
         return 0
     for line in plan.skipped_benchmarks:
         display.print(line, always=True)
     todo = plan.todo
     options, ctx = plan.options, plan.ctx
-    display.begin(len(todo))
+    estimate = plan_estimate(plan, display.log) if todo and not options.quiet else None
+    ctx.progress = display.progress
+    display.begin(len(todo), estimate)
     failures: list[str] = []
     try:
         pretrain_all(ctx, todo, display)
@@ -296,6 +294,8 @@ def run_sweep(options: RunOptions) -> int:
                     failures.append(f"{cell.key}: {outcome.error}")
     finally:
         display.stop()
+        if todo:
+            remember_rates(options, ctx.regs, display.log)
 
     from ssl_bench.leaderboard import write_run_leaderboard
 
@@ -309,6 +309,6 @@ def run_sweep(options: RunOptions) -> int:
     return 0
 
 
-__all__ = ["Display", "PluginSetup", "RunPlan", "plan_run", "plugin_setup", "pretrain_all",
-           "print_plan", "process_cell", "run_sweep", "worker_context", "DataSources",
+__all__ = ["Display", "PluginSetup", "RunPlan", "plan_estimate", "plan_run", "plugin_setup",
+           "pretrain_all", "print_plan", "remember_rates", "process_cell", "run_sweep", "worker_context", "DataSources",
            "RunOptions", "Registries"]

@@ -177,6 +177,22 @@ def test_prepare_jobs_gives_the_serial_bytes(noise_root: Path, tmp_path: Path,
                                   decode_video(dataset.video_path(unit), 5.0, 16)[0])
     again = prepare([*args, "--jobs", "2"], tmp_path / "parallel", monkeypatch)
     assert again.exit_code == 0 and "3 were already cached" in again.output
+    # the seconds per decoded frame are kept for the estimates of `ssl-bench run`
+    from ssl_bench.engine.rates import load_rates
+
+    assert load_rates(tmp_path / "parallel" / "rates.json").decode["cholec80"] > 0
+
+
+def test_estimate_counts_the_frames_and_bytes_a_video_still_needs(noise_root: Path,
+                                                                   tmp_path: Path) -> None:
+    from ssl_bench.engine.estimate import _unit_work
+
+    dataset = Cholec80(noise_root, cache_dir=tmp_path)
+    unit = dataset.units()[2]  # video41, 110 frames at 25 fps
+    dataset.load(unit, size=16, fps=1.0)  # cached now
+    # 16 px at 1 fps is cached; 8 px at 5 fps keeps ceil(110 * 5 / 25) = 22 frames
+    assert _unit_work(dataset, unit, [(16, 1.0), (8, 5.0)]) == (110, 22 * (8 * 8 * 3 + 8))
+    assert _unit_work(dataset, unit, [(16, 1.0)]) == (0, 0)
 
 
 def test_prepare_names_a_broken_video_and_keeps_no_partial_entry(

@@ -24,7 +24,7 @@ import random
 from abc import ABC, abstractmethod
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -183,6 +183,43 @@ class TestScores:
     per_class: dict[str, dict[str, float]]
     per_unit: dict[str, dict[str, float]]
     main_parts: UnitParts
+
+
+class EpochLoss:
+    """The mean training loss of an epoch, read once at its end (one device sync per epoch),
+    for :attr:`CellInputs.progress`."""
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        value = loss.detach()
+        self.total = value if self.total is None else self.total + value
+        self.steps += 1
+
+    def extras(self) -> dict[str, float]:
+        return {"loss": float(self.total) / self.steps} if self.total is not None else {}
+
+
+_T = TypeVar("_T")
+
+
+class UnitProgress:
+    """Counts the units of ``groups`` (e.g. train, val, test) through ``stage`` and reports
+    each one done to :attr:`CellInputs.progress` (0 of all of them when created)."""
+
+    def __init__(self, cell: CellInputs, stage: str, groups: Sequence[Sequence[Unit]]) -> None:
+        self.cell, self.stage = cell, stage
+        self.total = sum(len(group) for group in groups)
+        self.count = 0
+        cell.progress(stage, 0, self.total, {})
+
+    def done(self, value: _T) -> _T:
+        """Count one unit more; returns ``value`` (so it wraps an expression)."""
+        self.count += 1
+        self.cell.progress(self.stage, min(self.count, self.total), self.total, {})
+        return value
 
 
 @dataclass
@@ -390,8 +427,12 @@ class MaskTask(ABC):
         for p in encoder.parameters():
             p.requires_grad_(False)
         fingerprint = cell.dataset.fingerprint()
+        counter = UnitProgress(cell, "features", [cell.label_units, cell.units["val"],
+                                                cell.units["test"]])
+
         def cached(units: list[Unit]) -> list[dict[str, Any]]:
-            return [self._cached_unit(cell, encoder, u, timer, fingerprint) for u in units]
+            return [counter.done(self._cached_unit(cell, encoder, u, timer, fingerprint))
+                    for u in units]
 
         train_items = cached(cell.label_units)
         val_items = cached(cell.units["val"])
@@ -500,6 +541,7 @@ class MaskTask(ABC):
                 batches: Iterator[torch.Tensor] = itertools.islice(stream, cfg.steps_per_epoch)
             else:
                 batches = shuffled_batches(n_train, cfg.batch_size, generator)
+            epoch_loss = EpochLoss()
             for n_steps, idx in enumerate(batches):
                 if cfg.max_steps_per_epoch is not None and n_steps >= cfg.max_steps_per_epoch:
                     break
@@ -508,6 +550,8 @@ class MaskTask(ABC):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                epoch_loss.add(loss)
+            cell.progress("downstream", epoch, cfg.epochs, epoch_loss.extras())
             if not val_items:  # no val split: keep the last epoch
                 best_epoch, best_state = epoch, snapshot(model)
             elif epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
@@ -675,5 +719,6 @@ __all__ = [
     "seed_everything", "resolve_protocol", "to_float_images", "load_unit", "feature_key",
     "frame_feature_entry",
     "make_optimizer", "shuffled_batches", "endless_batches", "snapshot", "Timer", "FrameIndex",
+    "EpochLoss", "UnitProgress",
     "MaskTaskConfig", "MaskTask", "TestScores",
 ]

@@ -53,8 +53,10 @@ from torch import nn
 from ssl_bench.api import (CellInputs, Encoder, Task, TaskConfig, TaskMeta, TaskResult, Unit,
                            UnitData)
 from ssl_bench.default_plugins.tasks.common import (
+    EpochLoss,
     FrameIndex,
     Timer,
+    UnitProgress,
     check_finite,
     frame_feature_entry,
     load_unit,
@@ -186,6 +188,7 @@ class PhaseRecognition(Task):
         for epoch in range(1, cfg.finetune_epochs + 1):
             encoder.train()
             head.train()
+            epoch_loss = EpochLoss()
             for n_steps, idx in enumerate(shuffled_batches(len(train), cfg.finetune_batch_size,
                                                            generator)):
                 if (cfg.finetune_max_steps_per_epoch is not None
@@ -198,8 +201,10 @@ class PhaseRecognition(Task):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                epoch_loss.add(loss)
             if scheduler is not None:
                 scheduler.step()
+            cell.progress("fine-tuning", epoch, cfg.finetune_epochs, epoch_loss.extras())
             encoder.eval()
             head.eval()
             accs = []
@@ -272,8 +277,12 @@ class PhaseRecognition(Task):
             fingerprint = cell.dataset.fingerprint()
         if cfg.feature_fps != FINETUNE_FPS:
             loaded.clear()  # stage 1 read 1-fps frames; the features need other ones
-        train = [self._features(cell, encoder, u, fingerprint, loaded) for u in cell.label_units]
-        val = [self._features(cell, encoder, u, fingerprint, loaded) for u in cell.units["val"]]
+        counter = UnitProgress(cell, "features", [cell.label_units, cell.units["val"],
+                                                cell.units["test"]])
+        train = [counter.done(self._features(cell, encoder, u, fingerprint, loaded))
+                 for u in cell.label_units]
+        val = [counter.done(self._features(cell, encoder, u, fingerprint, loaded))
+               for u in cell.units["val"]]
         loaded.clear()
         timer.features += time.perf_counter() - t0
 
@@ -291,6 +300,7 @@ class PhaseRecognition(Task):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
+            epoch_loss = EpochLoss()
             for idx in shuffled_batches(len(train), cfg.batch_size, generator):
                 x, y = self._pad([train[i] for i in idx.tolist()], cell.device)
                 loss = mstcn_loss(model(x), y, ignore_index=PAD,
@@ -299,6 +309,8 @@ class PhaseRecognition(Task):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                epoch_loss.add(loss)
+            cell.progress("downstream", epoch, cfg.epochs, epoch_loss.extras())
             if not val:  # no val split: keep the last epoch
                 best_epoch, best_state = epoch, snapshot(model)
             elif epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
@@ -315,7 +327,8 @@ class PhaseRecognition(Task):
 
         # ---- the one test pass
         t0 = time.perf_counter()
-        test = [self._features(cell, encoder, u, fingerprint) for u in cell.units["test"]]
+        test = [counter.done(self._features(cell, encoder, u, fingerprint))
+                for u in cell.units["test"]]
         timer.features += time.perf_counter() - t0
         t0 = time.perf_counter()
         from ssl_bench.metrics.phase import phase_metrics

@@ -53,8 +53,10 @@ from torch import nn
 from ssl_bench.api import (CellInputs, Encoder, Task, TaskConfig, TaskMeta, TaskResult, Unit,
                            UnitData)
 from ssl_bench.default_plugins.tasks.common import (
+    EpochLoss,
     FrameIndex,
     Timer,
+    UnitProgress,
     check_finite,
     frame_feature_entry,
     load_unit,
@@ -188,6 +190,7 @@ class ToolPresence(Task):
         for epoch in range(1, epochs + 1):
             for m in modules:
                 m.train()
+            epoch_loss = EpochLoss()
             for n_steps, idx in enumerate(shuffled_batches(n_train, batch_size, generator)):
                 if max_steps is not None and n_steps >= max_steps:
                     break
@@ -196,8 +199,10 @@ class ToolPresence(Task):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                epoch_loss.add(loss)
             if scheduler is not None:
                 scheduler.step()
+            cell.progress("downstream", epoch, epochs, epoch_loss.extras())
             if not val_gts:
                 best_epoch, best_state = epoch, [snapshot(m) for m in modules]
             elif epoch % cfg.eval_every == 0 or epoch == epochs:
@@ -238,8 +243,12 @@ class ToolPresence(Task):
         encoder = cell.make_encoder().to(cell.device).eval()
         fingerprint = cell.dataset.fingerprint()
         t0 = time.perf_counter()
-        train = [self._entry(cell, encoder, u, fingerprint, k) for u in cell.label_units]
-        val = [self._entry(cell, encoder, u, fingerprint, k) for u in cell.units["val"]]
+        counter = UnitProgress(cell, "features", [cell.label_units, cell.units["val"],
+                                                cell.units["test"]])
+        train = [counter.done(self._entry(cell, encoder, u, fingerprint, k))
+                 for u in cell.label_units]
+        val = [counter.done(self._entry(cell, encoder, u, fingerprint, k))
+               for u in cell.units["val"]]
         timer.features += time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -277,7 +286,8 @@ class ToolPresence(Task):
 
         def score_test() -> list[tuple[np.ndarray, np.ndarray]]:
             t1 = time.perf_counter()
-            test = [self._entry(cell, encoder, u, fingerprint, k) for u in cell.units["test"]]
+            test = [counter.done(self._entry(cell, encoder, u, fingerprint, k))
+                    for u in cell.units["test"]]
             timer.features += time.perf_counter() - t1
             return [(predict(v["features"]), v["tools"]) for v in test]
 
