@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ssl_bench.cache import ArrayCache
     from ssl_bench.unit_scores import UnitParts
 
+from ssl_bench.lazy import LazyClass  # noqa: F401  (re-exported: the public API)
 from ssl_bench.meta import (  # noqa: F401  (re-exported: the public API)
     ID_PATTERN,
     PROFILES,

@@ -20,9 +20,8 @@ from torch import nn
 
 from ssl_bench.api import Encoder
 from ssl_bench.errors import SSLBenchError
+from ssl_bench.meta import DEFAULT_CNN
 
-#: the CNN every CNN method uses by default, so leaderboard rows are comparable
-DEFAULT_CNN = "efficientnet_lite0"
 #: input statistics per backbone family
 NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),

@@ -47,26 +47,29 @@ def _registries() -> Any:
 
 
 def listing() -> dict[str, list[dict[str, Any]]]:
-    """Everything the loaded plugins registered, as plain data."""
+    """Everything the loaded plugins registered, as plain data (from the registered metadata:
+    nothing registered by import path is imported)."""
     regs = _registries()
     out: dict[str, list[dict[str, Any]]] = {}
+    # registered metadata only (Entry.meta / Entry.profiles): a class registered by path is
+    # never imported here, so listing imports no torch
     out["methods"] = [
-        {"id": e.id, "version": e.obj.meta.version, "plugin": e.plugin, "kind": e.obj.meta.kind,
-         "name": e.obj.meta.name, "paper": e.obj.meta.paper,
-         "pretrain_input": e.obj.meta.pretrain_input, "provides": sorted(e.obj.meta.provides),
-         "domains": list(e.obj.meta.domains), "profiles": sorted(e.obj.profiles)}
+        {"id": e.id, "version": e.meta.version, "plugin": e.plugin, "kind": e.meta.kind,
+         "name": e.meta.name, "paper": e.meta.paper, "pretrain_input": e.meta.pretrain_input,
+         "provides": sorted(e.meta.provides), "domains": list(e.meta.domains),
+         "profiles": sorted(e.profiles)}
         for e in regs.methods
     ]
     out["datasets"] = [
-        {"id": e.id, "version": e.obj.meta.version, "plugin": e.plugin, "name": e.obj.meta.name,
-         "modality": e.obj.meta.modality, "domain": e.obj.meta.domain,
-         "classes": len(e.obj.meta.classes), "license": e.obj.meta.license}
+        {"id": e.id, "version": e.meta.version, "plugin": e.plugin, "name": e.meta.name,
+         "modality": e.meta.modality, "domain": e.meta.domain,
+         "classes": len(e.meta.classes), "license": e.meta.license}
         for e in regs.datasets
     ]
     out["tasks"] = [
-        {"id": e.id, "version": e.obj.meta.version, "plugin": e.plugin, "name": e.obj.meta.name,
-         "protocols": list(e.obj.meta.protocols), "main_score": e.obj.meta.main_score,
-         "requires": list(e.obj.meta.requires)}
+        {"id": e.id, "version": e.meta.version, "plugin": e.plugin, "name": e.meta.name,
+         "protocols": list(e.meta.protocols), "main_score": e.meta.main_score,
+         "requires": list(e.meta.requires)}
         for e in regs.tasks
     ]
     out["benchmarks"] = [

@@ -11,6 +11,10 @@ A plugin is a module registered under the entry-point group ``ssl_bench``::
     my-method = "my_package.plugin"
 
 and decorates its implementations with :data:`ssl_bench.hookimpl`.
+
+Methods, datasets and tasks may be registered as the class itself or, so that loading the
+plugin imports no torch, as a :class:`ssl_bench.lazy.LazyClass` (import path + ``meta`` +
+profile names), imported only by the commands that need the class (docs/plugin_hooks.md).
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ hookimpl = HookimplMarker("ssl_bench")
 def register_methods(register: Callable[[Any], None]) -> None:
     """Add pretraining or semi-supervised methods.
 
-    :param register: call ``register(MethodClass)`` once per method; the class is a subclass
-        of :class:`ssl_bench.api.Method` with a ``meta`` (:class:`ssl_bench.api.MethodMeta`).
+    :param register: call ``register(MethodClass)`` (or ``register(LazyClass(...))``) once per
+        method; the class is a subclass of :class:`ssl_bench.api.Method` with a ``meta``
+        (:class:`ssl_bench.api.MethodMeta`).
     """
 
 
@@ -39,8 +44,9 @@ def register_methods(register: Callable[[Any], None]) -> None:
 def register_datasets(register: Callable[[Any], None]) -> None:
     """Add dataset readers.
 
-    :param register: call ``register(DatasetClass)`` once per dataset; the class is a subclass
-        of :class:`ssl_bench.api.Dataset` with a ``meta`` (:class:`ssl_bench.api.DatasetMeta`).
+    :param register: call ``register(DatasetClass)`` (or ``register(LazyClass(...))``) once per
+        dataset; the class is a subclass of :class:`ssl_bench.api.Dataset` with a ``meta``
+        (:class:`ssl_bench.api.DatasetMeta`).
     """
 
 
@@ -48,8 +54,9 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 def register_tasks(register: Callable[[Any], None]) -> None:
     """Add downstream tasks (protocol + metric set).
 
-    :param register: call ``register(TaskClass)`` once per task; the class is a subclass of
-        :class:`ssl_bench.api.Task` with a ``meta`` (:class:`ssl_bench.api.TaskMeta`).
+    :param register: call ``register(TaskClass)`` (or ``register(LazyClass(...))``) once per
+        task; the class is a subclass of :class:`ssl_bench.api.Task` with a ``meta``
+        (:class:`ssl_bench.api.TaskMeta`).
     """
 
 

@@ -24,6 +24,9 @@ LabelKind = Literal["phase", "mask", "tools"]
 Capability = Literal["frame-features", "spatial-features", "segmentation-predictor"]
 PretrainInput = Literal["none", "frames", "frame-pairs", "clips"]
 ID_PATTERN = r"^[a-z0-9][a-z0-9.\-]*$"
+#: the CNN every CNN method uses by default, so leaderboard rows are comparable (the
+#: ``backbone`` of their metadata; :mod:`ssl_bench.backbones` builds it)
+DEFAULT_CNN = "efficientnet_lite0"
 
 
 class Meta(BaseModel):

@@ -13,6 +13,12 @@ that raises, or a registered class without a valid ``meta`` becomes a :class:`Lo
 those lines as warnings; ``ssl-bench run --strict-plugins`` makes them fatal. Two plugins
 registering one id make that id a conflict: only commands touching it fail
 (:mod:`ssl_bench.registry`).
+
+A plugin may register a class by import path (:class:`ssl_bench.lazy.LazyClass`) with its
+metadata: loading the plugin then imports no torch, and ``--help``, ``list``, ``plugins`` and
+``leaderboard`` never import the class. Commands that run code import it on first use
+(``Registry.get``) or all at once (:func:`resolved_registries`); one that fails to import, or
+differs from its registration, is a load failure like a plugin that fails to import.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from typing import Any, Callable
 import pluggy
 
 from ssl_bench import hookspecs
+from ssl_bench.errors import describe_exception
+from ssl_bench.lazy import LazyClass, LazyLoadError
 from ssl_bench.registry import Registry
 
 GROUP = "ssl_bench"
@@ -82,29 +90,6 @@ def _selected(ep: EntryPoint) -> bool:
     if hasattr(sys, "_called_from_test"):
         return dist == CORE_DISTRIBUTION
     return True
-
-
-def describe_exception(exc: BaseException, module_prefix: str = "") -> str:
-    """One line for an exception raised while loading plugin code. A pydantic error names the
-    model and the field; when the failing frame is a class body in the plugin's own code, the
-    class is named too."""
-    from pydantic import ValidationError
-
-    where = ""
-    frame_tb = exc.__traceback__
-    while frame_tb is not None:
-        frame = frame_tb.tb_frame
-        if module_prefix and str(frame.f_globals.get("__name__", "")).startswith(module_prefix):
-            name = frame.f_code.co_name
-            where = "" if name.startswith("<") else f"class {name}: "
-        frame_tb = frame_tb.tb_next
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        field_name = ".".join(str(x) for x in first["loc"]) or "(model)"
-        return (f"{where}invalid {exc.title}: field {field_name!r}: {first['msg']} "
-                f"({len(exc.errors())} error(s))")
-    text = str(exc).strip().splitlines()
-    return f"{where}{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -238,6 +223,11 @@ def _class_meta_id(meta_type: type) -> Callable[[Any], str]:
     """The id of a registered class after checking its ``meta``."""
 
     def id_of(cls: Any) -> str:
+        if isinstance(cls, LazyClass):
+            if not isinstance(cls.meta, meta_type):
+                raise InvalidRegistration(f"LazyClass {cls.path}: `meta` is a "
+                                          f"{type(cls.meta).__name__}, not a {meta_type.__name__}")
+            return str(cls.meta.id)
         name = getattr(cls, "__name__", repr(cls))
         if not isinstance(cls, type):
             raise InvalidRegistration(f"registered {name}, which is not a class; register the "
@@ -271,7 +261,7 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any],
 
         def register(obj: Any, _plugin: str = plugin, _name: str = impl.plugin_name) -> None:
             try:
-                registry.add(id_of(obj), obj, _plugin)
+                registry.add(id_of(obj), obj, _plugin, _name)
             except InvalidRegistration as exc:
                 _failures.append(LoadFailure(_name, _plugin, str(exc)))
 
@@ -300,6 +290,27 @@ def get_registries() -> Registries:
         _collect(pm, "register_benchmarks", regs.benchmarks, _benchmark_id)
         _registries = regs
     return _registries
+
+
+def resolved_registries() -> Registries:
+    """:func:`get_registries` with every class registered by path imported now (commands that
+    run code). A class that fails to import or differs from its registration becomes a load
+    failure and leaves its registry, as a plugin that fails to import does."""
+    regs = get_registries()
+    for registry in (regs.methods, regs.datasets, regs.tasks):
+        for entry in list(registry):
+            if not entry.lazy:
+                continue
+            try:
+                entry.load()
+            except LazyLoadError as exc:
+                path = getattr(entry.registered, "path", "?")
+                failure = LoadFailure(entry.plugin_name, entry.plugin,
+                                      f"{registry.kind} {entry.id!r} ({path}): {exc}")
+                if failure not in _failures:
+                    _failures.append(failure)
+                registry.discard(entry.id)
+    return regs
 
 
 def load_failure_lines() -> list[str]:

@@ -2,24 +2,78 @@
 
 A duplicate id does not break the registry: it is remembered as a conflict, and only a
 command that touches that id (``get``/``entry``/``resolve``) fails, naming both plugins and
-the way out (``SSL_BENCH_DISABLE_PLUGINS``)."""
+the way out (``SSL_BENCH_DISABLE_PLUGINS``).
+
+An entry registered as a :class:`ssl_bench.lazy.LazyClass` keeps its metadata without importing
+the class: :attr:`Entry.meta` and :attr:`Entry.profiles` read the registration, and
+:attr:`Entry.obj` (or ``get``) imports and checks the class on first use."""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
-from typing import Generic, Iterator, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, Iterator, TypeVar
 
-from ssl_bench.errors import DuplicateIdError, UnknownIdError
+from ssl_bench.errors import DuplicateIdError, PluginLoadError, UnknownIdError
+from ssl_bench.lazy import LazyClass, LazyLoadError
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Entry(Generic[T]):
+    """One registered id: what the plugin registered (the object, or a :class:`LazyClass`) and
+    the plugin (its distribution) that gave it."""
+
     id: str
-    obj: T
+    registered: T | LazyClass
     plugin: str
+    kind: str = ""
+    #: the plugin's entry-point name (for load-failure lines); the distribution when unknown
+    plugin_name: str = ""
+    _loaded: T | None = field(default=None, init=False, repr=False)
+
+    @property
+    def lazy(self) -> bool:
+        """True while the entry is a class registered by path and not yet imported."""
+        return isinstance(self.registered, LazyClass) and self._loaded is None
+
+    @property
+    def meta(self) -> Any:
+        """The registered metadata, without importing a lazily registered class."""
+        if isinstance(self.registered, LazyClass):
+            return self.registered.meta
+        return getattr(self.registered, "meta", None)
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The names of the class's budget profiles, without importing a lazy class."""
+        if isinstance(self.registered, LazyClass):
+            return self.registered.profiles
+        return tuple(getattr(self.registered, "profiles", None) or ())
+
+    def load(self) -> T:
+        """The registered object; a lazy class is imported and checked the first time
+        (:class:`ssl_bench.lazy.LazyLoadError` when that fails)."""
+        registered = self.registered
+        if not isinstance(registered, LazyClass):
+            return registered
+        if self._loaded is None:
+            self._loaded = registered.load()  # type: ignore[assignment]
+        return self._loaded  # type: ignore[return-value]
+
+    @property
+    def obj(self) -> T:
+        """The registered object; a lazy class that cannot be imported or differs from its
+        registration is a one-line :class:`ssl_bench.errors.PluginLoadError`."""
+        try:
+            return self.load()
+        except LazyLoadError as exc:
+            path = getattr(self.registered, "path", "?")
+            raise PluginLoadError(
+                f"plugin {self.plugin!r}: {self.kind} {self.id!r} ({path}): {exc}; fix or "
+                f"reinstall the plugin, or exclude it with SSL_BENCH_DISABLE_PLUGINS="
+                f"{self.plugin}") from None
 
 
 class Registry(Generic[T]):
@@ -31,15 +85,20 @@ class Registry(Generic[T]):
         #: id -> the plugins that registered it (two or more)
         self.conflicts: dict[str, list[str]] = {}
 
-    def add(self, id: str, obj: T, plugin: str) -> None:
-        """Register ``obj`` under ``id``; a second registration makes ``id`` a conflict."""
+    def add(self, id: str, obj: T | LazyClass, plugin: str, plugin_name: str = "") -> None:
+        """Register ``obj`` (or a :class:`LazyClass`) under ``id``; a second registration makes
+        ``id`` a conflict."""
         if id in self.conflicts:
             self.conflicts[id].append(plugin)
             return
         if id in self._entries:
             self.conflicts[id] = [self._entries.pop(id).plugin, plugin]
             return
-        self._entries[id] = Entry(id, obj, plugin)
+        self._entries[id] = Entry(id, obj, plugin, self.kind, plugin_name or plugin)
+
+    def discard(self, id: str) -> None:
+        """Forget ``id`` (a lazy class that failed to import is dropped like a broken plugin)."""
+        self._entries.pop(id, None)
 
     def conflict_message(self, id: str) -> str:
         plugins = " and by plugin ".join(repr(p) for p in self.conflicts[id])

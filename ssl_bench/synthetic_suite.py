@@ -29,9 +29,9 @@ def has_synthetic_writer(cls: Any) -> bool:
 
 def synthetic_datasets() -> list[type]:
     """Registered datasets that can write themselves as synthetic data in their real layout."""
-    from ssl_bench.plugins import get_registries
+    from ssl_bench.plugins import resolved_registries
 
-    return [e.obj for e in get_registries().datasets if has_synthetic_writer(e.obj)]
+    return [e.obj for e in resolved_registries().datasets if has_synthetic_writer(e.obj)]
 
 
 def marker_matches(target: Path, cls: Any, size: str, seed: int) -> bool:

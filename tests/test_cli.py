@@ -21,8 +21,8 @@ def test_list_json_has_the_four_kinds() -> None:
     result = CliRunner().invoke(cli, ["list", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"methods", "datasets", "tasks", "benchmarks"}
-    assert any(b["id"] == "btcv-organ" for b in data["benchmarks"])
+    assert set(data) == {"methods", "datasets", "tasks", "benchmarks", "conflicts"}
+    assert any(b["id"] == "btcv-organ" for b in data["benchmarks"]) and data["conflicts"] == []
 
 
 def test_help_everywhere_has_examples() -> None:

@@ -105,7 +105,8 @@ def test_list_json_outside_pytest_loads_all_installed_plugins() -> None:
     out = subprocess.run([sys.executable, "-m", "ssl_bench.cli", "list", "--json"],
                          capture_output=True, text=True, env=env, check=True)
     data = json.loads(out.stdout)
-    assert set(data) == {"methods", "datasets", "tasks", "benchmarks"}
+    assert set(data) == {"methods", "datasets", "tasks", "benchmarks", "conflicts"}
+    assert data.pop("conflicts") == []
     for kind in data.values():
         for item in kind:
             assert {"id", "version", "plugin"} <= set(item)

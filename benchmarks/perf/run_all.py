@@ -10,6 +10,8 @@ Scripts (each prints its table and writes ``results/<script>.json``):
 * ``feature_reuse.py``: feature cache vs recompute; sweep of 12 cells vs one cell;
 * ``gpu.py``: the pretraining figures on a CUDA GPU (bf16, channels-last, ``torch.compile``,
   loader vs compute); says so and measures nothing without one;
+* ``startup.py``: ``ssl-bench --help``, ``list`` and ``leaderboard`` wall time in fresh
+  processes, and whether they import torch;
 * ``end_to_end.py``: ``make run`` wall time and peak memory (long: only with ``--with-e2e``);
 * ``full_scale.py``: Cholec80 at its real size: prepare time, cache disk, memory, pool,
   paper-profile loader, full-resolution projection (up to 15 minutes: only with
@@ -44,6 +46,7 @@ SCRIPTS: list[tuple[str, list[str], str | None]] = [
     ("data_path", ["--batches", "3"], "Data path: loader vs training step"),
     ("feature_reuse", [], "Reuse: feature cache and sweep"),
     ("gpu", [], "GPU: mixed precision, channels-last, torch.compile"),
+    ("startup", [], "Start-up: `--help`, `list`, `leaderboard`"),
     ("end_to_end", [], "End to end: `make run`"),
     ("full_scale", [], "Full scale: Cholec80 at its real size"),
 ]

@@ -110,7 +110,7 @@ def run_command(ctx: click.Context, **params: Any) -> None:
 
     from ssl_bench.engine.plan import RunOptions
     from ssl_bench.overrides import check_overrides, parse_overrides
-    from ssl_bench.plugins import get_registries, load_failure_lines
+    from ssl_bench.plugins import load_failure_lines, resolved_registries
 
     override_items = list(params.pop("overrides"))
     config_path = params.pop("config")
@@ -125,13 +125,14 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         names = register_checkpoints(list(checkpoints))
         if params["methods"].strip() != "all":  # every checkpoint is a row of the run
             params["methods"] = ",".join([params["methods"], *names])
+    regs = resolved_registries()  # classes registered by path: imported, or load failures
     failures = load_failure_lines()
     if failures and params["strict_plugins"]:
         raise SSLBenchError(failures[0] + " (--strict-plugins)")
     for line in failures:
         click.echo(f"warning: {line}", err=True)
     method_overrides, task_overrides = parse_overrides(override_items)
-    check_overrides(get_registries(), method_overrides, task_overrides)
+    check_overrides(regs, method_overrides, task_overrides)
     options = RunOptions.from_cli(
         methods=params["methods"], benchmarks=params["benchmarks"],
         label_frac=params["label_frac"], label_count=params["label_count"],

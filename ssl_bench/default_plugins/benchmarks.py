@@ -1,11 +1,11 @@
-"""Built-in benchmarks over the built-in datasets and tasks."""
+"""Built-in benchmarks over the built-in datasets and tasks (metadata only: no torch import)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from ssl_bench import hookimpl
-from ssl_bench.api import Benchmark, ReferenceResult
+from ssl_bench.meta import Benchmark, ReferenceResult
 
 BENCHMARKS = [
     Benchmark(

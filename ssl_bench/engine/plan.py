@@ -26,7 +26,7 @@ import torch
 
 from ssl_bench.api import Benchmark, Dataset
 from ssl_bench.errors import SSLBenchError
-from ssl_bench.plugins import Registries, get_registries
+from ssl_bench.plugins import Registries, resolved_registries
 from ssl_bench.profiles import IMAGE_SIZE, default_profile
 from ssl_bench.splits import parse_label_counts, parse_label_fracs
 
@@ -87,7 +87,7 @@ class RunOptions:
                  method_overrides: dict[str, dict[str, Any]] | None = None,
                  task_overrides: dict[str, dict[str, Any]] | None = None,
                  debug: bool = False) -> "RunOptions":
-        regs = get_registries()
+        regs = resolved_registries()  # `all` leaves out a class that fails to import
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
         counts = parse_label_counts(label_count) if label_count is not None else None
         method_ids = regs.methods.resolve(methods)

@@ -28,7 +28,8 @@ def test_registered_ids_and_profiles() -> None:
     ids = [m.meta.id for m in METHODS]
     assert ids == ["random-init", "imagenet", "supervised", "simclr", "moco-v2", "byol",
                    "dino", "mae"]
-    for method in METHODS:
+    for registered in METHODS:  # registered by path; load() checks meta and profile names
+        method = registered.load()
         assert set(method.profiles) == set(PROFILES)
         for profile in PROFILES:
             config = method.make_config(profile)

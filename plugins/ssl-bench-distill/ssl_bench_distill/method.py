@@ -85,12 +85,13 @@ import torch
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import update_momentum
 from pydantic import Field
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.transforms import FrameViews, ssl_augment
 from torch import nn
 
 from ssl_bench_distill.losses import distillation_kl, info_nce, moco_logits
+from ssl_bench_distill.meta import DISTILL_SELF_META
 from ssl_bench_distill.schedule import stage_cosine_factor
 from ssl_bench_distill.teacher import WeightsFormat, load_teacher_backbone
 
@@ -185,21 +186,7 @@ class DistillSelfModel(nn.Module):
 
 
 class DistillSelf(Method):
-    meta = MethodMeta(
-        id="distill-self",
-        version="2",
-        kind="pretrain",
-        name="DistillSelf",
-        paper="Ding, Liu, Li. Free Lunch for Surgical Video Understanding by Distilling "
-              "Self-Supervisions. MICCAI 2022. arXiv:2205.09292",
-        url="https://github.com/xmed-lab/DistillingSelf",
-        description="MoCo v2 student distilled (KL over the 1+K logits) from a frozen ImageNet "
-                    "backbone whose MoCo head is trained on the pool first",
-        pretrain_input="frames",
-        domains=("surgical", "ct"),
-        provides=frozenset({"frame-features", "spatial-features"}),
-        backbone=DEFAULT_CNN,
-    )
+    meta = DISTILL_SELF_META
     Config = DistillSelfConfig
     profiles = {
         "smoke": {"epochs": 1, "max_steps": 3, "batch_size": 8, "image_size": 32,

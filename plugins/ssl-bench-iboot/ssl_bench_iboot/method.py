@@ -65,13 +65,14 @@ import torch
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.models.utils import update_momentum
 from pydantic import Field, model_validator
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import ssl_augment
 from torch import nn
 
 from ssl_bench_iboot.data import ClipPairs
+from ssl_bench_iboot.meta import IBOOT_META
 from ssl_bench_iboot.teacher import load_teacher_backbone
 from ssl_bench_iboot.video_encoder import CausalTemporalConv, VideoEncoder
 
@@ -153,22 +154,7 @@ class IBootModel(nn.Module):
 
 
 class IBoot(Method):
-    meta = MethodMeta(
-        id="iboot",
-        version="2",
-        kind="pretrain",
-        name="iBoot",
-        paper="Saleh, Tan, Bulat, Tzimiropoulos, Martinez. iBoot: Image-bootstrapped "
-              "Self-Supervised Video Representation Learning. arXiv:2206.08339, 2022",
-        url="https://arxiv.org/abs/2206.08339",
-        description="BYOL without EMA: a causal video encoder (frame CNN + temporal conv) "
-                    "with a linear head predicts a frozen ImageNet model's embedding of the "
-                    "other augmented view of each frame",
-        pretrain_input="clips",
-        domains=("surgical",),
-        provides=frozenset({"frame-features"}),
-        backbone=f"{DEFAULT_CNN}+causal-temporal-conv",
-    )
+    meta = IBOOT_META
     Config = IBootConfig
     profiles = {
         "smoke": {"epochs": 1, "max_steps": 3, "batch_size": 4, "image_size": 32,

@@ -1,14 +1,21 @@
-"""Entry point ``ssl_bench: iboot`` -> registers the ``iboot`` method."""
+"""Entry point ``ssl_bench: iboot`` -> registers the ``iboot`` method.
+
+The method is registered by import path with its metadata (:mod:`ssl_bench_iboot.meta`), so
+loading the plugin imports no torch; ``ssl-bench run`` imports :mod:`ssl_bench_iboot.method`
+when it needs it.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from ssl_bench import hookimpl
+from ssl_bench.lazy import LazyClass
+from ssl_bench.meta import PROFILES
 
-from ssl_bench_iboot.method import IBoot
+from ssl_bench_iboot.meta import IBOOT_META
 
 
 @hookimpl
 def register_methods(register: Callable[[Any], None]) -> None:
-    register(IBoot)
+    register(LazyClass("ssl_bench_iboot.method:IBoot", meta=IBOOT_META, profiles=PROFILES))

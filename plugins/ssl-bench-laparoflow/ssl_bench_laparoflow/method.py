@@ -61,10 +61,11 @@ import torch.nn.functional as F
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import ViTEncoder, vit_encoder
 from ssl_bench_laparoflow.flow import FarnebackParams, FlowCache
 from ssl_bench_laparoflow.loss import flow_pair_weights, flow_weighted_pixel_infonce
+from ssl_bench_laparoflow.meta import LAPAROFLOW_SSL_META
 from ssl_bench_laparoflow.views import FlowPairViews
 
 
@@ -104,21 +105,7 @@ class LaparoflowModel(nn.Module):
 
 
 class LaparoflowSSL(Method):
-    meta = MethodMeta(
-        id="laparoflow-ssl",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="Laparoflow-SSL",
-        paper=("Moens, De Vylder, Blaschko, Tuytelaars. Laparoflow-SSL: Image Analysis From a "
-               "Tiny Dataset Through Self-Supervised Transformers Leveraging Unlabeled Surgical "
-               "Video. MIDL 2024, PMLR 250:986-1010"),
-        url="https://proceedings.mlr.press/v250/moens24a.html",
-        description=("ViT; pixel InfoNCE between two tracked views, pairs weighted by the "
-                     "difference of their (Farneback) optical flows"),
-        pretrain_input="frame-pairs",
-        domains=("surgical", "ct"),
-        backbone="vit",
-    )
+    meta = LAPAROFLOW_SSL_META
     Config = LaparoflowConfig
     profiles = {
         "smoke": {"epochs": 1, "max_steps": 2, "batch_size": 4, "image_size": 32,

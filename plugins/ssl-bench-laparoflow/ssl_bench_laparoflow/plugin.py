@@ -1,13 +1,22 @@
-"""Entry point of the ``ssl_bench`` group: registers the ``laparoflow-ssl`` method."""
+"""Entry point ``ssl_bench: laparoflow`` -> registers the ``laparoflow-ssl`` method.
+
+The method is registered by import path with its metadata (:mod:`ssl_bench_laparoflow.meta`),
+so loading the plugin imports no torch; ``ssl-bench run`` imports
+:mod:`ssl_bench_laparoflow.method` when it needs it.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from ssl_bench import hookimpl
-from ssl_bench_laparoflow.method import LaparoflowSSL
+from ssl_bench.lazy import LazyClass
+from ssl_bench.meta import PROFILES
+
+from ssl_bench_laparoflow.meta import LAPAROFLOW_SSL_META
 
 
 @hookimpl
 def register_methods(register: Callable[[Any], None]) -> None:
-    register(LaparoflowSSL)
+    register(LazyClass("ssl_bench_laparoflow.method:LaparoflowSSL", meta=LAPAROFLOW_SSL_META,
+                       profiles=PROFILES))

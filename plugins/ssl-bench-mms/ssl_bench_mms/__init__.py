@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
-from ssl_bench_mms.method import MMSConfig, MMSMethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ssl_bench_mms.method import MMSConfig, MMSMethod
 
 __all__ = ["MMSConfig", "MMSMethod"]
+
+
+def __getattr__(name: str) -> Any:
+    """The classes import torch: they load on first use, so that loading the plugin (its entry
+    point, :mod:`ssl_bench_mms.plugin`) stays light."""
+    if name in __all__:
+        from ssl_bench_mms import method
+
+        return getattr(method, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -92,7 +92,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, SemiSupervisedData
+from ssl_bench.api import Encoder, Method, MethodConfig, SemiSupervisedData
 from ssl_bench.backbones import DEFAULT_CNN
 from ssl_bench.errors import SSLBenchError
 
@@ -103,6 +103,7 @@ from ssl_bench_mms.losses import (
     patch_contrastive_loss,
     supervised_loss,
 )
+from ssl_bench_mms.meta import MMS_META
 from ssl_bench_mms.networks import MMSModel, SegPredictor
 
 
@@ -205,23 +206,7 @@ def mms_losses(model: MMSModel, x1: torch.Tensor, y1: torch.Tensor, x2: torch.Te
 class MMSMethod(Method):
     """Min-Max Similarity: dual-network contrastive semi-supervised segmentation."""
 
-    meta = MethodMeta(
-        id="mms",
-        version="2",
-        kind="semi-supervised",
-        name="MMS (Min-Max Similarity)",
-        paper=("Lou, Tawfik, Yao, Liu, Noble. Min-Max Similarity: A Contrastive Semi-Supervised "
-               "Deep Learning Network for Surgical Tools Segmentation. IEEE TMI 42(10), 2023. "
-               "arXiv:2203.15177"),
-        url="https://github.com/AngeLouCN/Min_Max_Similarity",
-        description=("two U-Nets on the two halves of the labelled set; pixel-wise contrastive "
-                     "consistency on unlabelled predictions and an all-negative term on "
-                     "labelled ones"),
-        pretrain_input="none",
-        domains=("surgical", "ct"),
-        provides=frozenset({"segmentation-predictor"}),
-        backbone=f"{DEFAULT_CNN} (ImageNet) + U-Net decoder, x2",
-    )
+    meta = MMS_META
     Config = MMSConfig
     profiles = {
         "smoke": {"image_size": 32, "epochs": 1, "max_steps": 2, "batch_size": 2, "lr": 1e-3,

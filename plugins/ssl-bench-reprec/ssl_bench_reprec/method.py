@@ -95,12 +95,13 @@ from lightly.models.utils import random_token_mask, set_at_index
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, VIT_SIZES, CNNEncoder, ViTEncoder, vit_encoder
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import FrameViews, ssl_augment
 from ssl_bench_reprec.losses import (cnn_patch_targets, masked_recovery_loss,
                                      normalised_tokens)
+from ssl_bench_reprec.meta import REPREC_META
 
 
 class RepRecConfig(MethodConfig):
@@ -270,21 +271,7 @@ class RepRecModel(nn.Module):
 
 
 class RepRec(Method):
-    meta = MethodMeta(
-        id="reprec",
-        version="2",
-        kind="pretrain",
-        name="RepRec",
-        paper=("Yan, Naushad, Sun, Han, Tang, Kong, Ma, You, Xie. Representation Recovering for "
-               "Self-Supervised Pre-training on Medical Images. WACV 2023, pp. 2684-2694"),
-        url=("https://researchconnect.stonybrook.edu/en/publications/"
-             "representation-recovering-for-self-supervised-pre-training-on-med/"),
-        description=("contrastive CNN (NT-Xent) + transformer recovering the CNN's masked "
-                     "feature tokens; hybrid CNN+transformer encoder"),
-        pretrain_input="frames",
-        domains=("surgical", "ct"),
-        backbone=f"{DEFAULT_CNN}+vit",
-    )
+    meta = REPREC_META
     Config = RepRecConfig
     profiles = {
         "smoke": {"epochs": 1, "max_steps": 2, "batch_size": 4, "image_size": 32,

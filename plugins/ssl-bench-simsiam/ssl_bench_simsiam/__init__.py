@@ -1,5 +1,20 @@
 """SimSiam as an ssl-bench method plugin."""
 
-from ssl_bench_simsiam.method import SimSiam
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ssl_bench_simsiam.method import SimSiam
 
 __all__ = ["SimSiam"]
+
+
+def __getattr__(name: str) -> Any:
+    """The classes import torch: they load on first use, so that loading the plugin (its entry
+    point, :mod:`ssl_bench_simsiam.plugin`) stays light."""
+    if name in __all__:
+        from ssl_bench_simsiam import method
+
+        return getattr(method, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,9 +22,11 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.transforms import FrameViews, ssl_augment
+
+from ssl_bench_simsiam.meta import SIMSIAM_META
 
 
 class SimSiamConfig(MethodConfig):
@@ -44,16 +46,7 @@ class SimSiamModel(nn.Module):
 
 
 class SimSiam(Method):
-    meta = MethodMeta(
-        id="simsiam",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="SimSiam",
-        paper="Chen & He, Exploring Simple Siamese Representation Learning, CVPR 2021",
-        url="https://arxiv.org/abs/2011.10566",
-        description="Siamese views with predictor and stop-gradient (worked example plugin)",
-        backbone=DEFAULT_CNN,
-    )
+    meta = SIMSIAM_META
     Config = SimSiamConfig
     profiles = {
         "smoke": {"epochs": 1, "max_steps": 2, "batch_size": 8, "image_size": 32, "lr": 0.05,

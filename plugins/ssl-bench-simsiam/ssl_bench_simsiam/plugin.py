@@ -1,13 +1,21 @@
-"""Entry point module: ``[project.entry-points.ssl_bench] simsiam = "ssl_bench_simsiam.plugin"``."""
+"""Entry point ``ssl_bench: simsiam`` -> registers the ``simsiam`` method.
+
+The method is registered by import path with its metadata (:mod:`ssl_bench_simsiam.meta`), so
+loading the plugin imports no torch; ``ssl-bench run`` imports :mod:`ssl_bench_simsiam.method`
+when it needs it.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from ssl_bench import hookimpl
-from ssl_bench_simsiam.method import SimSiam
+from ssl_bench.lazy import LazyClass
+from ssl_bench.meta import PROFILES
+
+from ssl_bench_simsiam.meta import SIMSIAM_META
 
 
 @hookimpl
 def register_methods(register: Callable[[Any], None]) -> None:
-    register(SimSiam)
+    register(LazyClass("ssl_bench_simsiam.method:SimSiam", meta=SIMSIAM_META, profiles=PROFILES))

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.default_plugins.datasets.metas import AMOS_META
+from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
+    AMOS_CLASSES)
 from ssl_bench.default_plugins.datasets.volume import (
     VolumeCase,
     VolumeDataset,
@@ -32,10 +35,6 @@ from ssl_bench.default_plugins.datasets.volume import (
     nifti_stem,
 )
 
-AMOS_CLASSES = ("background", "spleen", "right kidney", "left kidney", "gallbladder",
-                "esophagus", "liver", "stomach", "aorta", "postcava", "pancreas",
-                "right adrenal gland", "left adrenal gland", "duodenum", "bladder",
-                "prostate/uterus")
 MAX_CT_ID = 500
 _AMOS_NAME = re.compile(r"^amos_(\d+)$")
 
@@ -43,22 +42,7 @@ _AMOS_NAME = re.compile(r"^amos_(\d+)$")
 class Amos(VolumeDataset):
     """AMOS22 abdominal CT (ids <= 500)."""
 
-    meta: ClassVar[DatasetMeta] = DatasetMeta(
-        id="amos",
-        version="1.0",
-        name="AMOS22 multi-organ abdominal CT (CT cases)",
-        modality="volume",
-        domain="ct",
-        label_kind="mask",
-        classes=AMOS_CLASSES,
-        license="CC BY 4.0",
-        citation="Ji et al., AMOS: A Large-Scale Abdominal Multi-Organ Benchmark for Versatile "
-                 "Medical Image Segmentation, NeurIPS Datasets and Benchmarks 2022",
-        url="https://zenodo.org/records/7155725",
-        # HU-windowed intensities and left/right anatomy: SSL views keep both
-        calibrated_intensity=True,
-        lateralized=True,
-    )
+    meta: ClassVar[DatasetMeta] = AMOS_META
 
     def _base(self) -> Path:
         nested = self.root / "amos22"

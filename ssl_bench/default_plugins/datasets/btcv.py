@@ -49,6 +49,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.default_plugins.datasets.metas import BTCV_META
+from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
+    BTCV_CLASSES)
 from ssl_bench.default_plugins.datasets.volume import (
     VolumeCase,
     VolumeDataset,
@@ -59,9 +62,6 @@ from ssl_bench.default_plugins.datasets.volume import (
 )
 from ssl_bench.errors import DataError
 
-BTCV_CLASSES = ("background", "spleen", "right kidney", "left kidney", "gallbladder",
-                "esophagus", "liver", "stomach", "aorta", "IVC", "portal & splenic veins",
-                "pancreas", "right adrenal", "left adrenal")
 #: the 30 labelled cases of RawData/Training
 TRAINING_IDS = tuple(f"{n:04d}" for n in [*range(1, 11), *range(21, 41)])
 TRANSUNET_TEST_IDS = ("0001", "0002", "0003", "0004", "0008", "0022", "0025", "0029", "0032",
@@ -98,22 +98,7 @@ class BtcvOptions(VolumeOptions):
 class Btcv(VolumeDataset):
     """BTCV multi-organ CT in the raw Synapse or the MONAI ``imagesTr`` layout."""
 
-    meta: ClassVar[DatasetMeta] = DatasetMeta(
-        id="btcv",
-        version="1.1",
-        name="BTCV (Synapse) multi-organ abdominal CT",
-        modality="volume",
-        domain="ct",
-        label_kind="mask",
-        classes=BTCV_CLASSES,
-        license="Synapse BTCV challenge terms (registration required)",
-        citation="Landman et al., MICCAI 2015 Multi-Atlas Labeling Beyond the Cranial Vault "
-                 "- Workshop and Challenge, 2015",
-        url="https://www.synapse.org/#!Synapse:syn3193805",
-        # HU-windowed intensities and left/right anatomy: SSL views keep both
-        calibrated_intensity=True,
-        lateralized=True,
-    )
+    meta: ClassVar[DatasetMeta] = BTCV_META
     Options = BtcvOptions
 
     # -- layout -----------------------------------------------------------------------

@@ -34,13 +34,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
+from ssl_bench.default_plugins.datasets.metas import CHOLEC80_META, CHOLEC80_TOOLS as TOOLS
+from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
+    CHOLEC80_PHASES as PHASES)
 from ssl_bench.default_plugins.datasets.phase_video import PhaseVideoDataset, read_tool_file
 from ssl_bench.errors import DataError
 
-PHASES = ("Preparation", "CalotTriangleDissection", "ClippingCutting", "GallbladderDissection",
-          "GallbladderPackaging", "CleaningCoagulation", "GallbladderRetraction")
-TOOLS = ("Grasper", "Bipolar", "Hook", "Scissors", "Clipper", "Irrigator", "SpecimenBag")
 VIDEO_NAME = re.compile(r"^video(\d{2})\.mp4$")
 
 
@@ -58,22 +58,7 @@ def cholec80_split(number: int, scheme: str) -> str:
 
 
 class Cholec80(PhaseVideoDataset):
-    meta = DatasetMeta(
-        id="cholec80",
-        version="1",
-        name="Cholec80",
-        modality="video",
-        domain="surgical",
-        label_kind="phase",
-        classes=PHASES,
-        tools=TOOLS,
-        license="CC BY-NC-SA 4.0",
-        citation="Twinanda et al., EndoNet: A Deep Architecture for Recognition Tasks on "
-                 "Laparoscopic Videos, IEEE TMI 2017",
-        url="http://camma.u-strasbg.fr/datasets",
-        fps=25.0,
-        relaxed_phase_groups=((3, 4), (5, 6)),
-    )
+    meta = CHOLEC80_META
     Options = Cholec80Options
     options: Cholec80Options
 

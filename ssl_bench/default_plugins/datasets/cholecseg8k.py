@@ -52,17 +52,17 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import grey_lut, read_grey
+from ssl_bench.default_plugins.datasets.metas import CHOLECSEG8K_META
+from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
+    CHOLECSEG8K_CLASSES_13 as CLASSES_13)
 from ssl_bench.default_plugins.datasets.segmentation import (
     FrameSegmentationDataset,
     unknown_values_problem,
 )
 from ssl_bench.errors import DataError
 
-CLASSES_13 = ("Black Background", "Abdominal Wall", "Liver", "Gastrointestinal Tract", "Fat",
-              "Grasper", "Connective Tissue", "Blood", "Cystic Duct", "L-hook Electrocautery",
-              "Gallbladder", "Hepatic Vein", "Liver Ligament")
 #: watershed grey value -> class id (13 classes)
 GREY_TO_CLASS = {50: 0, 11: 1, 21: 2, 13: 3, 12: 4, 31: 5, 23: 6, 24: 7, 25: 8, 32: 9, 22: 10,
                  33: 11, 5: 12}
@@ -109,20 +109,7 @@ def cholecseg8k_split(video: int, split: str = "torch-em") -> str:
 
 
 class CholecSeg8k(FrameSegmentationDataset):
-    meta = DatasetMeta(
-        id="cholecseg8k",
-        version="1",
-        name="CholecSeg8k",
-        modality="image",
-        domain="surgical",
-        label_kind="mask",
-        classes=CLASSES_13,
-        license="CC BY-NC-SA 4.0",
-        citation="Hong et al., CholecSeg8k: A Semantic Segmentation Dataset for Laparoscopic "
-                 "Cholecystectomy Based on Cholec80, arXiv:2012.12453, 2020",
-        url="https://www.kaggle.com/datasets/newslab/cholecseg8k",
-        fps=25.0,
-    )
+    meta = CHOLECSEG8K_META
     Options = CholecSeg8kOptions
     options: CholecSeg8kOptions
     unit_fps = 25.0

@@ -34,8 +34,10 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import grey_lut, read_grey, read_rgb
+from ssl_bench.default_plugins.datasets.metas import (ENDOVIS2017_CLASSES as CLASSES,
+                                                      ENDOVIS2017_META)
 from ssl_bench.default_plugins.datasets.segmentation import (
     FrameSegmentationDataset,
     unknown_values_problem,
@@ -45,12 +47,6 @@ from ssl_bench.errors import DataError
 FOLDS = {0: (1, 3), 1: (2, 5), 2: (4, 8), 3: (6, 7)}
 TYPES = ("Bipolar_Forceps", "Prograsp_Forceps", "Large_Needle_Driver", "Vessel_Sealer",
          "Grasping_Retractor", "Monopolar_Curved_Scissors", "Other")
-CLASSES = {
-    "binary": ("background", "instrument"),
-    "parts": ("background", "shaft", "wrist", "claspers"),
-    "types": ("background", "bipolar forceps", "prograsp forceps", "large needle driver",
-              "vessel sealer", "grasping retractor", "monopolar curved scissors", "other"),
-}
 PART_VALUES = {0: 0, 10: 1, 20: 2, 30: 3}
 CROP_FROM = (1080, 1920)
 CROP_Y, CROP_X, CROP_H, CROP_W = 28, 320, 1024, 1280
@@ -86,19 +82,7 @@ def crop_active(array: np.ndarray) -> np.ndarray:
 
 
 class EndoVis2017(FrameSegmentationDataset):
-    meta = DatasetMeta(
-        id="endovis2017",
-        version="1",
-        name="EndoVis 2017 Robotic Instrument Segmentation",
-        modality="image",
-        domain="surgical",
-        label_kind="mask",
-        classes=CLASSES["binary"],
-        license="see the EndoVis 2017 challenge data terms",
-        citation="Allan et al., 2017 Robotic Instrument Segmentation Challenge, "
-                 "arXiv:1902.06426, 2019",
-        url="https://endovissub2017-roboticinstrumentsegmentation.grand-challenge.org/",
-    )
+    meta = ENDOVIS2017_META
     Options = EndoVis2017Options
     options: EndoVis2017Options
     unit_fps = 2.0

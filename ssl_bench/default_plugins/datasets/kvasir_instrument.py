@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import read_grey
+from ssl_bench.default_plugins.datasets.metas import KVASIR_INSTRUMENT_META
 from ssl_bench.default_plugins.datasets.segmentation import FrameSegmentationDataset
 from ssl_bench.errors import DataError
 
@@ -43,19 +44,7 @@ def read_id_list(path: Path) -> list[str]:
 
 
 class KvasirInstrument(FrameSegmentationDataset):
-    meta = DatasetMeta(
-        id="kvasir-instrument",
-        version="1",
-        name="Kvasir-Instrument",
-        modality="image",
-        domain="surgical",
-        label_kind="mask",
-        classes=("background", "instrument"),
-        license="see https://datasets.simula.no/kvasir-instrument/",
-        citation="Jha et al., Kvasir-Instrument: Diagnostic and Therapeutic Tool Segmentation "
-                 "Dataset in Gastrointestinal Endoscopy, MMM 2021",
-        url="https://datasets.simula.no/kvasir-instrument/",
-    )
+    meta = KVASIR_INSTRUMENT_META
 
     def units(self) -> list[Unit]:
         for folder in (self.root / "images", self.root / "masks"):

@@ -20,35 +20,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
+from ssl_bench.default_plugins.datasets.metas import M2CAI16_WORKFLOW_META
+from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
+    M2CAI16_PHASES as PHASES)
 from ssl_bench.default_plugins.datasets.phase_video import PhaseVideoDataset
 from ssl_bench.errors import DataError
 
-PHASES = ("TrocarPlacement", "Preparation", "CalotTriangleDissection", "ClippingCutting",
-          "GallbladderDissection", "GallbladderPackaging", "CleaningCoagulation",
-          "GallbladderRetraction")
 TRAIN_NAME = re.compile(r"^workflow_video_(\d{2})\.mp4$")
 TEST_NAME = re.compile(r"^test_workflow_video_(\d{2})\.mp4$")
 FIRST_VAL_VIDEO = 24
 
 
 class M2CAI16Workflow(PhaseVideoDataset):
-    meta = DatasetMeta(
-        id="m2cai16-workflow",
-        version="1",
-        name="M2CAI16 workflow",
-        modality="video",
-        domain="surgical",
-        label_kind="phase",
-        classes=PHASES,
-        license="CC BY-NC-SA 4.0",
-        citation="Twinanda et al., Single- and Multi-Task Architectures for Surgical Workflow "
-                 "Challenge at M2CAI 2016, arXiv:1610.08851; Stauder et al., The TUM LapChole "
-                 "dataset for the M2CAI 2016 workflow challenge, arXiv:1610.09278",
-        url="http://camma.u-strasbg.fr/m2cai2016/",
-        fps=25.0,
-        relaxed_phase_groups=((4, 5), (6, 7)),
-    )
+    meta = M2CAI16_WORKFLOW_META
 
     def units(self) -> list[Unit]:
         units = []

@@ -31,20 +31,13 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import colour_to_class, read_channels
+from ssl_bench.default_plugins.datasets.metas import (M2CAISEG_CLASS_COLOURS as CLASS_COLOURS,
+                                                      M2CAISEG_META)
 from ssl_bench.default_plugins.datasets.segmentation import FrameSegmentationDataset
 from ssl_bench.errors import DataError
 
-CLASS_COLOURS = {
-    "out-of-frame": (0, 0, 0), "grasper": (0, 85, 170), "bipolar": (0, 85, 255),
-    "hook": (0, 170, 255), "scissors": (0, 255, 85), "clipper": (0, 255, 170),
-    "irrigator": (85, 0, 170), "specimen bag": (85, 0, 255), "trocars": (170, 85, 85),
-    "clip": (170, 170, 170), "liver": (85, 170, 0), "gallbladder": (85, 170, 255),
-    "fat": (85, 255, 0), "upper wall": (85, 255, 170), "artery": (170, 0, 255),
-    "intestine": (255, 0, 255), "bile": (255, 255, 0), "blood": (255, 0, 0),
-    "unknown": (170, 0, 85),
-}
 COLOUR_TO_CLASS = {colour: i for i, colour in enumerate(CLASS_COLOURS.values())}
 
 
@@ -78,19 +71,7 @@ def _same_size(image: Path, mask: Path) -> bool:
 
 
 class M2CAISeg(FrameSegmentationDataset):
-    meta = DatasetMeta(
-        id="m2caiseg",
-        version="1",
-        name="m2caiSeg",
-        modality="image",
-        domain="surgical",
-        label_kind="mask",
-        classes=tuple(CLASS_COLOURS),
-        license="see the Kaggle dataset page (salmanmaq/m2caiseg)",
-        citation="Maqbool et al., m2caiSeg: Semantic Segmentation of Laparoscopic Images using "
-                 "Convolutional Neural Networks, arXiv:2008.10134, 2020",
-        url="https://www.kaggle.com/datasets/salmanmaq/m2caiseg",
-    )
+    meta = M2CAISEG_META
 
     def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None,
                  cache_dir: Path | None = None) -> None:

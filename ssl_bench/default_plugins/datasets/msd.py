@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.default_plugins.datasets.metas import MSD_META
 from ssl_bench.default_plugins.datasets.volume import (
     VolumeCase,
     VolumeDataset,
@@ -79,23 +80,7 @@ def parse_labels(labels: Any, manifest: Path) -> tuple[str, ...]:
 class Msd(VolumeDataset):
     """A Medical Segmentation Decathlon task (any ``TaskNN_Name`` folder)."""
 
-    meta: ClassVar[DatasetMeta] = DatasetMeta(
-        id="msd",
-        version="1.0",
-        name="Medical Segmentation Decathlon task",
-        modality="volume",
-        domain="ct",
-        label_kind="mask",
-        classes=("background", "foreground"),  # replaced by the task's labels when readable
-        license="CC-BY-SA 4.0",
-        citation="Antonelli et al., The Medical Segmentation Decathlon, Nature Communications "
-                 "13, 4128, 2022",
-        url="http://medicaldecathlon.com/",
-        # CT tasks: HU-windowed intensities (MR tasks' first channel is not calibrated, but the
-        # reader treats every task alike) and left/right anatomy: SSL views keep both
-        calibrated_intensity=True,
-        lateralized=True,
-    )
+    meta: ClassVar[DatasetMeta] = MSD_META
     Options = MsdOptions
 
     def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None,

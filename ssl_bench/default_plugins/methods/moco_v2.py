@@ -44,8 +44,9 @@ from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.default_plugins.methods.metas import MOCO_V2_META
 from ssl_bench.transforms import FrameViews, ssl_augment
 
 
@@ -96,19 +97,7 @@ class MoCoV2Model(nn.Module):
 class MoCoV2(Method):
     """MoCo v2 (Chen et al. 2020) on the default CNN."""
 
-    meta = MethodMeta(
-        id="moco-v2",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="MoCo v2",
-        paper=("Chen, Fan, Girshick, He, Improved Baselines with Momentum Contrastive Learning, "
-               "arXiv:2003.04297, 2020; He et al., Momentum Contrast for Unsupervised Visual "
-               "Representation Learning, CVPR 2020"),
-        url="https://github.com/facebookresearch/moco",
-        description="InfoNCE of a query against its momentum-encoded key and a queue of keys",
-        pretrain_input="frames",
-        backbone=DEFAULT_CNN,
-    )
+    meta = MOCO_V2_META
     Config = MoCoV2Config
     # cpu: max_steps sized to ~25 CPU-seconds of pretraining (step time measured on 1 thread)
     profiles = {

@@ -15,8 +15,9 @@ from typing import ClassVar
 
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodMeta
+from ssl_bench.api import Encoder, Method
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.default_plugins.methods.metas import RANDOM_INIT_META
 
 NO_PRETRAINING_PROFILES = {
     "smoke": {"image_size": 32},
@@ -44,15 +45,4 @@ class PlainCNN(Method):
 class RandomInit(PlainCNN):
     """The default CNN with random weights; no pretraining stage."""
 
-    meta = MethodMeta(
-        id="random-init",
-        version="1",
-        kind="pretrain",
-        name="Random init",
-        paper="none (control: randomly initialised backbone)",
-        description="efficientnet_lite0 with timm's random initialisation, no pretraining",
-        pretrain_input="none",
-        domains=("surgical", "ct"),
-        provides=frozenset({"frame-features", "spatial-features"}),
-        backbone=DEFAULT_CNN,
-    )
+    meta = RANDOM_INIT_META

@@ -39,8 +39,9 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, MethodMeta, PretrainPool
+from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.default_plugins.methods.metas import SIMCLR_META
 from ssl_bench.transforms import FrameViews, ssl_augment
 
 
@@ -72,18 +73,7 @@ class SimCLRModel(nn.Module):
 class SimCLR(Method):
     """SimCLR (Chen et al., ICML 2020) on the default CNN."""
 
-    meta = MethodMeta(
-        id="simclr",
-        version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
-        kind="pretrain",
-        name="SimCLR",
-        paper=("Chen, Kornblith, Norouzi, Hinton, A Simple Framework for Contrastive Learning "
-               "of Visual Representations, ICML 2020 (arXiv:2002.05709)"),
-        url="https://github.com/google-research/simclr",
-        description="two-view contrastive learning with the NT-Xent loss and in-batch negatives",
-        pretrain_input="frames",
-        backbone=DEFAULT_CNN,
-    )
+    meta = SIMCLR_META
     Config = SimCLRConfig
     # cpu: max_steps sized to ~25 CPU-seconds of pretraining (step time measured on 1 thread)
     profiles = {

@@ -11,24 +11,11 @@ Departures: none (there is no paper recipe; the fine-tuning recipe is the task's
 
 from __future__ import annotations
 
-from ssl_bench.api import MethodMeta
-from ssl_bench.backbones import DEFAULT_CNN
+from ssl_bench.default_plugins.methods.metas import SUPERVISED_META
 from ssl_bench.default_plugins.methods.random_init import PlainCNN
 
 
 class Supervised(PlainCNN):
     """Random init, always fine-tuned on the labelled subset downstream."""
 
-    meta = MethodMeta(
-        id="supervised",
-        version="1",
-        kind="pretrain",
-        name="Supervised (labelled subset only)",
-        paper="none (control: fine-tuning from random init on the labelled subset only)",
-        description="efficientnet_lite0 from random init, fine-tuned on the labelled units",
-        pretrain_input="none",
-        domains=("surgical", "ct"),
-        provides=frozenset({"frame-features", "spatial-features"}),
-        protocol="finetune",
-        backbone=DEFAULT_CNN,
-    )
+    meta = SUPERVISED_META

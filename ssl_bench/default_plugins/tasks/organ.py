@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from ssl_bench.api import CellInputs, Task, TaskMeta, TaskResult
+from ssl_bench.api import CellInputs, Task, TaskResult
 from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig, TestScores
+from ssl_bench.default_plugins.tasks.metas import ORGAN_SEGMENTATION_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.unit_scores import classwise_mean_parts, per_unit_values
 
@@ -60,18 +61,7 @@ class OrganSegmentationConfig(MaskTaskConfig):
 
 
 class OrganSegmentation(MaskTask, Task):
-    meta = TaskMeta(
-        id="organ-segmentation",
-        version="2",
-        name="Multi-organ CT segmentation (2-D slices)",
-        description="FPN decoder on slices of the labelled CT volumes; slices stacked back per "
-        "volume; MONAI Dice and HD95 per organ and volume, mean over organs",
-        label_kind="mask",
-        modalities=("volume",),
-        requires=("spatial-features", "segmentation-predictor"),
-        main_score="mean_dice",
-        higher_is_better={"mean_dice": True, "mean_hd95": False},
-    )
+    meta = ORGAN_SEGMENTATION_META
     Config = OrganSegmentationConfig
     profiles = {
         "smoke": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "decoder_width": 16,

@@ -50,8 +50,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ssl_bench.api import (CellInputs, Encoder, Task, TaskConfig, TaskMeta, TaskResult, Unit,
-                           UnitData)
+from ssl_bench.api import CellInputs, Encoder, Task, TaskConfig, TaskResult, Unit, UnitData
 from ssl_bench.default_plugins.tasks.common import (
     EpochLoss,
     FrameIndex,
@@ -67,6 +66,7 @@ from ssl_bench.default_plugins.tasks.common import (
     snapshot,
     to_float_images,
 )
+from ssl_bench.default_plugins.tasks.metas import PHASE_RECOGNITION_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
 from ssl_bench.unit_scores import mean_parts, per_unit_values
@@ -115,25 +115,7 @@ class PhaseRecognitionConfig(TaskConfig):
 
 
 class PhaseRecognition(Task):
-    meta = TaskMeta(
-        id="phase-recognition",
-        version="1",
-        name="Surgical phase recognition",
-        description="per-frame features (1 fps by default) + causal MS-TCN (or DistillSelf's "
-        "single-stage TCN); selection on val video accuracy; strict and relaxed (10 s) "
-        "video-level metrics",
-        label_kind="phase",
-        modalities=("video",),
-        requires=("frame-features",),
-        main_score="accuracy",
-        higher_is_better={
-            "accuracy": True, "accuracy_std": False, "precision": True, "recall": True,
-            "jaccard": True, "f1": True, "relaxed_accuracy": True, "relaxed_accuracy_std": False,
-            "relaxed_precision": True, "relaxed_recall": True, "relaxed_jaccard": True,
-            "relaxed_f1": True, "matlab_accuracy": True, "matlab_accuracy_std": False,
-            "matlab_precision": True, "matlab_recall": True, "matlab_jaccard": True,
-        },
-    )
+    meta = PHASE_RECOGNITION_META
     Config = PhaseRecognitionConfig
     profiles = {
         "smoke": {"epochs": 4, "batch_size": 4, "lr": 5e-3, "num_stages": 2, "num_layers": 4,

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ssl_bench.api import CellInputs, Task, TaskMeta, TaskResult
+from ssl_bench.api import CellInputs, Task, TaskResult
 from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig, TestScores
+from ssl_bench.default_plugins.tasks.metas import SEMANTIC_SEGMENTATION_META
 from ssl_bench.unit_scores import per_unit_values, pooled_parts
 
 
@@ -44,18 +45,7 @@ class SemanticSegmentationConfig(MaskTaskConfig):
 
 
 class SemanticSegmentation(MaskTask, Task):
-    meta = TaskMeta(
-        id="semantic-segmentation",
-        version="1",
-        name="Semantic segmentation",
-        description="FPN decoder on frozen (linear) or fine-tuned encoder maps; dataset-level "
-        "mIoU / mDice over classes, ignore index honoured; selection on val mIoU",
-        label_kind="mask",
-        modalities=("image",),
-        requires=("spatial-features", "segmentation-predictor"),
-        main_score="miou",
-        higher_is_better={"miou": True, "mdice": True, "aacc": True, "macc": True},
-    )
+    meta = SEMANTIC_SEGMENTATION_META
     Config = SemanticSegmentationConfig
     profiles = {
         "smoke": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "decoder_width": 16,

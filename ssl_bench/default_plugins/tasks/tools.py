@@ -50,8 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.api import (CellInputs, Encoder, Task, TaskConfig, TaskMeta, TaskResult, Unit,
-                           UnitData)
+from ssl_bench.api import CellInputs, Encoder, Task, TaskConfig, TaskResult, Unit, UnitData
 from ssl_bench.default_plugins.tasks.common import (
     EpochLoss,
     FrameIndex,
@@ -67,6 +66,7 @@ from ssl_bench.default_plugins.tasks.common import (
     snapshot,
     to_float_images,
 )
+from ssl_bench.default_plugins.tasks.metas import TOOL_PRESENCE_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.metrics.tools import tool_metrics
 from ssl_bench.unit_scores import classwise_mean_parts
@@ -110,19 +110,7 @@ def positive_weights(labels: np.ndarray) -> np.ndarray:
 
 
 class ToolPresence(Task):
-    meta = TaskMeta(
-        id="tool-presence",
-        version="1",
-        name="Surgical tool presence detection",
-        description="multi-label tool presence per frame at 1 fps: linear head (BCE) on frozen "
-        "frame features or fine-tuned encoder; selection on val mAP; video-wise mAP (main) and "
-        "frame-pooled mAP",
-        label_kind="tools",
-        modalities=("video",),
-        requires=("frame-features",),
-        main_score="mAP",
-        higher_is_better={"mAP": True, "frame_mAP": True},
-    )
+    meta = TOOL_PRESENCE_META
     Config = ToolPresenceConfig
     profiles = {
         "smoke": {"epochs": 5, "batch_size": 32, "lr": 1e-2, "feature_batch_size": 32,
