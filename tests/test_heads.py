@@ -140,3 +140,29 @@ def test_encoder_decoder_frozen_encoder_gets_no_gradient() -> None:
     out.sum().backward()
     assert all(p.grad is None for p in encoder.parameters())
     assert all(p.grad is not None for p in model.decoder.parameters())
+
+
+def test_fpn_standardized_inputs_make_the_decoder_blind_to_feature_scale() -> None:
+    """With the training maps' statistics fixed, scaling and shifting an encoder's maps per channel
+    leaves the decoder's output unchanged (the linear protocol's normalisation)."""
+    torch.manual_seed(0)
+    maps = [torch.randn(4, 3, 8, 8), torch.randn(4, 5, 4, 4)]
+    scale = [torch.tensor([10.0, 0.1, 3.0]), torch.linspace(0.5, 40.0, 5)]
+    shift = [torch.tensor([1.0, -2.0, 5.0]), torch.arange(5.0)]
+    moved = [m * s.view(1, -1, 1, 1) + b.view(1, -1, 1, 1) for m, s, b in zip(maps, scale, shift)]
+    decoder = FPNDecoder([3, 5], num_classes=2, width=8).eval()
+    with torch.no_grad():
+        decoder.standardize_inputs([m.mean((0, 2, 3)) for m in maps],
+                                   [m.std((0, 2, 3), unbiased=False) for m in maps])
+        a = decoder(maps, (8, 8))
+        decoder.standardize_inputs([m.mean((0, 2, 3)) for m in moved],
+                                   [m.std((0, 2, 3), unbiased=False) for m in moved])
+        b = decoder(moved, (8, 8))
+    assert torch.allclose(a, b, atol=1e-4)
+    fresh = FPNDecoder([3, 5], num_classes=2, width=8).eval()  # identity until set
+    fresh.load_state_dict({k: v for k, v in decoder.state_dict().items() if "input_" not in k},
+                          strict=False)
+    with torch.no_grad():
+        normalised = [(m - m.mean((0, 2, 3), keepdim=True)) / m.std((0, 2, 3), unbiased=False,
+                                                                    keepdim=True) for m in maps]
+        assert torch.allclose(fresh(normalised, (8, 8)), a, atol=1e-4)

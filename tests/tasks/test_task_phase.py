@@ -222,3 +222,18 @@ def test_5fps_features_do_not_reuse_1fps_cache_entries(tmp_path: Path) -> None:
     assert cache.misses == 2 * misses  # every 5-fps feature is new
     assert sorted({p.name.split("_")[0] for p in cache.root.glob("*.npz")}) == [
         "frame-features", "frame-features-5fps"]
+
+
+def test_feature_standardizer_uses_the_training_frames_only() -> None:
+    """Hand-computed: train frames [[0, 10], [2, 30]] have mean [1, 20] and std [1, 10]."""
+    import numpy as np
+
+    from ssl_bench.default_plugins.tasks.phase import feature_standardizer
+
+    train = [{"features": np.array([[0.0, 10.0]]), "labels": np.array([0])},
+             {"features": np.array([[2.0, 30.0]]), "labels": np.array([1])}]
+    apply = feature_standardizer(train)
+    test = apply({"features": np.array([[3.0, 0.0]]), "labels": np.array([2])})
+    assert np.allclose(test["features"], [[2.0, -2.0]], atol=1e-5)
+    assert test["labels"].tolist() == [2] and test["features"].dtype == np.float32
+    assert np.allclose(apply(train[0])["features"], [[-1.0, -1.0]], atol=1e-5)

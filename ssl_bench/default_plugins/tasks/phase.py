@@ -42,7 +42,7 @@ EndoViT):
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -72,6 +72,21 @@ from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
 from ssl_bench.unit_scores import mean_parts, per_unit_values
 
 PAD = -100
+
+
+def feature_standardizer(videos: list[dict[str, np.ndarray]]
+                         ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Per-dimension standardisation by the mean and std of every frame of ``videos``."""
+    frames = np.concatenate([np.asarray(v["features"], np.float64) for v in videos])
+    mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-6
+
+    def apply(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**video, "features": ((np.asarray(video["features"], np.float64) - mean)
+                                      / std).astype(np.float32)}
+
+    return apply
+
+
 #: frame rate of the stage-1 fine-tuning frames (``common.load_unit``)
 FINETUNE_FPS = 1.0
 
@@ -105,6 +120,10 @@ class PhaseRecognitionConfig(TaskConfig):
     fresh_optimizer_each_epoch: bool = False
     eval_every: int = 1
     feature_batch_size: int = 64
+    #: standardise the per-frame features with the labelled training frames' mean and std
+    #: before the temporal model (a linear probe's usual normalisation), so an encoder's
+    #: arbitrary feature scale does not act as a learning rate
+    standardize_features: bool = False
     # finetune stage 1: encoder + linear per-frame head, on 1-fps frames
     finetune_epochs: int = 10
     finetune_lr: float = 1e-4
@@ -269,6 +288,8 @@ class PhaseRecognition(Task):
         timer.features += time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        standardize = feature_standardizer(train) if cfg.standardize_features else (lambda v: v)
+        train, val = [standardize(v) for v in train], [standardize(v) for v in val]
         model = CausalMSTCN(train[0]["features"].shape[1], num_phases, cfg.num_stages,
                             cfg.num_layers, cfg.channels, cfg.dropout,
                             input_dropout=cfg.input_dropout).to(cell.device)
@@ -309,7 +330,7 @@ class PhaseRecognition(Task):
 
         # ---- the one test pass
         t0 = time.perf_counter()
-        test = [counter.done(self._features(cell, encoder, u, fingerprint))
+        test = [standardize(counter.done(self._features(cell, encoder, u, fingerprint)))
                 for u in cell.units["test"]]
         timer.features += time.perf_counter() - t0
         t0 = time.perf_counter()
