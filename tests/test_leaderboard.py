@@ -116,3 +116,24 @@ def test_html_escapes_plugin_strings(tmp_path: Path) -> None:
     page = render_html(build_tables(records))
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_methods_given_different_label_subsets_are_refused(tmp_path: Path) -> None:
+    """Paired statistics assume every method of a (label setting, seed) saw the same labelled
+    units; records that break this come from different data or code and are refused."""
+    from ssl_bench.errors import SSLBenchError
+
+    for seed in range(2):
+        for method, score in (("a", 70.0 + seed), ("b", 80.0 + seed)):
+            rec = _record(method, 0.01, seed, score)
+            rec.label_units = [f"video{seed:02d}"]
+            write_record(tmp_path, rec)
+    records, _ = iter_records(tmp_path)
+    assert len(build_tables(records)) == 1  # shared subsets: fine
+    odd = _record("b", 0.01, 1, 81.0)
+    odd.label_units = ["video07"]
+    write_record(tmp_path, odd)
+    records, _ = iter_records(tmp_path)
+    with pytest.raises(SSLBenchError, match=r"seed 1: methods were given different label "
+                                            r"subsets \(a: video01; b: video07\)"):
+        build_tables(records)

@@ -100,3 +100,21 @@ def test_dry_run_prints_the_plan(testing_plugin, tmp_path, capsys) -> None:
         line = next(x for x in out.splitlines() if x.startswith(f"  {task} "))
         assert "2 cells" in line and any(q in line for q in ("measured", "related", "guess"))
     assert "\n  total                  " in out
+
+
+def test_every_method_of_a_seed_gets_the_same_label_subset(testing_plugin, tmp_path) -> None:
+    """The pairing the leaderboard's statistics rest on: within (benchmark, label setting, seed)
+    the labelled units do not depend on the method."""
+    results = tmp_path / "results"
+    args = ["run", "--methods", "dummy,random-init", "--benchmarks", "tiny-seg",
+            "--label-frac", "0.5", "--seeds", "0,1,2", "--profile", "smoke", "--quiet",
+            "--results", str(results)]
+    assert cli_exit_code(args) == 0
+    by_seed: dict[int, dict[str, tuple[str, ...]]] = {}
+    for r in iter_records(results)[0]:
+        assert r.status == "ok", r.error
+        by_seed.setdefault(r.seed, {})[r.method.id] = tuple(r.label_units)
+    assert sorted(by_seed) == [0, 1, 2]
+    for subsets in by_seed.values():
+        assert set(subsets) == {"dummy", "random-init"} and len(set(subsets.values())) == 1
+    assert len({s["dummy"] for s in by_seed.values()}) > 1  # the seed does change the subset

@@ -570,8 +570,8 @@ def measure(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                 "memory, pretraining pool, paper-profile loader vs step, full-resolution "
                 "projection",
         "quick": args.quick,
-        "command": "python benchmarks/perf/full_scale.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python benchmarks/perf/full_scale.py", *(
+            argv if argv is not None else sys.argv[1:])]),
         "length_basis": LENGTH_BASIS + (f"; scaled by {scale} to check the script"
                                         if scale != 1.0 else ""),
         "profile": profile,

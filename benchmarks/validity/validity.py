@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {"benchmark": args.benchmark, "seeds": args.seeds, "profile": args.profile,
               "steps": steps, "points": points, "seconds": time.perf_counter() - start,
               "machine": pc.machine(),
-              "command": "python benchmarks/validity/validity.py " + " ".join(
-                  argv if argv is not None else sys.argv[1:])}
+              "command": " ".join(["python benchmarks/validity/validity.py", *(
+                  argv if argv is not None else sys.argv[1:])])}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     name = "validity_quick" if args.quick else "validity"
