@@ -13,10 +13,12 @@ on the embedded synthetic suite, `cpu` profile, then the leaderboard's paired st
 
 Every step count gets its own results folder (the step count is a config override, so it is a
 different cell identity). Figures go to ``results/validity.json``, a PNG and the generated
-section of ``README.md`` next to this script.
+section of ``README.md`` next to this script. With other options than the defaults (another
+benchmark, methods, steps, seeds, profile or size) only ``results/validity_<benchmark>.json``
+is written and the figures are printed; the README and the PNG are kept.
 
     .venv/bin/python benchmarks/validity/validity.py [--benchmark cholecseg8k-seg]
-        [--steps 6,12,24,48,96] [--seeds 0,1,2] [--quick]
+        [--methods simclr,mae] [--steps 6,12,24,48,96] [--seeds 0,1,2] [--quick]
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ class ControlPlugin:
 
 
 def run_point(results: Path, benchmark: str, steps: int, seeds: str, profile: str,
-              size: str, control: bool) -> None:
+              size: str, control: bool, trained: tuple[str, ...] = METHODS) -> None:
     from ssl_bench.cli import main
 
-    methods = ["random-init", *METHODS] + ([CONTROL] if control else [])
+    methods = ["random-init", *trained] + ([CONTROL] if control else [])
     args = ["run", "--methods", ",".join(methods), "--benchmarks", benchmark,
             "--label-frac", "0.01", "--seeds", seeds, "--profile", profile,
             "--synthetic-size", size, "--results", str(results), "--quiet"]
-    for method in (*METHODS, CONTROL):
+    for method in (*trained, CONTROL):
         # max_steps is a cap on epochs x steps per epoch: open the epochs so it decides
         args += ["-o", f"{method}.max_steps={steps}", "-o", f"{method}.epochs=10000"]
     try:
@@ -92,7 +94,7 @@ def read_point(results: Path, benchmark: str) -> dict[str, Any]:
     return out
 
 
-def plot(points: list[dict[str, Any]], path: Path) -> None:
+def plot(points: list[dict[str, Any]], path: Path, trained: tuple[str, ...] = METHODS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +103,7 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
     from ssl_bench import atomic
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for i, method in enumerate(METHODS):
+    for i, method in enumerate(trained):
         xs, ys, lo, hi = [], [], [], []
         for p in points:
             row = p["rows"].get(method)
@@ -127,7 +129,7 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
 def readme_section(result: dict[str, Any]) -> str:
     rows = []
     for p in result["points"]:
-        for method in (*METHODS, CONTROL):
+        for method in (*result.get("methods", METHODS), CONTROL):
             row = p["rows"].get(method)
             if row is None:
                 continue
@@ -153,6 +155,8 @@ def readme_section(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--benchmark", default="cholecseg8k-seg")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="Trained methods compared with random-init (and the control).")
     parser.add_argument("--steps", default="6,12,24,48,96")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--profile", default="cpu")
@@ -163,34 +167,40 @@ def main(argv: list[str] | None = None) -> None:
                         help="Two tiny points on the small suite with the smoke profile (a check "
                              "that the script works, not a measurement); the README is kept.")
     args = parser.parse_args(argv)
+    defaults = vars(parser.parse_args([]))
     if args.quick:
         args.steps, args.seeds, args.profile, args.size = "1,2", "0", "smoke", "small"
     from ssl_bench import plugins
 
     plugins.register_plugin(ControlPlugin(), "validity-control", "benchmarks/validity")
     steps = [int(s) for s in args.steps.split(",")]
+    trained = tuple(m for m in args.methods.split(",") if m)
+    # only the default measurement rewrites the README and its plot
+    official = not args.quick and all(getattr(args, k) == defaults[k] for k in
+                                      ("benchmark", "methods", "steps", "seeds", "profile", "size"))
     work = args.work or pc.scratch("validity-")
     start = time.perf_counter()
     points = []
     for n in steps:
         results = work / f"steps-{n}"
         run_point(results, args.benchmark, n, args.seeds, args.profile, args.size,
-                  control=(n == steps[-1]))
+                  control=(n == steps[-1]), trained=trained)
         points.append({"steps": n, **read_point(results, args.benchmark)})
         print(json.dumps({"steps": n, "rows": {m: {k: points[-1]["rows"][m][k]
                                                      for k in ("mean", "delta", "p_holm")}
                                                  for m in points[-1]["rows"]}}), flush=True)
-    result = {"benchmark": args.benchmark, "seeds": args.seeds, "profile": args.profile,
-              "steps": steps, "points": points, "seconds": time.perf_counter() - start,
+    result = {"benchmark": args.benchmark, "methods": list(trained), "seeds": args.seeds,
+              "profile": args.profile, "steps": steps, "points": points, "seconds": time.perf_counter() - start,
               "machine": pc.machine(),
               "command": " ".join(["python benchmarks/validity/validity.py", *(
                   argv if argv is not None else sys.argv[1:])])}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    name = "validity_quick" if args.quick else "validity"
+    name = ("validity_quick" if args.quick else "validity" if official
+            else f"validity_{args.benchmark}")
     (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    if not args.quick:
-        plot(points, HERE / "validity.png")
+    if official:
+        plot(points, HERE / "validity.png", trained)
         pc.replace_section("validity", readme_section(result),
                            "Dose-response and the broken control", readme=HERE / "README.md")
     print(f"done in {result['seconds'] / 60:.1f} min; results in {out / (name + '.json')}",
