@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_bench import hookimpl
+from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef
 from ssl_bench.api import (
     Benchmark,
     Dataset,
@@ -319,6 +320,21 @@ def cli_exit_code(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def score_record(method: str, seed: int, score: float | None, *, benchmark: str = "b1",
+                 label_frac: float = 0.5, profile: str = "smoke", status: str = "ok",
+                 plugin: str = "p", ssl_bench_version: str = "0.2.0") -> CellRecord:
+    """A minimal result record of one cell (dataset ``d``, task ``t`` with main score ``acc``,
+    higher is better; ``score`` None records no metric): input for leaderboard tests."""
+    return CellRecord(
+        ssl_bench_version=ssl_bench_version, date="2026-01-01T00:00:00Z", benchmark=benchmark,
+        method=Component(id=method, version="1", plugin=plugin), method_kind="pretrain",
+        dataset=DatasetRef(id="d", version="1"),
+        task=TaskRef(id="t", version="1", main_score="acc", higher_is_better={"acc": True}),
+        protocol="linear", profile=profile, label_frac=label_frac, seed=seed, cell_seed=seed,
+        metrics={"acc": score} if score is not None else {}, main_score=score,
+        synthetic=True, status=status)
 
 
 def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:

@@ -22,8 +22,8 @@ from ssl_bench import hookimpl, plugins
 from ssl_bench.api import DatasetMeta, LazyClass
 from ssl_bench.cli import listing
 from ssl_bench.errors import PluginLoadError
-from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef, write_record
-from ssl_bench.testing import DummyMethod, TestingPlugin, cli_exit_code
+from ssl_bench.records import write_record
+from ssl_bench.testing import DummyMethod, TestingPlugin, cli_exit_code, score_record
 
 HEAVY = ("torch", "timm", "monai", "mmengine", "lightly")
 #: runs one command the way the console script does, then names the heavy modules it imported
@@ -48,15 +48,7 @@ def fresh_plugins() -> Any:
 def _records(results: Path) -> None:
     for method, base in (("a", 70.0), ("b", 80.0)):
         for seed in range(2):
-            score = base + seed
-            write_record(results, CellRecord(
-                ssl_bench_version="0.2.0", date="2026-01-01T00:00:00Z", benchmark="b1",
-                method=Component(id=method, version="1", plugin="p"), method_kind="pretrain",
-                dataset=DatasetRef(id="d", version="1"),
-                task=TaskRef(id="t", version="1", main_score="acc",
-                             higher_is_better={"acc": True}),
-                protocol="linear", profile="smoke", label_frac=0.5, seed=seed, cell_seed=seed,
-                metrics={"acc": score}, main_score=score, synthetic=True, status="ok"))
+            write_record(results, score_record(method, seed, base + seed))
 
 
 def _child(args: list[str]) -> tuple[str, list[str]]:

@@ -12,24 +12,17 @@ from click.testing import CliRunner
 from ssl_bench.cli import cli
 from ssl_bench.errors import RecordError
 from ssl_bench.board import LabelColumn
+from ssl_bench.testing import score_record
 from ssl_bench.leaderboard import build_tables, render_markdown
 
 ONE = LabelColumn("frac", 0.01)
-from ssl_bench.records import (CellRecord, Component, DatasetRef, TaskRef, iter_records,
-                               read_record, write_record)
+from ssl_bench.records import CellRecord, iter_records, read_record, write_record
 
 
 def _record(method: str, frac: float, seed: int, score: float | None, status: str = "ok",
             bench: str = "b1") -> CellRecord:
-    return CellRecord(
-        ssl_bench_version="0.1.0", date="2026-01-01T00:00:00Z", benchmark=bench,
-        method=Component(id=method, version="1", plugin="p"), method_kind="pretrain",
-        dataset=DatasetRef(id="d", version="1"),
-        task=TaskRef(id="t", version="1", main_score="acc", higher_is_better={"acc": True}),
-        protocol="linear", profile="smoke", label_frac=frac, seed=seed, cell_seed=seed,
-        metrics={"acc": score} if score is not None else {}, main_score=score,
-        synthetic=True, status=status,
-    )
+    return score_record(method, seed, score, benchmark=bench, label_frac=frac, status=status,
+                        ssl_bench_version="0.1.0")
 
 
 def _write_all(results: Path) -> None:

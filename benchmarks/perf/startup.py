@@ -57,19 +57,13 @@ def ssl_bench_exe() -> list[str]:
 
 def write_records(results: Path) -> None:
     """2 methods x 3 seeds of one benchmark: enough for every table and plot of the page."""
-    from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef, write_record
+    from ssl_bench.records import write_record
+    from ssl_bench.testing import score_record
 
     for method, base in (("method-a", 70.0), ("method-b", 80.0)):
         for seed in range(3):
-            score = base + 2.0 * seed
-            write_record(results, CellRecord(
-                ssl_bench_version="0.2.0", date="2026-01-01T00:00:00Z", benchmark="bench",
-                method=Component(id=method, version="1", plugin="perf"), method_kind="pretrain",
-                dataset=DatasetRef(id="data", version="1"),
-                task=TaskRef(id="task", version="1", main_score="acc",
-                             higher_is_better={"acc": True}),
-                protocol="linear", profile="cpu", label_frac=0.1, seed=seed, cell_seed=seed,
-                metrics={"acc": score}, main_score=score, synthetic=True, status="ok"))
+            write_record(results, score_record(method, seed, base + 2.0 * seed, benchmark="bench",
+                                               label_frac=0.1, profile="cpu", plugin="perf"))
 
 
 def child_env() -> dict[str, str]:
