@@ -139,6 +139,28 @@ def test_batch_len_counts_items_not_fields() -> None:
                                 "flow": torch.zeros(5, 64, 2)}) == 5
 
 
+def test_decode_cost_line_is_never_negative() -> None:
+    """The full-resolution projection's cost line: exact through two clean points, and on a
+    busy machine's inverted timings (the larger clip faster, which once projected a zero-second
+    prepare and divided by it) a flat, positive cost instead of a negative slope."""
+    import full_scale
+
+    def row(pixels: int, s: float) -> dict[str, float]:
+        return {"pixels": pixels, "s_per_frame": s}
+
+    # 1 ms + 2 us/pixel: 1000 px -> 3 ms, 11000 px -> 23 ms
+    fixed, per_pixel = full_scale.per_frame_cost([row(1000, 0.003), row(11000, 0.023)])
+    assert fixed == pytest.approx(0.001, rel=1e-6)
+    assert per_pixel == pytest.approx(2e-6, rel=1e-6)
+    # inverted: no pixel term, the fixed cost is the least-squares mean of the two
+    fixed, per_pixel = full_scale.per_frame_cost([row(576, 0.004), row(9216, 0.002)])
+    assert per_pixel == 0.0 and fixed == pytest.approx(0.003, rel=1e-6)
+    # a steep line whose intercept would be negative: through the origin instead
+    fixed, per_pixel = full_scale.per_frame_cost([row(1000, 0.001), row(2000, 0.004)])
+    assert fixed == 0.0 and per_pixel > 0
+    assert fixed + per_pixel * 854 * 480 > 0
+
+
 def test_full_scale_quick_mode_writes_its_figures(tmp_path: Path) -> None:
     import full_scale
 

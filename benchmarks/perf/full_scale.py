@@ -298,11 +298,20 @@ def decode_probe(folder: Path, sizes: list[tuple[int, int]], n_frames: int,
 
 
 def per_frame_cost(probe: list[dict[str, Any]]) -> tuple[float, float]:
-    """(fixed seconds per decoded frame, seconds per source pixel per frame): the line
-    through the two probe points."""
-    small, large = sorted(probe, key=lambda r: r["pixels"])[:: len(probe) - 1]
-    per_pixel = (large["s_per_frame"] - small["s_per_frame"]) / (large["pixels"] - small["pixels"])
-    return small["s_per_frame"] - per_pixel * small["pixels"], per_pixel
+    """(fixed seconds per decoded frame, seconds per source pixel per frame): the
+    non-negative least-squares line through the probe points (scipy.optimize.nnls).
+
+    A decode cost can neither be negative nor fall with the frame size, but two timings on a
+    busy machine can say so (the larger clip decoding faster than the smaller one); the
+    unconstrained line then projects a zero or negative cost for the full-size videos.
+    """
+    from scipy.optimize import nnls
+
+    pixels = np.array([[1.0, float(r["pixels"])] for r in probe])
+    seconds = np.array([float(r["s_per_frame"]) for r in probe])
+    scale = pixels[:, 1].max()  # pixels in units of the largest probe, for a well-posed fit
+    (fixed, per_scaled), _ = nnls(pixels / np.array([1.0, scale]), seconds)
+    return float(fixed), float(per_scaled / scale)
 
 
 def longest_first_makespan(seconds: list[float], workers: int) -> float:
