@@ -114,7 +114,7 @@ def test_builtin_ids_are_unchanged(fresh_plugins) -> None:
     assert [t["id"] for t in data["tasks"]] == sorted(
         ["phase-recognition", "semantic-segmentation", "organ-segmentation", "tool-presence"])
     simclr = next(m for m in data["methods"] if m["id"] == "simclr")
-    assert simclr["profiles"] == ["cpu", "paper", "smoke"] and simclr["version"] == "2"
+    assert simclr["profiles"] == ["cpu", "paper", "smoke"] and simclr["version"] == "3"
     cholec80 = next(d for d in data["datasets"] if d["id"] == "cholec80")
     assert cholec80["classes"] == 7 and cholec80["modality"] == "video"
 

@@ -10,11 +10,13 @@ from ssl_bench.meta import DEFAULT_CNN, MethodMeta
 
 SIMSIAM_META = MethodMeta(
     id="simsiam",
-    version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
+    version="3",  # 2: CT views keep intensities and laterality (AugmentPolicy);
+    # 3: starts from the ImageNet weights (imagenet_init)
     kind="pretrain",
     name="SimSiam",
     paper="Chen & He, Exploring Simple Siamese Representation Learning, CVPR 2021",
     url="https://arxiv.org/abs/2011.10566",
-    description="Siamese views with predictor and stop-gradient (worked example plugin)",
+    description=("Siamese views with predictor and stop-gradient (worked example plugin); "
+                 "from ImageNet weights"),
     backbone=DEFAULT_CNN,
 )

@@ -6,9 +6,12 @@ https://arxiv.org/abs/2011.10566
 Departures from the paper:
 * CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
   colour jitter, grayscale and horizontal flips, keeping crop and blur.
-- backbone: ssl-bench's default CNN (EfficientNet-Lite0, random init) instead of ResNet-50 so
+- backbone: ssl-bench's default CNN (EfficientNet-Lite0) instead of ResNet-50 so
   rows are comparable with the other methods; the paper profile keeps the paper's batch (512),
   lr (0.05 x batch/256, SGD, momentum 0.9, wd 1e-4) and 100 epochs at 224 px.
+- initialisation: the ImageNet weights of the default CNN (``imagenet_init=True``, every
+  profile), not random init, as for the other CNN SSL rows (SelfSupSurg's protocol starts
+  surgical SSL from ImageNet; from random init the ``cpu`` budget scores below random init).
 - projector: lightly's SimSiamProjectionHead (3 layers) with a 512-d output instead of 2048-d
   on the cpu/smoke profiles (small data); predictor bottleneck keeps the paper's 1:4 ratio.
 """
@@ -31,6 +34,9 @@ from ssl_bench_simsiam.meta import SIMSIAM_META
 
 class SimSiamConfig(MethodConfig):
     backbone: str = DEFAULT_CNN
+    #: start from the offline ImageNet weights of efficientnet_lite0 (SelfSupSurg's protocol:
+    #: ImageNet-initialised, then self-supervised on the surgical frames); False: random init
+    imagenet_init: bool = True
     proj_dim: int = 512
     pred_hidden_dim: int = 128
 
@@ -38,7 +44,7 @@ class SimSiamConfig(MethodConfig):
 class SimSiamModel(nn.Module):
     def __init__(self, config: SimSiamConfig) -> None:
         super().__init__()
-        self.backbone = CNNEncoder(config.backbone)
+        self.backbone = CNNEncoder(config.backbone, imagenet=config.imagenet_init)
         dim = self.backbone.embed_dim
         self.projector = SimSiamProjectionHead(dim, config.proj_dim, config.proj_dim)
         self.predictor = SimSiamPredictionHead(config.proj_dim, config.pred_hidden_dim,

@@ -54,53 +54,61 @@ SUPERVISED_META = MethodMeta(
 
 SIMCLR_META = MethodMeta(
     id="simclr",
-    version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
+    version="3",  # 2: CT views keep intensities and laterality (AugmentPolicy);
+    # 3: starts from the ImageNet weights (imagenet_init)
     kind="pretrain",
     name="SimCLR",
     paper=("Chen, Kornblith, Norouzi, Hinton, A Simple Framework for Contrastive Learning "
            "of Visual Representations, ICML 2020 (arXiv:2002.05709)"),
     url="https://github.com/google-research/simclr",
-    description="two-view contrastive learning with the NT-Xent loss and in-batch negatives",
+    description=("two-view contrastive learning with the NT-Xent loss and in-batch negatives; "
+                 "from ImageNet weights"),
     pretrain_input="frames",
     backbone=DEFAULT_CNN,
 )
 
 MOCO_V2_META = MethodMeta(
     id="moco-v2",
-    version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
+    version="3",  # 2: CT views keep intensities and laterality (AugmentPolicy);
+    # 3: starts from the ImageNet weights (imagenet_init)
     kind="pretrain",
     name="MoCo v2",
     paper=("Chen, Fan, Girshick, He, Improved Baselines with Momentum Contrastive Learning, "
            "arXiv:2003.04297, 2020; He et al., Momentum Contrast for Unsupervised Visual "
            "Representation Learning, CVPR 2020"),
     url="https://github.com/facebookresearch/moco",
-    description="InfoNCE of a query against its momentum-encoded key and a queue of keys",
+    description=("InfoNCE of a query against its momentum-encoded key and a queue of keys; "
+                 "from ImageNet weights"),
     pretrain_input="frames",
     backbone=DEFAULT_CNN,
 )
 
 BYOL_META = MethodMeta(
     id="byol",
-    version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
+    version="3",  # 2: CT views keep intensities and laterality (AugmentPolicy);
+    # 3: starts from the ImageNet weights (imagenet_init)
     kind="pretrain",
     name="BYOL",
     paper=("Grill et al., Bootstrap Your Own Latent: A New Approach to Self-Supervised "
            "Learning, NeurIPS 2020 (arXiv:2006.07733)"),
     url="https://github.com/deepmind/deepmind-research/tree/master/byol",
-    description="online network predicts the projection of an EMA target; 2 - 2 cos loss",
+    description=("online network predicts the projection of an EMA target; 2 - 2 cos loss; "
+                 "from ImageNet weights"),
     pretrain_input="frames",
     backbone=DEFAULT_CNN,
 )
 
 DINO_META = MethodMeta(
     id="dino",
-    version="2",  # 2: CT views keep intensities and laterality (AugmentPolicy)
+    version="3",  # 2: CT views keep intensities and laterality (AugmentPolicy);
+    # 3: starts from the ImageNet weights (imagenet_init)
     kind="pretrain",
     name="DINO",
     paper=("Caron, Touvron, Misra, Jegou, Mairal, Bojanowski, Joulin, Emerging Properties "
            "in Self-Supervised Vision Transformers, ICCV 2021 (arXiv:2104.14294)"),
     url="https://github.com/facebookresearch/dino",
-    description="student matches a centred, sharpened EMA teacher across crops",
+    description=("student matches a centred, sharpened EMA teacher across crops; "
+                 "from ImageNet weights"),
     pretrain_input="frames",
     backbone=DEFAULT_CNN,
 )
