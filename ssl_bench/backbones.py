@@ -91,7 +91,8 @@ class CNNEncoder(Encoder):
         if imagenet:
             if name != "efficientnet_lite0":
                 raise SSLBenchError(f"offline ImageNet weights exist only for efficientnet_lite0, "
-                                    f"not {name}; use efficientnet_lite0 or imagenet=False")
+                                    f"not {name}; use backbone efficientnet_lite0, or start from "
+                                    f"random init (e.g. -o simclr.imagenet_init=false)")
             # features_only keeps the stem and blocks in the classifier's order; the head
             # (conv_head, bn2, classifier) is dropped, so pair against a full model first.
             full = load_imagenet_lite0(timm.create_model(name, pretrained=False))

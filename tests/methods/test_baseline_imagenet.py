@@ -45,3 +45,29 @@ def test_imagenet_encoder_classifies_stock_photos() -> None:
     top = logits.argmax(dim=1).tolist()
     assert top[0] in CAT_CLASSES, top
     assert top[1] == ESPRESSO, top
+
+
+def test_generic_ssl_rows_start_from_the_imagenet_trunk() -> None:
+    """simclr, moco-v2, byol, dino and simsiam build their encoder from the ImageNet weights
+    (``imagenet_init``, default True); ``imagenet_init=False`` gives random init; another
+    backbone with the default is one line naming the fix."""
+    from ssl_bench.default_plugins.methods.byol import BYOL
+    from ssl_bench.default_plugins.methods.dino import DINO
+    from ssl_bench.default_plugins.methods.moco_v2 import MoCoV2
+    from ssl_bench.default_plugins.methods.simclr import SimCLR
+    from ssl_bench.errors import SSLBenchError
+    from ssl_bench_simsiam.method import SimSiam
+
+    reference = imagenet_classifier().state_dict()
+    key = "conv_stem.weight"
+    for cls in (SimCLR, MoCoV2, BYOL, DINO, SimSiam):
+        method = smoke_method(cls)
+        body = method.encoder(method.build()).body.state_dict()
+        assert torch.equal(body[key], reference[key]), cls.__name__
+        assert all(torch.equal(v, reference[k]) for k, v in body.items()), cls.__name__
+        scratch = smoke_method(cls, imagenet_init=False)
+        assert not torch.equal(scratch.encoder(scratch.build()).body.state_dict()[key],
+                               reference[key]), cls.__name__
+    with pytest.raises(SSLBenchError, match="imagenet_init=false") as err:
+        smoke_method(SimCLR, backbone="resnet18").build()
+    assert "\n" not in str(err.value)
