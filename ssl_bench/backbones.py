@@ -16,9 +16,10 @@ from typing import Collection, Sequence
 
 import timm
 import torch
+from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
-from ssl_bench.api import Encoder
+from ssl_bench.api import Encoder, MethodConfig
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.meta import DEFAULT_CNN
 
@@ -80,6 +81,29 @@ class Normalise(nn.Module):
         return (x - self.mean) / self.std
 
 
+class CNNMethodConfig(MethodConfig):
+    """Settings of a method that trains a timm CNN (``CNNEncoder``): which one, and whether it
+    starts from the offline ImageNet weights (only ``efficientnet_lite0`` has them).
+
+    ``imagenet_init`` defaults to True: surgical SSL starts from ImageNet (SelfSupSurg,
+    Ramesh et al. 2023: ResNet-50 initialised from ImageNet, then SSL on Cholec80); False
+    gives the papers' random start. Checked with the config, so a wrong pair fails at plan
+    time in one line that names the method."""
+
+    backbone: str = DEFAULT_CNN
+    imagenet_init: bool = Field(default=True, validate_default=True)
+
+    @field_validator("imagenet_init")
+    @classmethod
+    def _weights_exist(cls, imagenet_init: bool, info: ValidationInfo) -> bool:
+        backbone = info.data.get("backbone", DEFAULT_CNN)
+        if imagenet_init and backbone != "efficientnet_lite0":
+            raise ValueError(f"offline ImageNet weights exist only for efficientnet_lite0, not "
+                             f"{backbone}; set imagenet_init=false or backbone "
+                             f"efficientnet_lite0")
+        return imagenet_init
+
+
 class CNNEncoder(Encoder):
     """A timm CNN with ``features_only=True``: maps at strides 4, 8, 16, 32."""
 
@@ -91,8 +115,7 @@ class CNNEncoder(Encoder):
         if imagenet:
             if name != "efficientnet_lite0":
                 raise SSLBenchError(f"offline ImageNet weights exist only for efficientnet_lite0, "
-                                    f"not {name}; use backbone efficientnet_lite0, or start from "
-                                    f"random init (e.g. -o simclr.imagenet_init=false)")
+                                    f"not {name}; use efficientnet_lite0 or imagenet=False")
             # features_only keeps the stem and blocks in the classifier's order; the head
             # (conv_head, bn2, classifier) is dropped, so pair against a full model first.
             full = load_imagenet_lite0(timm.create_model(name, pretrained=False))

@@ -25,18 +25,14 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import nn
 
-from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.api import Encoder, Method, PretrainPool
+from ssl_bench.backbones import CNNEncoder, CNNMethodConfig
 from ssl_bench.transforms import FrameViews, ssl_augment
 
 from ssl_bench_simsiam.meta import SIMSIAM_META
 
 
-class SimSiamConfig(MethodConfig):
-    backbone: str = DEFAULT_CNN
-    #: start from the offline ImageNet weights of efficientnet_lite0 (SelfSupSurg's protocol:
-    #: ImageNet-initialised, then self-supervised on the surgical frames); False: random init
-    imagenet_init: bool = True
+class SimSiamConfig(CNNMethodConfig):
     proj_dim: int = 512
     pred_hidden_dim: int = 128
 

@@ -51,7 +51,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.backbones import CNNEncoder, CNNMethodConfig
 from ssl_bench.default_plugins.methods.metas import BYOL_META
 from ssl_bench.transforms import FrameViews, solarize, ssl_augment
 
@@ -75,11 +75,7 @@ def byol_loss(online_prediction: torch.Tensor, target_projection: torch.Tensor) 
     return 2 + 2 * _NEGATIVE_COSINE(online_prediction, target_projection.detach())
 
 
-class BYOLConfig(MethodConfig):
-    backbone: str = DEFAULT_CNN
-    #: start from the offline ImageNet weights of efficientnet_lite0 (SelfSupSurg's protocol:
-    #: ImageNet-initialised, then self-supervised on the surgical frames); False: random init
-    imagenet_init: bool = True
+class BYOLConfig(CNNMethodConfig):
     tau_base: float = 0.996
     proj_hidden_dim: int = 4096
     proj_output_dim: int = 256

@@ -59,17 +59,13 @@ from torch import nn
 from torchvision.transforms import v2
 
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.backbones import CNNEncoder, CNNMethodConfig
 from ssl_bench.default_plugins.methods.byol import ema_momentum
 from ssl_bench.default_plugins.methods.metas import DINO_META
 from ssl_bench.transforms import FrameViews, solarize, ssl_augment
 
 
-class DINOConfig(MethodConfig):
-    backbone: str = DEFAULT_CNN
-    #: start from the offline ImageNet weights of efficientnet_lite0 (SelfSupSurg's protocol:
-    #: ImageNet-initialised, then self-supervised on the surgical frames); False: random init
-    imagenet_init: bool = True
+class DINOConfig(CNNMethodConfig):
     momentum_teacher: float = 0.996
     student_temp: float = 0.1
     warmup_teacher_temp: float = 0.04

@@ -49,16 +49,12 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.backbones import CNNEncoder, CNNMethodConfig
 from ssl_bench.default_plugins.methods.metas import MOCO_V2_META
 from ssl_bench.transforms import FrameViews, ssl_augment
 
 
-class MoCoV2Config(MethodConfig):
-    backbone: str = DEFAULT_CNN
-    #: start from the offline ImageNet weights of efficientnet_lite0 (SelfSupSurg's protocol:
-    #: ImageNet-initialised, then self-supervised on the surgical frames); False: random init
-    imagenet_init: bool = True
+class MoCoV2Config(CNNMethodConfig):
     temperature: float = 0.2
     queue_size: int = 65536
     key_momentum: float = 0.999  # m of the key encoder (``momentum`` is the SGD momentum)

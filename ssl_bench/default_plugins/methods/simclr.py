@@ -45,16 +45,12 @@ from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.backbones import CNNEncoder, CNNMethodConfig
 from ssl_bench.default_plugins.methods.metas import SIMCLR_META
 from ssl_bench.transforms import FrameViews, ssl_augment
 
 
-class SimCLRConfig(MethodConfig):
-    backbone: str = DEFAULT_CNN
-    #: start from the offline ImageNet weights of efficientnet_lite0 (SelfSupSurg's protocol:
-    #: ImageNet-initialised, then self-supervised on the surgical frames); False: random init
-    imagenet_init: bool = True
+class SimCLRConfig(CNNMethodConfig):
     temperature: float = 0.5
     proj_hidden_dim: int | None = None  # None: the backbone width (paper)
     proj_output_dim: int = 128
