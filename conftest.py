@@ -3,6 +3,8 @@
 * ``sys._called_from_test`` makes plugin loading take only the core's own entry points, so
   tests never pick up whatever happens to be installed (unless a test means to).
 * ``SSL_BENCH_CACHE`` points at a session temp dir: tests never write the user's cache.
+* ``SSL_BENCH_JOBS=1``: ``ssl-bench run`` stays in one process (spawning workers would cost
+  more than the tiny runs of the tests); the tests of the worker processes pass ``--jobs``.
 * ``testing_plugin`` registers ``ssl_bench.testing.TestingPlugin`` (tiny datasets, dummy
   methods, tiny benchmarks) for one test and resets the plugin manager around it.
 * Every test starts from the same seeds (python, numpy and torch), whatever ran before it, so
@@ -23,6 +25,7 @@ sys._called_from_test = True  # type: ignore[attr-defined]
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SSL_BENCH_CACHE"] = str(tmp_path_factory.mktemp("ssl-bench-cache"))
+    os.environ["SSL_BENCH_JOBS"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ per process.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from importlib import metadata
 from typing import Any
@@ -43,6 +44,21 @@ class Environment(BaseModel):
         libs = ", ".join(f"{k} {v}" for k, v in sorted(self.libraries.items()))
         gpu = f"CUDA {self.cuda}, cuDNN {self.cudnn}, " if self.cuda else ""
         return f"python {self.python}, {libs}; {gpu}{self.device_name or 'cpu'}"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory (None where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _version(dist: str) -> str:

@@ -316,7 +316,7 @@ def test_estimate_lines_label_guesses_and_unknowns() -> None:
     assert "frames not known for every dataset" in text and "d1: the reader does not" in text
     assert "1 pretraining runs (0 cached), 100 steps, checkpoints unknown" in text
     assert "phase-recognition      2 cells, 0:04:00 (2 guess)" in text
-    # pretraining, then two cells over two processes
-    assert "total                  0:03:40 with --jobs 2" in text
+    # the pretraining and the two cells shared out over two processes: (100 + 2 x 120) / 2
+    assert "total                  0:02:50 with --jobs 2" in text
     assert clock_text(3725.4) == "1:02:05" and bytes_text(1_500_000) == "1.5 MB"
     assert np.isfinite(RunEstimate(items, stages, est).seconds)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import click
 
+from ssl_bench.environment import available_cores
 from ssl_bench.errors import SSLBenchError
 
 if TYPE_CHECKING:
@@ -93,13 +94,6 @@ def check_command(name: str, root: Path, options: tuple[str, ...]) -> None:
         raise SSLBenchError(f"{name} at {root}: {len(problems)} problem(s) found (listed above); "
                             "fix them and run `ssl-bench data check` again")
     click.echo(f"{name} at {root}: OK")
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _clock(seconds: float) -> str:

@@ -53,8 +53,10 @@ def _apply_run_file(ctx: click.Context, path: Path, params: dict[str, Any]) -> l
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True, help="Results directory (records, caches, leaderboard).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--jobs", type=int, default=1, show_default=True,
-              help="Cells evaluated in parallel processes.")
+@click.option("--jobs", default="auto", show_default=True, envvar="SSL_BENCH_JOBS",
+              help="Worker processes that run the pretrainings and cells (each cell after its "
+                   "pretraining); 1: everything in this process. auto: one per CPU core (at "
+                   "most one per 3 GiB of memory), 1 on a GPU. Env: SSL_BENCH_JOBS.")
 @click.option("-o", "--override", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Config override, repeatable: METHOD.SETTING=VALUE (e.g. "
                    "simclr.max_steps=500) or task.TASK.SETTING=VALUE (e.g. "
@@ -139,7 +141,7 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         seeds=str(params["seeds"]), profile=params["profile"],
         data_root=Path(params["data_root"]) if params["data_root"] else None,
         synthetic_size=params["synthetic_size"], results=Path(params["results"]),
-        device=params["device"], jobs=int(params["jobs"]), dry_run=bool(params["dry_run"]),
+        device=params["device"], jobs=params["jobs"], dry_run=bool(params["dry_run"]),
         quiet=bool(params["quiet"]), launcher=params["launcher"],
         method_overrides=method_overrides, task_overrides=task_overrides,
         debug=(bool(ctx.find_root().params.get("debug"))

@@ -9,9 +9,10 @@
   (``--debug`` adds the traceback).
 
 The run's ETA comes from the plan's per-item estimates (:class:`ssl_bench.engine.eta.
-EtaTracker`), never from elapsed time over cells done. With ``--jobs N`` the cells run in
-worker processes, which report only their completion. rich is imported only here, and only
-for a terminal.
+EtaTracker`), never from elapsed time over cells done. With ``--jobs N`` pretrainings and cells
+run in worker processes (:mod:`ssl_bench.engine.workers`), whose events arrive here: every
+running item has its own stage bar (its own status lines in a log). rich is imported only
+here, and only for a terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
 
 from ssl_bench.engine.estimate import RunEstimate, clock_text
@@ -30,6 +32,23 @@ if TYPE_CHECKING:
 
 #: statuses whose seconds say how long a cell takes (the others computed nothing)
 _TIMED = ("ok",)
+
+ItemKey = tuple[str, str]
+
+
+@dataclass
+class _Item:
+    """A running pretraining (``("pretrain", "method|domain")``) or cell (``("cell", key)``)."""
+
+    label: str
+    start: float
+    #: the running stage: (name, done, total, extras), and its first report (done, time)
+    stage: tuple[str, int, int, Mapping[str, Any]] | None = None
+    stage_first: tuple[int, float] | None = None
+    #: the last status line of this item in a log
+    last_line: float = 0.0
+    #: its rich task (terminal display)
+    bar: Any = None
 
 
 class Display:
@@ -50,19 +69,13 @@ class Display:
         self.counts: dict[str, int] = defaultdict(int)
         self.start = clock()
         self.tracker: EtaTracker | None = None
-        #: the item running now: ("pretrain", "method|domain") or ("cell", key), and its label
-        self.current: tuple[str, str] | None = None
-        self.label = ""
-        #: the running stage: (name, done, total, extras), and when/where it started
-        self.stage: tuple[str, int, int, Mapping[str, Any]] | None = None
-        self.stage_first: tuple[int, float] | None = None
+        #: the items running now, in the order they started
+        self.items: dict[ItemKey, _Item] = {}
         self.last_line = self.start
-        self.item_start = self.start
         self._last_eta = -1.0
         self._eta_text = ""
         self.progress_bars: Any = None
         self._run_task: Any = None
-        self._stage_task: Any = None
 
     # ---- life cycle ---------------------------------------------------------------------
     def begin(self, total: int, estimate: RunEstimate | None = None) -> None:
@@ -86,7 +99,6 @@ class Display:
                 refresh_per_second=4, transient=False)
             self._run_task = self.progress_bars.add_task("cells", total=max(1, total),
                                                          info=self._run_info())
-            self._stage_task = self.progress_bars.add_task("", total=1, info="", visible=False)
             self.progress_bars.start()
 
     def stop(self) -> None:
@@ -109,30 +121,40 @@ class Display:
 
     # ---- items ----------------------------------------------------------------------------
     def pretraining(self, method: str, domain: str) -> None:
-        """A pretraining starts (in this process)."""
-        self._begin_item("pretrain", f"{method}|{domain}", f"pretraining {method} ({domain})")
+        """A pretraining starts (in this process or a worker)."""
+        self._begin_item(("pretrain", f"{method}|{domain}"), f"pretraining {method} ({domain})")
 
-    def pretrained(self, method: str, domain: str, ok: bool) -> None:
-        key = f"{method}|{domain}"
-        seconds = self.clock() - self.item_start
+    def pretrained(self, method: str, domain: str, ok: bool, steps: int | None = None,
+                   seconds: float | None = None) -> None:
+        """A pretraining ended; ``steps``: how many it ran (default: its last report),
+        ``seconds``: how long it took where it ran (default: since it started here)."""
+        key = ("pretrain", f"{method}|{domain}")
+        item = self.items.get(key)
         if self.tracker is not None:
-            self.tracker.finish("pretrain", key, learn=ok)
-        if ok and self.stage is not None and self.stage[0] == "pretrain":
-            self.print(f"{self.label}: {self.stage[1]} steps in {seconds:.0f} s"
-                       f"{self._eta_suffix(force=True)}")
-        self._end_item()
+            self.tracker.finish("pretrain", key[1], learn=ok)
+        if item is not None:
+            if steps is None and item.stage is not None and item.stage[0] == "pretrain":
+                steps = item.stage[1]
+            if seconds is None:
+                seconds = self.clock() - item.start
+            if ok and steps:
+                self.print(f"{item.label}: {steps} steps in {seconds:.0f} s"
+                           f"{self._eta_suffix(force=True)}")
+        self._end_item(key)
 
     def running(self, cell: "Cell") -> None:
-        """A cell starts in this process (worker processes report only :meth:`done`)."""
-        self._begin_item("cell", cell.key, cell.key)
+        """A cell starts (in this process or a worker)."""
+        self.running_key(cell.key)
+
+    def running_key(self, key: str) -> None:
+        self._begin_item(("cell", key), key)
 
     def done(self, cell: "Cell", outcome: "CellOutcome") -> None:
         self.counts[outcome.status] += 1
         if self.tracker is not None:
             self.tracker.finish("cell", cell.key, outcome.seconds,
                                 learn=outcome.status in _TIMED)
-        if self.current == ("cell", cell.key):
-            self._end_item()
+        self._end_item(("cell", cell.key))
         if outcome.status == "failed":
             self.print(f"failed  {cell.key}: {outcome.error}", always=True)
             if self.debug and outcome.traceback:
@@ -149,72 +171,92 @@ class Display:
             self.last_line = self.clock()
 
     # ---- the progress channel (ssl_bench.api.Progress) ------------------------------------
-    def progress(self, stage: str, done: int, total: int, extras: Mapping[str, Any]) -> None:
-        """Pretraining steps and a cell's stages, reported from inside them."""
+    def progress(self, stage: str, done: int, total: int, extras: Mapping[str, Any],
+                 item: ItemKey | None = None) -> None:
+        """Pretraining steps and a cell's stages, reported from inside them; ``item``: which
+        running item reports (default: the one started last, i.e. the only one in a run
+        without workers)."""
+        key = item if item is not None else self._latest()
+        running = self.items.get(key) if key is not None else None
+        if running is None or key is None:
+            return
         now = self.clock()
-        if self.stage is None or self.stage[0] != stage or done < self.stage[1]:
-            self.stage_first = (done, now)
-        self.stage = (stage, done, total, dict(extras))
-        if self.tracker is not None and self.current is not None and stage == "pretrain":
-            self.tracker.step(self.current[0], self.current[1], done, total)
+        if running.stage is None or running.stage[0] != stage or done < running.stage[1]:
+            running.stage_first = (done, now)
+        running.stage = (stage, done, total, dict(extras))
+        if self.tracker is not None and stage == "pretrain":
+            self.tracker.step(key[0], key[1], done, total)
         if self.quiet:
             return
         if self.progress_bars is not None:
-            self.progress_bars.update(self._stage_task, description=f"{_short(self.label)} {stage}",
+            self.progress_bars.update(running.bar, description=f"{_short(running.label)} {stage}",
                                       total=max(1, total), completed=done,
-                                      info=self._stage_info(), visible=True)
+                                      info=self._stage_info(item=key), visible=True)
             self.progress_bars.update(self._run_task, info=self._run_info())
-        elif now - self.last_line >= self.every_s:
-            self.print(f"{self.label}: {stage} {done}/{total}{self._stage_info(', ')}"
-                       f"{self._eta_suffix(force=True)}")
+        elif now - running.last_line >= self.every_s:
+            running.last_line = now
+            self.print(f"{running.label}: {stage} {done}/{total}"
+                       f"{self._stage_info(', ', item=key)}{self._eta_suffix(force=True)}")
 
     # ---- text -------------------------------------------------------------------------------
-    def _begin_item(self, kind: str, key: str, label: str) -> None:
-        self.current, self.label = (kind, key), label
-        self.stage, self.stage_first = None, None
-        self.item_start = self.clock()
+    def _latest(self) -> ItemKey | None:
+        return next(reversed(self.items), None) if self.items else None
+
+    def _begin_item(self, key: ItemKey, label: str) -> None:
+        now = self.clock()
+        running = _Item(label, now, last_line=now)
+        self.items[key] = running
         if self.tracker is not None:
-            self.tracker.start(kind, key)
+            self.tracker.start(*key)
         if self.progress_bars is not None:
-            self.progress_bars.update(self._stage_task, description=_short(label), completed=0,
-                                      total=1, info="", visible=True)
+            running.bar = self.progress_bars.add_task(_short(label), total=1, info="")
             self.progress_bars.update(self._run_task, info=self._run_info(True))
 
-    def _end_item(self) -> None:
-        self.current, self.stage, self.stage_first = None, None, None
+    def _end_item(self, key: ItemKey) -> None:
+        running = self.items.pop(key, None)
         if self.progress_bars is not None:
-            self.progress_bars.update(self._stage_task, visible=False)
+            if running is not None and running.bar is not None:
+                self.progress_bars.remove_task(running.bar)
             self.progress_bars.update(self._run_task, info=self._run_info(True))
 
-    def images_per_s(self) -> float | None:
-        """Pretraining samples per second since the stage's first report in this process."""
-        if self.stage is None or self.stage_first is None or "batch" not in self.stage[3]:
+    def _item(self, item: ItemKey | None) -> _Item | None:
+        key = item if item is not None else self._latest()
+        return self.items.get(key) if key is not None else None
+
+    def images_per_s(self, item: ItemKey | None = None) -> float | None:
+        """Pretraining samples per second since the stage's first report (default item: the
+        one started last)."""
+        running = self._item(item)
+        if running is None or running.stage is None or running.stage_first is None \
+                or "batch" not in running.stage[3]:
             return None
-        steps = self.stage[1] - self.stage_first[0]
-        elapsed = self.clock() - self.stage_first[1]
-        return steps * float(self.stage[3]["batch"]) / elapsed if steps > 0 and elapsed > 0 \
+        steps = running.stage[1] - running.stage_first[0]
+        elapsed = self.clock() - running.stage_first[1]
+        return steps * float(running.stage[3]["batch"]) / elapsed if steps > 0 and elapsed > 0 \
             else None
 
-    def stage_eta(self) -> float | None:
-        """Seconds left of the running stage, at its own pace so far."""
-        if self.stage is None or self.stage_first is None:
+    def stage_eta(self, item: ItemKey | None = None) -> float | None:
+        """Seconds left of an item's running stage, at its own pace so far."""
+        running = self._item(item)
+        if running is None or running.stage is None or running.stage_first is None:
             return None
-        _name, done, total, _extras = self.stage
-        steps = done - self.stage_first[0]
-        elapsed = self.clock() - self.stage_first[1]
+        _name, done, total, _extras = running.stage
+        steps = done - running.stage_first[0]
+        elapsed = self.clock() - running.stage_first[1]
         return elapsed / steps * max(0, total - done) if steps > 0 else None
 
-    def _stage_info(self, lead: str = "") -> str:
-        if self.stage is None:
+    def _stage_info(self, lead: str = "", item: ItemKey | None = None) -> str:
+        running = self._item(item)
+        if running is None or running.stage is None:
             return ""
         parts = []
-        loss = self.stage[3].get("loss")
+        loss = running.stage[3].get("loss")
         if isinstance(loss, (int, float)):
             parts.append(f"loss {loss:.4g}")
-        rate = self.images_per_s()
+        rate = self.images_per_s(item)
         if rate is not None:
             parts.append(f"{rate:,.0f} img/s")
-        eta = self.stage_eta()
+        eta = self.stage_eta(item)
         if eta is not None:
             parts.append(f"ETA {clock_text(eta)}")
         return (lead + ", ".join(parts)) if parts else ""

@@ -255,10 +255,18 @@ class RunEstimate:
 
     @property
     def seconds(self) -> float:
-        """The whole run: pretraining, then the cells (spread over ``jobs`` processes)."""
-        pre = sum(i.seconds for i in self.items if i.kind == "pretrain")
-        cells = [i.seconds for i in self.items if i.kind == "cell"]
-        return pre + sum(cells) / max(1, min(self.jobs, len(cells)))
+        """The whole run: pretrainings and cells spread over ``jobs`` processes."""
+        return spread([i.seconds for i in self.items], self.jobs)
+
+
+def spread(seconds: list[float], jobs: int) -> float:
+    """Wall seconds of items of these ``seconds`` over ``jobs`` processes: their sum shared
+    out, and never less than the longest item (list scheduling lies within a longest item of
+    this; a cell waits for its pretraining, which the bound ignores)."""
+    work = [s for s in seconds if s > 0]
+    if not work:
+        return 0.0
+    return max(sum(work) / max(1, min(jobs, len(work))), max(work))
 
 
 def _kept_frames(frames: int, native_fps: float | None, fps: float) -> int | None:
@@ -524,5 +532,5 @@ def estimate_lines(estimate: RunEstimate) -> list[str]:
 
 __all__ = ["CELL_LEVELS", "CellRateIndex", "DataWork", "Estimate", "Estimator", "GUESS_CELL_S",
            "GUESS_DECODE_S", "GUESS_STEP_S", "GUESS_STEPS", "PretrainSpec", "Quality",
-           "RunEstimate", "StageSummary", "WorkItem", "bytes_text", "clock_text", "data_work",
+           "RunEstimate", "StageSummary", "spread", "WorkItem", "bytes_text", "clock_text", "data_work",
            "estimate_lines", "estimate_run", "needed_pretrainings", "states_costs", "task_fps"]

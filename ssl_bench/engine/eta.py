@@ -5,8 +5,8 @@ time over cells done.
 the running pretraining goes at its live seconds per step; an item without a measured rate
 takes the nearest rate this run has measured as items finish; cells measured by earlier runs
 are scaled by how fast this run's cells go compared with them (a factor shrunk towards 1 by
-:data:`PRIOR_ITEMS` cells' worth of the earlier prediction); cells spread over ``--jobs``
-processes.
+:data:`PRIOR_ITEMS` cells' worth of the earlier prediction); pretrainings and cells spread over
+``--jobs`` processes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
-from ssl_bench.engine.estimate import RunEstimate, WorkItem
+from ssl_bench.engine.estimate import RunEstimate, WorkItem, spread
 
 #: how many cells' worth of weight the earlier runs' speed keeps against this run's
 PRIOR_ITEMS = 2.0
@@ -36,7 +36,7 @@ class EtaTracker:
 
     ``start``/``step``/``finish`` follow the items (pretrainings by ``method|domain``, cells by
     key); ``remaining()`` adds up what is left: the running pretraining at its live seconds per
-    step, every other item at its estimate, cells spread over ``jobs`` processes."""
+    step, every other item at its estimate, all spread over ``jobs`` processes."""
 
     def __init__(self, estimate: RunEstimate, clock: Callable[[], float] = time.perf_counter
                  ) -> None:
@@ -130,17 +130,10 @@ class EtaTracker:
         return max(0.0, self.item_seconds(item) - (self.clock() - run.start))
 
     def remaining(self) -> float:
-        """Seconds left of the whole run."""
-        pre = cells = 0.0
-        n_cells = 0
-        for (kind, key) in self.pending:
-            left = max(0.0, self.item_remaining(kind, key) or 0.0)
-            if kind == "pretrain":
-                pre += left
-            else:
-                cells += left
-                n_cells += 1
-        return pre + cells / max(1, min(self.jobs, n_cells))
+        """Seconds left of the whole run: the work left shared over ``jobs`` processes, never
+        less than the longest item left (see :func:`ssl_bench.engine.estimate.spread`)."""
+        return spread([max(0.0, self.item_remaining(kind, key) or 0.0)
+                       for (kind, key) in self.pending], self.jobs)
 
     def basis(self) -> str:
         """What the remaining time rests on, e.g. ``12 measured, 3 related, 1 guess``."""

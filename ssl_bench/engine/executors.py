@@ -23,7 +23,7 @@ limit) leaves its cell missing: re-running the same command plans only the missi
 pretrainings whose checkpoint is absent, so it submits only those.
 
 Jobs see the plugins of this process: entry points are re-loaded by name and plugins
-registered by hand are pickled (:func:`ssl_bench.engine.sweep.plugin_setup`).
+registered by hand are pickled (:func:`ssl_bench.engine.workers.plugin_setup`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from ssl_bench.engine.distributed import pretrain_distributed
 from ssl_bench.engine.identity import check_reuse, needs_pretraining
 from ssl_bench.engine.plan import Cell, RunOptions
 from ssl_bench.engine.pretrain import checkpoint_is_intact
-from ssl_bench.engine.sweep import PluginSetup, plan_run, plugin_setup, worker_context
+from ssl_bench.engine.sweep import plan_run
+from ssl_bench.engine.workers import PluginSetup, plugin_setup, worker_context
 from ssl_bench.errors import SSLBenchError
 
 @dataclass(frozen=True)

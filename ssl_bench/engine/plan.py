@@ -42,6 +42,33 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+#: memory one CPU worker of ``--jobs auto`` is allowed (the default run's single process
+#: peaked at 2.5 GiB)
+WORKER_MEMORY_BYTES = 3 * 2**30
+
+
+def resolve_jobs(text: str | int, device: str) -> int:
+    """``--jobs``: a positive number, or ``auto``: on a CPU one single-threaded worker per
+    core (at most one per :data:`WORKER_MEMORY_BYTES` of memory), on a GPU 1 (one process
+    drives the device)."""
+    from ssl_bench.environment import available_cores, memory_bytes
+
+    value = str(text).strip().lower()
+    if value == "auto":
+        if device != "cpu":
+            return 1
+        memory = memory_bytes()
+        cap = max(1, memory // WORKER_MEMORY_BYTES) if memory else 1
+        return max(1, min(available_cores(), cap))
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise SSLBenchError(f"--jobs {text}: give a positive number of worker processes, or auto")
+    return jobs
+
+
 def resolve_device(text: str) -> str:
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -82,7 +109,7 @@ class RunOptions:
     @classmethod
     def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None, seeds: str,
                  profile: str | None, data_root: Path | None, synthetic_size: str,
-                 results: Path, device: str, jobs: int, dry_run: bool, quiet: bool,
+                 results: Path, device: str, jobs: int | str, dry_run: bool, quiet: bool,
                  launcher: str = "none", label_count: str | None = None,
                  method_overrides: dict[str, dict[str, Any]] | None = None,
                  task_overrides: dict[str, dict[str, Any]] | None = None,
@@ -98,15 +125,14 @@ class RunOptions:
         else:
             bench_ids = regs.benchmarks.resolve(benchmarks)
         dev = resolve_device(device)
-        if jobs < 1:
-            raise SSLBenchError(f"--jobs {jobs}: give a positive number of parallel processes")
         if data_root is not None and not Path(data_root).is_dir():
             raise SSLBenchError(f"--data-root {data_root} is not a folder; pass the folder that "
                                 "holds <dataset-id>/ subfolders, or omit it for the synthetic suite")
         return cls(methods=method_ids, benchmarks=bench_ids, label_fracs=fracs,
                    seeds=parse_seeds(seeds), profile=profile or default_profile(dev),
                    data_root=Path(data_root) if data_root else None,
-                   synthetic_size=synthetic_size, results=Path(results), device=dev, jobs=jobs,
+                   synthetic_size=synthetic_size, results=Path(results), device=dev,
+                   jobs=resolve_jobs(jobs, dev),
                    dry_run=dry_run, quiet=quiet, launcher=launcher, label_counts=counts,
                    benchmarks_explicit=spec not in ("default", "all"),
                    method_overrides=dict(method_overrides or {}),

@@ -263,10 +263,21 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
         log_level="ERROR",
         experiment_name=f"pretrain-{time.time_ns()}",
         default_scope="mmengine",
-        **{"randomness": dict(seed=seed, deterministic=False), **distributed_args},
+        **{"randomness": dict(seed=seed, deterministic=False), **distributed_args,
+           "env_cfg": {**_keep_start_method(), **distributed_args.get("env_cfg", {})}},
     )
     runner.train()
     return net, steps
+
+
+def _keep_start_method() -> dict[str, Any]:
+    """mmengine's ``env_cfg`` that keeps this process's multiprocessing start method (a
+    ``--jobs`` worker is spawned; mmengine would force ``fork`` with a warning), else its
+    default ``fork``."""
+    import multiprocessing
+
+    return {"mp_cfg": {"mp_start_method": multiprocessing.get_start_method(allow_none=True)
+                       or "fork"}}
 
 
 def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[], PretrainPool],

@@ -6,9 +6,10 @@
 2. pretrain each (method, domain pool) once, content-addressed and cached
    (:mod:`ssl_bench.engine.pretrain`); the pool holds only train units whose source recording
    is not in a val/test split of any dataset of the run;
-3. evaluate each cell (in-process, or ``--jobs N`` worker processes) and write one record,
-   atomically; a failing cell becomes a failed record, its reason is printed beside it, and
-   the run goes on;
+3. evaluate each cell and write one record, atomically: in this process, or, with ``--jobs N``
+   (the default on a CPU: one per core), pretrainings and cells together over N worker
+   processes (:mod:`ssl_bench.engine.workers`); a failing cell becomes a failed record, its
+   reason is printed beside it, and the run goes on;
 4. print and write the leaderboard of what ran.
 
 ``--dry-run`` adds the estimate of each stage, and a run shows its ETA from the start
@@ -22,21 +23,16 @@ jobs :mod:`ssl_bench.engine.executors`; both build on the public names here.
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
-from typing import Any, Callable
-
-import torch
+from typing import Callable
 
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import RunEstimate
 from ssl_bench.engine.identity import Reuse, cell_setup, check_reuse, needs_pretraining
+from ssl_bench.engine.workers import PluginSetup, plugin_setup, run_in_workers, worker_context
 from ssl_bench.engine.plan import (
     Cell,
     DataSources,
@@ -48,8 +44,6 @@ from ssl_bench.engine.plan import (
 )
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.plugins import Registries, get_registries
-
-PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
 
 
 @dataclass
@@ -93,60 +87,6 @@ def plan_run(options: RunOptions, log: Callable[[str], None], write_synthetic: b
                 continue
         reuse[cell] = check_reuse(ctx, cell, expected)
     return RunPlan(options, ctx, cells, reuse, choice.skipped)
-
-
-# ---- worker processes (--jobs N, executor jobs) -------------------------------------------
-
-
-def plugin_setup() -> PluginSetup:
-    """What another process needs to see this process's plugins: the entry points loaded here
-    and the plugins registered by hand (``register_plugin``: tests, ``--checkpoint``), which
-    entry points cannot find. Modules travel by name, other plugin objects by pickle."""
-    from ssl_bench.plugins import get_plugin_manager, loaded_plugins
-
-    pm = get_plugin_manager()
-    entry_points, by_hand = [], []
-    for info in loaded_plugins():
-        if info.version != "local":
-            entry_points.append(info.name)
-            continue
-        plugin = pm.get_plugin(info.name)
-        by_hand.append((info.name, info.distribution,
-                        plugin.__name__ if isinstance(plugin, type(sys)) else plugin))
-    return entry_points, by_hand
-
-
-def worker_context(options: RunOptions, threads: int, setup: PluginSetup = ([], []),
-                   log: Callable[[str], None] = lambda _m: None) -> SweepContext:
-    """A sweep context in another process, with the same plugins as the parent and the data
-    the parent resolved (the synthetic suite is not written again)."""
-    from ssl_bench import plugins
-
-    torch.set_num_threads(threads)
-    entry_points, by_hand = setup
-    if entry_points or by_hand:  # the same registries as the parent process
-        os.environ["SSL_BENCH_LOAD_PLUGINS"] = ",".join(entry_points)
-        plugins.reset()
-        for name, distribution, plugin in by_hand:
-            plugins.register_plugin(importlib.import_module(plugin) if isinstance(plugin, str)
-                                    else plugin, name, distribution)
-    regs = get_registries()
-    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
-    sources = resolve_data(options, benchmarks, regs, write_synthetic=False)
-    return SweepContext(options, regs, sources, log=log)
-
-
-_WORKER: SweepContext | None = None
-
-
-def _worker_init(options: RunOptions, threads: int, setup: PluginSetup) -> None:
-    global _WORKER
-    _WORKER = worker_context(options, threads, setup)
-
-
-def _worker_run(cell: Cell) -> tuple[Cell, CellOutcome]:
-    assert _WORKER is not None
-    return cell, process_cell(_WORKER, cell)
 
 
 def print_plan(plan: RunPlan, estimate: RunEstimate | None = None) -> None:
@@ -273,19 +213,10 @@ def run_sweep(options: RunOptions) -> int:
     display.begin(len(todo), estimate)
     failures: list[str] = []
     try:
-        pretrain_all(ctx, todo, display)
         if options.jobs > 1 and len(todo) > 1:
-            threads = max(1, (os.cpu_count() or 1) // options.jobs)
-            with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn"),
-                                     initializer=_worker_init,
-                                     initargs=(options, threads, plugin_setup())) as pool:
-                futures = [pool.submit(_worker_run, c) for c in todo]
-                for fut in as_completed(futures):
-                    cell, outcome = fut.result()
-                    display.done(cell, outcome)
-                    if outcome.status == "failed":
-                        failures.append(f"{cell.key}: {outcome.error}")
+            failures = run_in_workers(ctx, todo, display, estimate, options.jobs, plugin_setup())
         else:
+            pretrain_all(ctx, todo, display)
             for cell in todo:
                 display.running(cell)
                 outcome = process_cell(ctx, cell)
@@ -310,5 +241,5 @@ def run_sweep(options: RunOptions) -> int:
 
 
 __all__ = ["Display", "PluginSetup", "RunPlan", "plan_estimate", "plan_run", "plugin_setup",
-           "pretrain_all", "print_plan", "remember_rates", "process_cell", "run_sweep", "worker_context", "DataSources",
-           "RunOptions", "Registries"]
+           "pretrain_all", "print_plan", "remember_rates", "process_cell", "run_sweep",
+           "worker_context", "DataSources", "RunOptions", "Registries"]

@@ -1,0 +1,314 @@
+"""Worker processes of ``ssl-bench run --jobs N``: pretrainings and cells spread over N
+processes, each cell after the pretraining it needs.
+
+What runs where:
+
+* the parent plans, keeps the order, and shows the live display; every pretraining and every
+  cell runs in one of ``N`` worker processes (``spawn``), each with ``cores // N`` torch
+  threads;
+* the order is list scheduling on the plan's estimates: the pretrainings first (they unblock
+  cells), then the cells whose pretraining is done (or that need none), longest first, so
+  that a long cell does not start alone at the end; at most ``N`` items are handed out at a
+  time, so the order holds;
+* a pretraining's result (its checkpoint in the cache, its seconds, its health figures) goes
+  with each of its cells, so the cells' records say what an in-process run's say; a failed
+  pretraining is run once and its cells become failed records with its reason and traceback;
+* workers report the start of an item, pretraining steps, a cell's stages and log lines on a
+  queue; the parent feeds them to :class:`~ssl_bench.engine.display.Display`.
+
+Records do not depend on which worker ran what, nor on the order: a cell seeds itself, feature
+caches are content-addressed and written atomically. They may differ in the last bits from an
+in-process run with another number of torch threads (the environment in each record says how
+many threads computed it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import queue
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from ssl_bench.engine.cells import CellOutcome, process_cell
+from ssl_bench.engine.context import PretrainFailure, SweepContext, error_line
+from ssl_bench.engine.identity import needs_pretraining
+from ssl_bench.engine.plan import Cell, RunOptions, resolve_data
+from ssl_bench.engine.pretrain import PretrainResult
+from ssl_bench.environment import available_cores
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.plugins import get_registries
+
+if TYPE_CHECKING:
+    from ssl_bench.engine.display import Display
+    from ssl_bench.engine.estimate import RunEstimate
+
+PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
+
+
+# ---- a worker's view of the run ----------------------------------------------------------
+
+
+def plugin_setup() -> PluginSetup:
+    """What another process needs to see this process's plugins: the entry points loaded here
+    and the plugins registered by hand (``register_plugin``: tests, ``--checkpoint``), which
+    entry points cannot find. Modules travel by name, other plugin objects by pickle."""
+    from ssl_bench.plugins import get_plugin_manager, loaded_plugins
+
+    pm = get_plugin_manager()
+    entry_points, by_hand = [], []
+    for info in loaded_plugins():
+        if info.version != "local":
+            entry_points.append(info.name)
+            continue
+        plugin = pm.get_plugin(info.name)
+        by_hand.append((info.name, info.distribution,
+                        plugin.__name__ if isinstance(plugin, type(sys)) else plugin))
+    return entry_points, by_hand
+
+
+def worker_context(options: RunOptions, threads: int, setup: PluginSetup = ([], []),
+                   log: Callable[[str], None] = lambda _m: None) -> SweepContext:
+    """A sweep context in another process, with the same plugins as the parent and the data
+    the parent resolved (the synthetic suite is not written again)."""
+    from ssl_bench import plugins
+
+    torch.set_num_threads(threads)
+    entry_points, by_hand = setup
+    if entry_points or by_hand:  # the same registries as the parent process
+        os.environ["SSL_BENCH_LOAD_PLUGINS"] = ",".join(entry_points)
+        plugins.reset()
+        for name, distribution, plugin in by_hand:
+            plugins.register_plugin(importlib.import_module(plugin) if isinstance(plugin, str)
+                                    else plugin, name, distribution)
+    regs = get_registries()
+    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
+    sources = resolve_data(options, benchmarks, regs, write_synthetic=False)
+    return SweepContext(options, regs, sources, log=log)
+
+
+def threads_per_worker(jobs: int) -> int:
+    """Torch threads of each of ``jobs`` workers: the cores shared out, at least 1."""
+    return max(1, available_cores() // max(1, jobs))
+
+
+# ---- the items ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PretrainItem:
+    method: str
+    domain: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}|{self.domain}"
+
+
+@dataclass(frozen=True)
+class CellItem:
+    cell: Cell
+    #: the (method, domain) pretraining the cell needs, if any
+    needs: tuple[str, str] | None
+
+    @property
+    def key(self) -> str:
+        return self.cell.key
+
+
+@dataclass(frozen=True)
+class PretrainOutcome:
+    result: PretrainResult | None
+    failure: PretrainFailure | None
+    #: the worker's wall seconds for it (pool loading and health included)
+    seconds: float = 0.0
+
+
+# ---- inside a worker -----------------------------------------------------------------------
+
+_CTX: SweepContext | None = None
+_EVENTS: Any = None
+_ITEM: tuple[str, str] | None = None
+
+
+def _init(options: RunOptions, threads: int, setup: PluginSetup, events: Any) -> None:
+    global _CTX, _EVENTS
+    _EVENTS = events
+    _CTX = worker_context(options, threads, setup, _send_log)
+    _CTX.progress = _send_progress
+
+
+def _send_log(message: str) -> None:
+    _EVENTS.put(("log", _ITEM, message))
+
+
+def _send_progress(stage: str, done: int, total: int, extras: Any) -> None:
+    plain = {k: v for k, v in dict(extras).items() if isinstance(v, (int, float, str))}
+    _EVENTS.put(("progress", _ITEM, (stage, int(done), int(total), plain)))
+
+
+def _begin(kind: str, key: str) -> SweepContext:
+    global _ITEM
+    assert _CTX is not None, "worker not initialised"
+    _ITEM = (kind, key)
+    _EVENTS.put(("start", _ITEM, None))
+    return _CTX
+
+
+def _pretrain_in_worker(item: PretrainItem) -> PretrainOutcome:
+    ctx = _begin("pretrain", item.key)
+    start = time.perf_counter()
+    try:
+        result = ctx.pretrain(item.method, item.domain)
+        return PretrainOutcome(result, None, time.perf_counter() - start)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        failure = ctx.pretrain_errors.get((item.method, item.domain))
+        return PretrainOutcome(None, failure or PretrainFailure(error_line(exc),
+                                                                traceback.format_exc()),
+                               time.perf_counter() - start)
+
+
+def _cell_in_worker(item: CellItem, pretraining: PretrainOutcome | None) -> CellOutcome:
+    ctx = _begin("cell", item.key)
+    if item.needs is not None and pretraining is not None:
+        # what the parent learnt from the pretraining's worker: the same record fields as
+        # an in-process run (its seconds and health), and a failure is not run again here
+        if pretraining.result is not None:
+            ctx.pretrained[item.needs] = pretraining.result
+        elif pretraining.failure is not None:
+            ctx.pretrain_errors[item.needs] = pretraining.failure
+    return process_cell(ctx, item.cell)
+
+
+# ---- the parent ------------------------------------------------------------------------------
+
+
+def pretrain_items(ctx: SweepContext, cells: list[Cell]) -> list[PretrainItem]:
+    """The (method, domain) pretrainings the applicable cells need, once each."""
+    regs = ctx.regs
+    pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in cells
+                    if c.applicable and needs_pretraining(regs.methods.get(c.method))})
+    return [PretrainItem(m, d) for m, d in pairs]
+
+
+def cell_items(ctx: SweepContext, cells: list[Cell]) -> list[CellItem]:
+    regs = ctx.regs
+    return [CellItem(c, (c.method, ctx.domain_of(c.benchmark))
+                     if c.applicable and needs_pretraining(regs.methods.get(c.method)) else None)
+            for c in cells]
+
+
+def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
+                   seconds: dict[tuple[str, str], float]) -> list[PretrainItem | CellItem]:
+    """The order items are handed out when ready: pretrainings, then cells, each longest
+    first by the estimate (ties and unknowns keep the plan's order)."""
+    def by_cost(items: list[Any], kind: str) -> list[Any]:
+        return sorted(items, key=lambda i: -seconds.get((kind, i.key), 0.0))
+
+    return [*by_cost(pretrainings, "pretrain"), *by_cost(cells, "cell")]
+
+
+def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display",
+                   estimate: "RunEstimate | None", jobs: int, setup: PluginSetup
+                   ) -> list[str]:
+    """Run the pretrainings and ``cells`` over ``jobs`` worker processes; returns the failed
+    cells' lines (``key: reason``)."""
+    seconds = ({(i.kind, i.key): i.seconds for i in estimate.items}
+               if estimate is not None else {})
+    pretrainings = pretrain_items(ctx, cells)
+    waiting = schedule_order(pretrainings, cell_items(ctx, cells), seconds)
+    outcomes: dict[tuple[str, str], PretrainOutcome] = {}
+    failures: list[str] = []
+    spawn = get_context("spawn")
+    events = spawn.Queue()
+    in_flight: dict[Future[Any], PretrainItem | CellItem] = {}
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init,
+                               initargs=(ctx.options, threads_per_worker(jobs), setup, events))
+
+    def ready(item: PretrainItem | CellItem) -> bool:
+        return isinstance(item, PretrainItem) or item.needs is None or item.needs in outcomes
+
+    def hand_out() -> None:
+        while len(in_flight) < jobs:
+            item = next((i for i in waiting if ready(i)), None)
+            if item is None:
+                return
+            waiting.remove(item)
+            if isinstance(item, PretrainItem):
+                in_flight[pool.submit(_pretrain_in_worker, item)] = item
+            else:
+                dep = outcomes.get(item.needs) if item.needs is not None else None
+                in_flight[pool.submit(_cell_in_worker, item, dep)] = item
+
+    def drain() -> None:
+        while True:
+            try:
+                kind, item, payload = events.get_nowait()
+            except queue.Empty:
+                return
+            forward_event(display, kind, item, payload)
+
+    try:
+        hand_out()
+        while in_flight:
+            done, _ = wait(list(in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for future in done:
+                item = in_flight.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    raise SSLBenchError(
+                        f"a worker process died while running {item.key} (out of memory?); "
+                        "the records written so far stand: run again to resume, with "
+                        "--jobs 1 for a single process") from None
+                if isinstance(item, PretrainItem):
+                    outcomes[(item.method, item.domain)] = outcome
+                    display.pretrained(item.method, item.domain, outcome.failure is None,
+                                       steps=outcome.result.steps if outcome.result else None,
+                                       seconds=outcome.seconds)
+                    if outcome.failure is not None:
+                        display.print(f"pretraining {item.method} ({item.domain}) failed: "
+                                      f"{outcome.failure.reason}", always=True)
+                        if display.debug:
+                            display.print(outcome.failure.traceback, always=True)
+                else:
+                    display.done(item.cell, outcome)
+                    if outcome.status == "failed":
+                        failures.append(f"{item.key}: {outcome.error}")
+            hand_out()
+        drain()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return failures
+
+
+def forward_event(display: "Display", kind: str, item: tuple[str, str] | None,
+                  payload: Any) -> None:
+    """One worker event on the parent's display."""
+    if kind == "log":
+        display.log(payload)
+    elif kind == "start" and item is not None:
+        if item[0] == "pretrain":
+            method, _, domain = item[1].partition("|")
+            display.pretraining(method, domain)
+        else:
+            display.running_key(item[1])
+    elif kind == "progress" and item is not None:
+        stage, done, total, extras = payload
+        display.progress(stage, done, total, extras, item=item)
+
+
+__all__ = ["CellItem", "PluginSetup", "PretrainItem", "PretrainOutcome", "cell_items",
+           "forward_event", "plugin_setup", "pretrain_items", "run_in_workers",
+           "schedule_order", "threads_per_worker", "worker_context"]

@@ -1,0 +1,137 @@
+"""`ssl-bench run --jobs N` (ssl_bench.engine.workers): pretrainings and cells over worker
+processes give the records of a one-process run; the order, the wall-time bound and --jobs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ssl_bench.engine.cells import CellOutcome
+from ssl_bench.engine.display import Display
+from ssl_bench.engine.estimate import spread
+from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, resolve_jobs
+from ssl_bench.engine.workers import CellItem, PretrainItem, schedule_order
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.records import iter_records
+from ssl_bench.testing import cli_exit_code
+
+# two pretrainings (dummy, and failing, which raises), a method without one (dummy-init), two
+# benchmarks of the surgical domain, two seeds: 12 cells
+RUN = ["run", "--methods", "dummy,failing,dummy-init", "--benchmarks", "tiny-phase,tiny-seg",
+       "--label-frac", "0.5", "--seeds", "0,1", "--profile", "smoke", "--device", "cpu"]
+
+
+def _records(results: Path) -> dict[tuple, dict[str, Any]]:
+    records, warnings = iter_records(results)
+    assert not warnings, warnings
+    return {r.key: dict(status=r.status, error=r.error, metrics=r.metrics,
+                        main_score=r.main_score, per_class=r.per_class,
+                        label_units=r.label_units, cell_seed=r.cell_seed,
+                        checkpoint=r.checkpoint, config_hash=r.config_hash, health=r.health,
+                        pretrain_cached=r.timings.pretrain_cached,
+                        pretrain_ran=r.timings.pretrain_s > 0)
+            for r in records}
+
+
+def test_workers_give_the_records_of_one_process(testing_plugin, torch_one_thread, tmp_path,
+                                                 capsys) -> None:
+    one, workers = tmp_path / "one", tmp_path / "workers"
+    assert cli_exit_code(RUN + ["--results", str(one), "--jobs", "1"]) == 1  # failing fails
+    capsys.readouterr()
+    assert cli_exit_code(RUN + ["--results", str(workers), "--jobs", "2"]) == 1
+    err = capsys.readouterr().err
+    expected = _records(one)
+    assert len(expected) == 12
+    assert _records(workers) == expected  # one torch thread in both: the same bits
+    statuses = {(k[1], v["status"]) for k, v in expected.items()}
+    assert statuses == {("dummy", "ok"), ("dummy-init", "ok"), ("failing", "failed")}
+    # the pretraining ran once, in a worker; every cell of it says so, as in one process
+    assert all(v["pretrain_ran"] and not v["pretrain_cached"]
+               for k, v in expected.items() if k[1] == "dummy")
+    assert len(list((workers / "cache" / "checkpoints" / "dummy").glob("*.safetensors"))) == 1
+    # a failed pretraining is run once; its cells fail with its reason and its traceback
+    assert err.count("pretraining failing (surgical) failed: ") == 1
+    failed = [r for r in iter_records(workers)[0] if r.method.id == "failing"]
+    assert len(failed) == 4
+    assert all(r.error == "pretraining failed: RuntimeError: this method always fails"
+               for r in failed)
+    assert all("training_step" in (r.traceback or "") for r in failed)
+    # worker events reached the parent's display: each cell's line, the pretraining's
+    assert err.count("] ok      ") == 8 and err.count("] failed  ") == 4
+    assert "pretraining dummy (surgical): " in err
+
+
+def test_pretrainings_first_then_cells_longest_first() -> None:
+    cells = [CellItem(Cell("a", "b1", 0.5, s), ("a", "surgical")) for s in (0, 1)]
+    cells.append(CellItem(Cell("r", "b1", 0.5, 0), None))
+    pretrain = [PretrainItem("a", "surgical"), PretrainItem("z", "ct")]
+    seconds = {("pretrain", "a|surgical"): 10.0, ("pretrain", "z|ct"): 30.0,
+               ("cell", cells[0].key): 1.0, ("cell", cells[1].key): 5.0,
+               ("cell", cells[2].key): 5.0}
+    order = schedule_order(pretrain, cells, seconds)
+    assert [i.key for i in order] == ["z|ct", "a|surgical", cells[1].key, cells[2].key,
+                                      cells[0].key]
+    # no estimate: the plan's order
+    assert schedule_order(pretrain, cells, {}) == [*pretrain, *cells]
+
+
+def test_spread_shares_work_out_and_never_undercuts_the_longest_item() -> None:
+    assert spread([100.0, 120.0, 120.0], 1) == 340.0
+    assert spread([100.0, 120.0, 120.0], 2) == 170.0
+    assert spread([300.0, 10.0, 10.0], 2) == 300.0  # one long item bounds the run
+    assert spread([50.0, 0.0, 0.0], 4) == 50.0  # n/a cells (0 s) take no process
+    assert spread([], 2) == 0.0
+
+
+def test_jobs_auto_is_one_worker_per_core_within_memory_and_one_on_a_gpu(monkeypatch) -> None:
+    from ssl_bench import environment
+
+    monkeypatch.setattr(environment, "available_cores", lambda: 16)
+    monkeypatch.setattr(environment, "memory_bytes", lambda: 24 * 2**30)
+    assert resolve_jobs("auto", "cpu") == 24 * 2**30 // WORKER_MEMORY_BYTES == 8
+    monkeypatch.setattr(environment, "available_cores", lambda: 2)
+    assert resolve_jobs("auto", "cpu") == 2
+    monkeypatch.setattr(environment, "memory_bytes", lambda: None)
+    assert resolve_jobs("auto", "cpu") == 1  # memory unknown: one process
+    assert resolve_jobs("auto", "cuda") == 1
+    assert resolve_jobs("3", "cpu") == 3 and resolve_jobs(2, "cuda") == 2
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(SSLBenchError, match=r"^--jobs .*: give a positive number of worker "
+                                                r"processes, or auto$"):
+            resolve_jobs(bad, "cpu")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_display_follows_two_items_at_once() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    display = Display(False, stream=out, live=False, every_s=30.0, clock=clock)
+    display.begin(1)
+    display.pretraining("m1", "surgical")
+    display.running_key("r|b1|0.5|0")
+    pre, cell = ("pretrain", "m1|surgical"), ("cell", "r|b1|0.5|0")
+    for step in range(1, 41):
+        clock.now += 1.0
+        display.progress("pretrain", step, 40, {"loss": 1.0, "batch": 4}, item=pre)
+        display.progress("downstream", step // 4, 10, {}, item=cell)
+    assert display.images_per_s(pre) == pytest.approx(4.0)
+    assert display.stage_eta(cell) == pytest.approx(0.0)
+    display.done(Cell("r", "b1", 0.5, 0), CellOutcome("ok", seconds=40.0))
+    display.pretrained("m1", "surgical", ok=True, steps=40)
+    display.stop()
+    lines = out.getvalue().splitlines()
+    # each item's own status line every 30 s, then the cell's line and the pretraining's;
+    # the cell's stage went from 0 (at 1 s) to 7 (at 30 s): 3 x 29/7 s = 12.4 s left
+    assert lines == ["pretraining m1 (surgical): pretrain 30/40, loss 1, 4 img/s, ETA 0:00:10",
+                     "r|b1|0.5|0: downstream 7/10, ETA 0:00:12",
+                     "[1/1] ok      r|b1|0.5|0  (40.0 s)",
+                     "pretraining m1 (surgical): 40 steps in 40 s"]
