@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import click
 
-from ssl_bench.environment import available_cores
 from ssl_bench.errors import SSLBenchError
 
 if TYPE_CHECKING:
@@ -324,6 +323,8 @@ def prepare_command(name: str, root: Path, sizes: tuple[int, ...], rates: tuple[
     variants = [(size, fps) for size in sizes for fps in rates]
     mode: Literal["bar", "lines", "quiet"] = (
         "quiet" if quiet else "bar" if Console(stderr=True).is_terminal else "lines")
+    from ssl_bench.environment import available_cores  # pydantic: not at --help time
+
     summary = prepare_dataset(dataset, variants, jobs or available_cores(), mode)
     _remember_decode_rate(dataset, summary)
     if not quiet:
