@@ -48,9 +48,9 @@ WORKER_MEMORY_BYTES = 3 * 2**30
 
 
 def resolve_jobs(text: str | int, device: str) -> int:
-    """``--jobs``: a positive number, or ``auto``: on a CPU one single-threaded worker per
-    core (at most one per :data:`WORKER_MEMORY_BYTES` of memory), on a GPU 1 (one process
-    drives the device)."""
+    """``--jobs``: a positive number, or ``auto``: on a CPU one worker per core, at most one
+    per :data:`WORKER_MEMORY_BYTES` of memory (the cores are shared out among the workers as
+    torch threads); on a GPU 1 (one process drives the device)."""
     from ssl_bench.environment import available_cores, memory_bytes
 
     value = str(text).strip().lower()
