@@ -30,7 +30,7 @@ from ssl_bench.engine.ddp import (
     shutdown_distributed,
     sync_buffers,
 )
-from ssl_bench.engine.identity import needs_pretraining
+from ssl_bench.engine.identity import pretraining_pairs
 from ssl_bench.engine.plan import RunOptions
 from ssl_bench.engine.pretrain import (
     PretrainResult,
@@ -108,10 +108,8 @@ def run_distributed(options: RunOptions) -> int:
         barrier()
         if plan is None:
             plan = plan_run(options, log, write_synthetic=False)
-        ctx, regs = plan.ctx, plan.ctx.regs
-        pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in plan.todo
-                        if c.applicable and needs_pretraining(regs.methods.get(c.method))})
-        for method_id, domain in pairs:
+        ctx = plan.ctx
+        for method_id, domain in pretraining_pairs(ctx, plan.todo):
             pretrain_distributed(ctx, method_id, domain, options.launcher)
         barrier()
         code = 0

@@ -381,13 +381,12 @@ def data_work(ctx: "SweepContext", cells: list["Cell"], pretrainings: list[Pretr
 
 def needed_pretrainings(plan: "RunPlan") -> tuple[list[PretrainSpec], int]:
     """The pretrainings the run's cells need that are not cached, and how many are cached."""
-    from ssl_bench.engine.identity import needs_pretraining
+    from ssl_bench.engine.identity import pretraining_pairs
     from ssl_bench.engine.plan import data_ready
     from ssl_bench.engine.pretrain import config_hash
 
     ctx, regs = plan.ctx, plan.ctx.regs
-    pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in plan.todo
-                    if c.applicable and needs_pretraining(regs.methods.get(c.method))})
+    pairs = pretraining_pairs(ctx, plan.todo)
     specs, cached = [], 0
     ready = data_ready(ctx.sources, sorted({regs.benchmarks.get(b).dataset
                                             for b in plan.options.benchmarks}))

@@ -32,6 +32,18 @@ def needs_pretraining(method_cls: Any) -> bool:
     return meta.kind == "pretrain" and meta.pretrain_input != "none"
 
 
+def cell_pretraining(ctx: SweepContext, cell: Cell) -> tuple[str, str] | None:
+    """The (method, domain) pretraining an applicable cell needs; None when it needs none."""
+    if cell.applicable and needs_pretraining(ctx.regs.methods.get(cell.method)):
+        return cell.method, ctx.domain_of(cell.benchmark)
+    return None
+
+
+def pretraining_pairs(ctx: SweepContext, cells: list[Cell]) -> list[tuple[str, str]]:
+    """The (method, domain) pretrainings ``cells`` need, once each, sorted."""
+    return sorted({pair for c in cells if (pair := cell_pretraining(ctx, c)) is not None})
+
+
 def init_checkpoint_id(method: Method, seed: int) -> str:
     """The id of the freshly built weights of a method without pretraining."""
     return "init-" + config_hash({"m": method.meta.id, "v": method.meta.version,

@@ -31,7 +31,8 @@ from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import RunEstimate
-from ssl_bench.engine.identity import Reuse, cell_setup, check_reuse, needs_pretraining
+from ssl_bench.engine.identity import (Reuse, cell_setup, check_reuse, needs_pretraining,
+                                       pretraining_pairs)
 from ssl_bench.engine.workers import PluginSetup, plugin_setup, run_in_workers, worker_context
 from ssl_bench.engine.plan import (
     Cell,
@@ -175,10 +176,7 @@ def _check_results_writable(options: RunOptions) -> None:
 def pretrain_all(ctx: SweepContext, cells: list[Cell], display: Display) -> None:
     """Pretrain every (method, domain) the applicable cells need, once, in this process; a
     failure is printed once and its cells become failed records."""
-    regs = ctx.regs
-    pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in cells
-                    if c.applicable and needs_pretraining(regs.methods.get(c.method))})
-    for method_id, domain in pairs:
+    for method_id, domain in pretraining_pairs(ctx, cells):
         display.pretraining(method_id, domain)
         ok = False
         try:

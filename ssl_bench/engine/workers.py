@@ -40,7 +40,7 @@ import torch
 
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import PretrainFailure, SweepContext, error_line
-from ssl_bench.engine.identity import needs_pretraining
+from ssl_bench.engine.identity import cell_pretraining, pretraining_pairs
 from ssl_bench.engine.plan import Cell, RunOptions, resolve_data
 from ssl_bench.engine.pretrain import PretrainResult
 from ssl_bench.environment import available_cores
@@ -195,17 +195,11 @@ def _cell_in_worker(item: CellItem, pretraining: PretrainOutcome | None) -> Cell
 
 def pretrain_items(ctx: SweepContext, cells: list[Cell]) -> list[PretrainItem]:
     """The (method, domain) pretrainings the applicable cells need, once each."""
-    regs = ctx.regs
-    pairs = sorted({(c.method, ctx.domain_of(c.benchmark)) for c in cells
-                    if c.applicable and needs_pretraining(regs.methods.get(c.method))})
-    return [PretrainItem(m, d) for m, d in pairs]
+    return [PretrainItem(m, d) for m, d in pretraining_pairs(ctx, cells)]
 
 
 def cell_items(ctx: SweepContext, cells: list[Cell]) -> list[CellItem]:
-    regs = ctx.regs
-    return [CellItem(c, (c.method, ctx.domain_of(c.benchmark))
-                     if c.applicable and needs_pretraining(regs.methods.get(c.method)) else None)
-            for c in cells]
+    return [CellItem(c, cell_pretraining(ctx, c)) for c in cells]
 
 
 def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
