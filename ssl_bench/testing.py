@@ -311,6 +311,17 @@ class TestingPlugin:
             register(b)
 
 
+class FakeClock:
+    """A clock that moves only when a test sets ``now``: pass it as ``clock=`` to the display
+    and the ETA tracker (``ssl_bench.engine.display``, ``ssl_bench.engine.eta``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def cli_exit_code(args: list[str]) -> int:
     """Run the ``ssl-bench`` command in this process with ``args``; its exit code."""
     from ssl_bench.cli import main
@@ -347,7 +358,7 @@ __all__ = [
     "TinyVideoDataset",
     "TinySegDataset",
     "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
-    "smoke_method", "fit_fixed_batch", "first_batch", "cli_exit_code", "tiny_cell",
+    "smoke_method", "fit_fixed_batch", "first_batch", "cli_exit_code", "FakeClock", "tiny_cell",
     "tiny_dataset",
 ]
 

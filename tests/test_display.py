@@ -10,14 +10,7 @@ from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import Estimate, Estimator, RunEstimate, WorkItem
 from ssl_bench.engine.rates import CellRate, Rates
 from ssl_bench.engine.plan import Cell
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from ssl_bench.testing import FakeClock
 
 
 CELLS = [Cell("m1", "b1", 0.1, 0), Cell("m1", "b1", 0.1, 1)]

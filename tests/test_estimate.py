@@ -36,6 +36,7 @@ from ssl_bench.engine.rates import (
     remember,
     remember_decode_rate,
 )
+from ssl_bench.testing import FakeClock
 
 
 def fields(benchmark: str, method: str, label: str = "0.1", task: str = "t1",
@@ -51,14 +52,6 @@ def cell_rate(seconds: float, n: int = 1, **kw: Any) -> CellRate:
 def spec(method: str = "m1", domain: str = "surgical", max_steps: int | None = None,
          config: str = "c", pool: str = "p") -> PretrainSpec:
     return PretrainSpec(method, domain, "cpu", "cpu", config, pool, max_steps)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # ---- rates lookups ----------------------------------------------------------------------

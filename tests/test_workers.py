@@ -16,7 +16,7 @@ from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, resolve_jobs
 from ssl_bench.engine.workers import CellItem, PretrainItem, schedule_order
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
-from ssl_bench.testing import cli_exit_code
+from ssl_bench.testing import FakeClock, cli_exit_code
 
 # two pretrainings (dummy, and failing, which raises), a method without one (dummy-init), two
 # benchmarks of the surgical domain, two seeds: 12 cells
@@ -102,14 +102,6 @@ def test_jobs_auto_is_one_worker_per_core_within_memory_and_one_on_a_gpu(monkeyp
         with pytest.raises(SSLBenchError, match=r"^--jobs .*: give a positive number of worker "
                                                 r"processes, or auto$"):
             resolve_jobs(bad, "cpu")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_display_follows_two_items_at_once() -> None:
