@@ -13,7 +13,7 @@ from ssl_bench.engine.cells import CellOutcome
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import spread
 from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, resolve_jobs
-from ssl_bench.engine.workers import CellItem, PretrainItem, schedule_order
+from ssl_bench.engine.workers import CellItem, PretrainItem, next_item, schedule_order
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 from ssl_bench.testing import FakeClock, cli_exit_code
@@ -76,6 +76,30 @@ def test_pretrainings_first_then_cells_longest_first() -> None:
                                       cells[0].key]
     # no estimate: the plan's order
     assert schedule_order(pretrain, cells, {}) == [*pretrain, *cells]
+
+
+def test_a_cell_waits_while_a_cell_of_its_method_and_benchmark_runs() -> None:
+    a0, a1 = (CellItem(Cell("a", "b1", 0.5, s), None) for s in (0, 1))
+    a_b2 = CellItem(Cell("a", "b2", 0.5, 0), None)
+    r0 = CellItem(Cell("r", "b1", 0.5, 0), ("r", "surgical"))
+    pre = PretrainItem("r", "surgical")
+    done: set[tuple[str, str]] = set()
+
+    def ready(item: PretrainItem | CellItem) -> bool:
+        return isinstance(item, PretrainItem) or item.needs is None or item.needs in done
+
+    # a0 runs: a1 would compute a0's features again, so the next ready item goes first
+    assert next_item([a1, a_b2, r0], ready, [a0]) is a_b2  # another benchmark: its own
+    assert next_item([a1, r0, pre], ready, [a0]) is pre  # r0 is not ready yet
+    done.add(("r", "surgical"))
+    assert next_item([a1, r0], ready, [a0, pre]) is r0
+    # nothing else is ready: a1 runs rather than leave the worker idle
+    assert next_item([a1], ready, [a0]) is a1
+    assert next_item([a1, r0], ready, []) is a1  # the schedule's order when nothing runs
+    assert next_item([a1, r0], ready, [pre]) is a1  # a pretraining shares no features
+    assert next_item([], ready, [a0]) is None
+    done.clear()
+    assert next_item([r0], ready, []) is None
 
 
 def test_spread_shares_work_out_and_never_undercuts_the_longest_item() -> None:
