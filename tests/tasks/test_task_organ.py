@@ -95,6 +95,19 @@ def test_finetune_runs(tmp_path: Path) -> None:
     assert math.isfinite(result.metrics["mean_dice"])
 
 
+def test_finetune_epochs_cut_the_finetune_protocol_only(tmp_path: Path) -> None:
+    def history(protocol: str, **overrides: Any) -> list[float]:
+        cell = make_cell(tmp_path / protocol / str(overrides), RecordingVolumeDataset(), seed=3,
+                         protocol=protocol)
+        return run(cell, epochs=3, eval_every=1, **overrides).details["val_history"]
+
+    full = history("finetune")
+    assert len(full) == 3
+    # a constant learning rate: the 2 epochs are the first 2 of the 3-epoch run
+    assert history("finetune", finetune_epochs=2) == full[:2]
+    assert len(history("linear", finetune_epochs=1)) == 3  # not the linear protocol's
+
+
 def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
     a = run(make_cell(tmp_path / "a", RecordingVolumeDataset(), seed=1))
     b = run(make_cell(tmp_path / "b", RecordingVolumeDataset(), seed=1))

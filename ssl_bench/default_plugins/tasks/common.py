@@ -274,6 +274,9 @@ class MaskTaskConfig(TaskConfig):
     decoder_width: int = 64
     #: learning rate of the encoder under the finetune protocol
     encoder_lr: float = 1e-4
+    #: epochs under the finetune protocol (None: ``epochs``); a fine-tuning step runs the
+    #: encoder forward and backward, several times the cost of a step on cached maps
+    finetune_epochs: int | None = None
     #: score val every this many epochs (and after the last one)
     eval_every: int = 1
     #: cap on optimiser steps per epoch (None: the whole labelled set)
@@ -513,7 +516,9 @@ class MaskTask(ABC):
             target = torch.from_numpy(index.masks(idx)).to(cell.device).long()
             return self.loss(model(x), target, ignore)
 
-        info = self._fit(cell, model, optimizer, step, len(index), predict, val_items, generator)
+        epochs = cfg.epochs if freeze or cfg.finetune_epochs is None else cfg.finetune_epochs
+        info = self._fit(cell, model, optimizer, step, len(index), predict, val_items, generator,
+                         epochs)
         timer.downstream += time.perf_counter() - t0
         info["n_train_frames"] = len(index)
 
@@ -525,9 +530,11 @@ class MaskTask(ABC):
     def _fit(self, cell: CellInputs, model: nn.Module, optimizer: torch.optim.Optimizer,
              step: Callable[[torch.Tensor], torch.Tensor], n_train: int,
              predict: Callable[[dict[str, Any]], np.ndarray], val_items: list[dict[str, Any]],
-             generator: torch.Generator) -> dict[str, Any]:
-        """Train for ``epochs``; keep the weights of the best val score."""
+             generator: torch.Generator, epochs: int | None = None) -> dict[str, Any]:
+        """Train for ``epochs`` (default: the config's); keep the weights of the best val
+        score."""
         cfg = self.config
+        epochs = cfg.epochs if epochs is None else epochs
         if n_train == 0:
             raise SSLBenchError(f"benchmark {cell.benchmark.id!r}: the labelled units have no "
                                 "training frames; check the dataset's masks")
@@ -535,7 +542,7 @@ class MaskTask(ABC):
         history = []
         stream = (endless_batches(n_train, cfg.batch_size, generator)
                   if cfg.steps_per_epoch is not None else None)
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             model.train()
             if stream is not None:
                 batches: Iterator[torch.Tensor] = itertools.islice(stream, cfg.steps_per_epoch)
@@ -551,10 +558,10 @@ class MaskTask(ABC):
                 loss.backward()
                 optimizer.step()
                 epoch_loss.add(loss)
-            cell.progress("downstream", epoch, cfg.epochs, epoch_loss.extras())
+            cell.progress("downstream", epoch, epochs, epoch_loss.extras())
             if not val_items:  # no val split: keep the last epoch
                 best_epoch, best_state = epoch, snapshot(model)
-            elif epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            elif epoch % cfg.eval_every == 0 or epoch == epochs:
                 preds = [predict(it) for it in val_items]
                 score = self.val_score(preds, [np.asarray(it["masks"]) for it in val_items], cell)
                 history.append(round(float(score), 4))
