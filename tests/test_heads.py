@@ -166,3 +166,28 @@ def test_fpn_standardized_inputs_make_the_decoder_blind_to_feature_scale() -> No
         normalised = [(m - m.mean((0, 2, 3), keepdim=True)) / m.std((0, 2, 3), unbiased=False,
                                                                     keepdim=True) for m in maps]
         assert torch.allclose(fresh(normalised, (8, 8)), a, atol=1e-4)
+
+
+@pytest.mark.parametrize("src, dst", [((16, 16), (64, 64)), ((5, 7), (13, 32)),
+                                      ((64, 48), (16, 20)), ((9, 9), (9, 30)), ((1, 4), (3, 4))])
+def test_resize_bilinear_is_torch_bilinear(src: tuple[int, int], dst: tuple[int, int]) -> None:
+    from ssl_bench.heads.fpn import resize_bilinear
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *src, requires_grad=True)
+    grad = torch.randn(2, 3, *dst)
+    ours = resize_bilinear(x, dst)
+    (g_ours,) = torch.autograd.grad(ours, x, grad)
+    ref = F.interpolate(x, size=dst, mode="bilinear", align_corners=False)
+    (g_ref,) = torch.autograd.grad(ref, x, grad)
+    assert ours.shape == ref.shape
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=1e-4)
+
+
+def test_linear_weights_by_hand() -> None:
+    from ssl_bench.heads.fpn import _linear_weights
+
+    # 2 -> 4: sources -0.25 (clamped to 0), 0.25, 0.75, 1.25 (the last neighbour repeats)
+    expected = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]])
+    torch.testing.assert_close(_linear_weights(2, 4), expected, rtol=0, atol=0)
