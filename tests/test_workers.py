@@ -13,7 +13,11 @@ from ssl_bench.engine.cells import CellOutcome
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import spread
 from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, resolve_jobs
-from ssl_bench.engine.workers import CellItem, PretrainItem, next_item, schedule_order
+from ssl_bench.engine.estimate import Estimator, RunEstimate, WorkItem
+from ssl_bench.engine.eta import EtaTracker
+from ssl_bench.engine.rates import Rates
+from ssl_bench.engine.workers import (CellItem, PretrainItem, live_order, next_item,
+                                      schedule_order)
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 from ssl_bench.testing import FakeClock, cli_exit_code
@@ -76,6 +80,24 @@ def test_pretrainings_first_then_cells_longest_first() -> None:
                                       cells[0].key]
     # no estimate: the plan's order
     assert schedule_order(pretrain, cells, {}) == [*pretrain, *cells]
+
+
+def test_the_order_follows_what_the_run_learns_on_a_machine_without_rates() -> None:
+    est = Estimator(Rates())  # nothing measured: every cell is the same guess
+    cells = [CellItem(Cell(m, "b1", 0.5, s), None) for m in ("fast", "slow") for s in (0, 1, 2)]
+
+    def fields(item: CellItem) -> dict[str, str]:
+        return {"benchmark": "b1", "task": "t1", "protocol": "linear",
+                "method": item.cell.method, "label": "0.5", "profile": "cpu", "device": "cpu"}
+
+    items = [WorkItem("cell", c.key, "t1", est.cell(fields(c)), fields(c)) for c in cells]
+    tracker = EtaTracker(RunEstimate(items, [], est, jobs=2), FakeClock())
+    assert live_order(cells, tracker) == cells  # equal guesses: the plan's order
+    tracker.finish("cell", cells[0].key, 10.0)  # fast, seed 0
+    tracker.finish("cell", cells[3].key, 100.0)  # slow, seed 0
+    waiting = [c for c in cells if c.cell.seed > 0]
+    assert [c.key for c in live_order(waiting, tracker)] == [
+        "slow|b1|0.5|1", "slow|b1|0.5|2", "fast|b1|0.5|1", "fast|b1|0.5|2"]
 
 
 def test_a_cell_waits_while_a_cell_of_its_method_and_benchmark_runs() -> None:

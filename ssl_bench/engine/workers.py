@@ -6,10 +6,12 @@ What runs where:
 * the parent plans, keeps the order, and shows the live display; every pretraining and every
   cell runs in one of ``N`` worker processes (``spawn``), each with ``cores // N`` torch
   threads;
-* the order is list scheduling on the plan's estimates: the pretrainings first (they unblock
+* the order is list scheduling on the estimates: the pretrainings first (they unblock
   cells), then the cells whose pretraining is done (or that need none), longest first, so
   that a long cell does not start alone at the end; at most ``N`` items are handed out at a
-  time, so the order holds;
+  time, so the order holds. The estimates are the live ETA's, re-read at every hand-out:
+  they learn from the items finished, which matters on a machine that has measured nothing
+  yet, where every cell starts as the same guess;
 * a cell does not start beside a running cell of the same method and benchmark while another
   ready item can (:func:`next_item`): the first of them computes the frozen encoder's
   features that the others then read from the cache, and two at once would both compute them
@@ -39,7 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
@@ -55,6 +57,7 @@ from ssl_bench.plugins import get_registries
 if TYPE_CHECKING:
     from ssl_bench.engine.display import Display
     from ssl_bench.engine.estimate import RunEstimate
+    from ssl_bench.engine.eta import EtaTracker
 
 PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
 
@@ -112,6 +115,7 @@ def threads_per_worker(jobs: int) -> int:
 class PretrainItem:
     method: str
     domain: str
+    kind: ClassVar[str] = "pretrain"
 
     @property
     def key(self) -> str:
@@ -123,6 +127,7 @@ class CellItem:
     cell: Cell
     #: the (method, domain) pretraining the cell needs, if any
     needs: tuple[str, str] | None
+    kind: ClassVar[str] = "cell"
 
     @property
     def key(self) -> str:
@@ -217,10 +222,20 @@ def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
                    seconds: dict[tuple[str, str], float]) -> list[PretrainItem | CellItem]:
     """The order items are handed out when ready: pretrainings, then cells, each longest
     first by the estimate (ties and unknowns keep the plan's order)."""
-    def by_cost(items: list[Any], kind: str) -> list[Any]:
-        return sorted(items, key=lambda i: -seconds.get((kind, i.key), 0.0))
+    def by_cost(items: list[Any]) -> list[Any]:
+        return sorted(items, key=lambda i: -seconds.get((i.kind, i.key), 0.0))
 
-    return [*by_cost(pretrainings, "pretrain"), *by_cost(cells, "cell")]
+    return [*by_cost(pretrainings), *by_cost(cells)]
+
+
+def live_order(waiting: list[PretrainItem | CellItem], tracker: "EtaTracker"
+               ) -> list[PretrainItem | CellItem]:
+    """:func:`schedule_order` of the items waiting by the live ETA's estimates, which learn
+    from the items finished: on a machine without measured rates every cell starts as the
+    same guess, and the plan's order would stand."""
+    now = {(i.kind, i.key): tracker.item_remaining(i.kind, i.key) or 0.0 for i in waiting}
+    return schedule_order([i for i in waiting if isinstance(i, PretrainItem)],
+                          [i for i in waiting if isinstance(i, CellItem)], now)
 
 
 def next_item(waiting: list[PretrainItem | CellItem],
@@ -261,6 +276,8 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display",
         return isinstance(item, PretrainItem) or item.needs is None or item.needs in outcomes
 
     def hand_out() -> None:
+        if display.tracker is not None:
+            waiting[:] = live_order(waiting, display.tracker)
         while len(in_flight) < jobs:
             item = next_item(waiting, ready, list(in_flight.values()))
             if item is None:
@@ -332,5 +349,5 @@ def forward_event(display: "Display", kind: str, item: tuple[str, str] | None,
 
 
 __all__ = ["CellItem", "PluginSetup", "PretrainItem", "PretrainOutcome", "cell_items",
-           "forward_event", "next_item", "plugin_setup", "pretrain_items", "run_in_workers",
+           "forward_event", "live_order", "next_item", "plugin_setup", "pretrain_items", "run_in_workers",
            "schedule_order", "threads_per_worker", "worker_context"]
