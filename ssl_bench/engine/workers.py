@@ -349,5 +349,5 @@ def forward_event(display: "Display", kind: str, item: tuple[str, str] | None,
 
 
 __all__ = ["CellItem", "PluginSetup", "PretrainItem", "PretrainOutcome", "cell_items",
-           "forward_event", "live_order", "next_item", "plugin_setup", "pretrain_items", "run_in_workers",
-           "schedule_order", "threads_per_worker", "worker_context"]
+           "forward_event", "live_order", "next_item", "plugin_setup", "pretrain_items",
+           "run_in_workers", "schedule_order", "threads_per_worker", "worker_context"]
