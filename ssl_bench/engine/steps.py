@@ -19,7 +19,7 @@ def apply_losses(losses: dict[str, torch.Tensor], optim_wrapper: Any, where: str
     mmengine's logs."""
     loss = losses["loss"]
     if not torch.isfinite(loss.detach()).all():
-        raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss)}) at {where}")
+        raise NonFiniteLoss(f"non-finite pretraining loss ({float(loss.detach())}) at {where}")
     optim_wrapper.update_params(loss)
     return {k: v.detach() for k, v in losses.items()}
 
