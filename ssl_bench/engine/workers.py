@@ -15,8 +15,8 @@ What runs where:
 * a cell does not start beside a running cell of the same method and benchmark while another
   ready item can (:func:`next_item`): the first of them computes the frozen encoder's
   features that the others then read from the cache, and two at once would both compute them
-  (in the default run, seeds 0 and 1 of every checkpoint did, about 170 of 2,640 worker
-  seconds);
+  (in the default run seeds 0 and 1 of every checkpoint did: 380 s of feature extraction
+  in all, 264 s since);
 * a pretraining's result (its checkpoint in the cache, its seconds, its health figures) goes
   with each of its cells, so the cells' records say what an in-process run's say; a failed
   pretraining is run once and its cells become failed records with its reason and traceback;
