@@ -10,7 +10,7 @@ def test_simsiam_loss_is_negative_cosine_and_falls() -> None:
     model = method.build()
     batch = first_batch(method.pretrain_dataset(tiny_pool(size=32)), batch_size=8)
     out = method.training_step(model, batch, 0.0)
-    assert -1.0 <= float(out["loss"]) <= 1.0
+    assert -1.0 <= float(out["loss"].detach()) <= 1.0
     losses = fit_fixed_batch(method, model, batch, steps=6, lr=0.05)
     assert losses[-1] < losses[0]
 
