@@ -41,7 +41,7 @@ from ssl_bench.engine import ddp
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import PretrainFailure, SweepContext
 from ssl_bench.engine.distributed import pretrain_distributed
-from ssl_bench.engine.identity import check_reuse, needs_pretraining
+from ssl_bench.engine.identity import cell_pretraining, check_reuse, pretraining_pairs
 from ssl_bench.engine.plan import Cell, RunOptions
 from ssl_bench.engine.pretrain import checkpoint_is_intact
 from ssl_bench.engine.sweep import plan_run
@@ -218,7 +218,6 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
 
     plan = plan_run(options, log)  # jobs read the data this writes
     options, ctx = plan.options, plan.ctx
-    regs = ctx.regs
     for line in plan.skipped_benchmarks:
         print(line, file=sys.stderr)
     todo = plan.todo
@@ -227,13 +226,9 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
         if not cell.applicable:  # n/a records need no job
             statuses[cell.key] = process_cell(ctx, cell)
 
-    domain_of = ctx.domain_of
-
     applicable = [c for c in todo if c.applicable]
-    pairs = sorted({(c.method, domain_of(c.benchmark)) for c in applicable
-                    if needs_pretraining(regs.methods.get(c.method))})
     to_pretrain = []
-    for method_id, domain in pairs:
+    for method_id, domain in pretraining_pairs(ctx, applicable):
         method = ctx.method(method_id)
         key = ctx.checkpoint_key(method, domain)
         ckpt = ctx.cache_root / "checkpoints" / method_id / f"{key}.safetensors"
@@ -286,15 +281,12 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
         print(f"{outcome.status if outcome else 'missing':7s} {cell.key}{reason}",
               file=sys.stderr, flush=True)
 
-    def needs_job(cell: Cell) -> bool:
-        return needs_pretraining(regs.methods.get(cell.method))
-
     if ex.kind == "slurm":
         pre_jobs = {pair: submit_pretraining(pair, fn) for pair, fn in pre_tasks}
         cell_jobs = []
         for cell in applicable:
-            pre = pre_jobs.get((cell.method, domain_of(cell.benchmark))) if needs_job(cell) \
-                else None
+            pair = cell_pretraining(ctx, cell)
+            pre = pre_jobs.get(pair) if pair is not None else None
             dep = f"afterok:{pre.job_id}" if pre is not None else None
             cell_jobs.append((cell, submit_cell(cell, cell_task(cell)[1], dep)))
         _wait([(pair, job) for pair, job in pre_jobs.items()], ex.poll_s, pretraining_done)
@@ -302,13 +294,12 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
     else:
         cap = max(1, options.jobs)
         _run_capped(submit_pretraining, pre_tasks, cap, ex.poll_s, pretraining_done)
-        ready = [c for c in applicable if not (needs_job(c) and (c.method, domain_of(c.benchmark))
-                                               in pretrain_errors)]
+        ready = [c for c in applicable if cell_pretraining(ctx, c) not in pretrain_errors]
         _run_capped(submit_cell, [cell_task(c) for c in ready], cap, ex.poll_s, cell_done)
     # cells of a failed pretraining: failed records, as in an in-process run
     for cell in applicable:
-        pair = (cell.method, domain_of(cell.benchmark))
-        if cell.key not in statuses and needs_job(cell) and pair in pretrain_errors:
+        pair = cell_pretraining(ctx, cell)
+        if cell.key not in statuses and pair is not None and pair in pretrain_errors:
             ctx.pretrain_errors[pair] = PretrainFailure(pretrain_errors[pair],
                                                         pretrain_tracebacks.get(pair, ""))
             statuses[cell.key] = process_cell(ctx, cell)
