@@ -212,7 +212,7 @@ def run_sweep(options: RunOptions) -> int:
     failures: list[str] = []
     try:
         if options.jobs > 1 and len(todo) > 1:
-            failures = run_in_workers(ctx, todo, display, estimate, options.jobs, plugin_setup())
+            failures = run_in_workers(ctx, todo, display, options.jobs, plugin_setup())
         else:
             pretrain_all(ctx, todo, display)
             for cell in todo:

@@ -56,7 +56,6 @@ from ssl_bench.plugins import get_registries
 
 if TYPE_CHECKING:
     from ssl_bench.engine.display import Display
-    from ssl_bench.engine.estimate import RunEstimate
     from ssl_bench.engine.eta import EtaTracker
 
 PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
@@ -255,15 +254,13 @@ def next_item(waiting: list[PretrainItem | CellItem],
     return first
 
 
-def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display",
-                   estimate: "RunEstimate | None", jobs: int, setup: PluginSetup
-                   ) -> list[str]:
+def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", jobs: int,
+                   setup: PluginSetup) -> list[str]:
     """Run the pretrainings and ``cells`` over ``jobs`` worker processes; returns the failed
-    cells' lines (``key: reason``)."""
-    seconds = ({(i.kind, i.key): i.seconds for i in estimate.items}
-               if estimate is not None else {})
-    pretrainings = pretrain_items(ctx, cells)
-    waiting = schedule_order(pretrainings, cell_items(ctx, cells), seconds)
+    cells' lines (``key: reason``). The order is :func:`live_order` by the display's ETA
+    tracker (the plan's estimate until items finish); without one, the plan's order."""
+    waiting: list[PretrainItem | CellItem] = [*pretrain_items(ctx, cells),
+                                              *cell_items(ctx, cells)]
     outcomes: dict[tuple[str, str], PretrainOutcome] = {}
     failures: list[str] = []
     spawn = get_context("spawn")
