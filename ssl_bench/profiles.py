@@ -13,8 +13,20 @@ from ssl_bench.api import PROFILES
 IMAGE_SIZE: dict[str, int] = {"smoke": 32, "cpu": 64, "paper": 224}
 
 
+#: the pretraining seeds of each profile when ``--pretraining`` is not given: ``per-seed`` (seed
+#: s of a cell pretrains with seed s, so the seeds of a row are independent pretraining runs and
+#: the bootstrap's top level resamples them) or ``shared`` (every seed reads one pretraining run,
+#: and the tables say their differences are about those checkpoints). ``smoke`` and ``cpu``
+#: pretrain per seed: their pretrainings take seconds to minutes, and one shared run per method
+#: let a board's significance calls change with the CPU it ran on. ``paper`` shares one run: a
+#: paper pretraining takes GPU-hours to GPU-days per method, three of them triple that.
+PRETRAINING_DEFAULT: dict[str, str] = {"smoke": "per-seed", "cpu": "per-seed", "paper": "shared"}
+PRETRAINING_MODES: tuple[str, ...] = ("per-seed", "shared")
+
+
 def default_profile(device: str) -> str:
     return "paper" if device.startswith("cuda") else "cpu"
 
 
-__all__ = ["PROFILES", "IMAGE_SIZE", "default_profile"]
+__all__ = ["PROFILES", "IMAGE_SIZE", "PRETRAINING_DEFAULT", "PRETRAINING_MODES",
+           "default_profile"]

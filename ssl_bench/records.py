@@ -73,6 +73,9 @@ class MethodIdentity(BaseModel):
     source_hash: str
     #: the pretraining checkpoint's content address (or the init weights' id), "" if none
     checkpoint: str = ""
+    #: the seed of the pretraining run (or of the built weights) the cell reads; None for a
+    #: semi-supervised method and in records written before it was kept
+    pretrain_seed: int | None = None
 
 
 class TaskIdentity(BaseModel):
@@ -129,7 +132,8 @@ class CellIdentity(BaseModel):
 
 _FIELD_PHRASES = {"version": "version", "config_hash": "config", "distribution": "plugin",
                   "distribution_version": "plugin version", "source_hash": "plugin source code",
-                  "checkpoint": "pretraining checkpoint", "fingerprint": "data on disk",
+                  "checkpoint": "pretraining checkpoint",
+                  "pretrain_seed": "pretraining seed", "fingerprint": "data on disk",
                   "options": "reader options", "id": "id"}
 
 

@@ -9,7 +9,7 @@ from ssl_bench.engine.cells import CellOutcome
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import Estimate, Estimator, RunEstimate, WorkItem
 from ssl_bench.engine.rates import CellRate, Rates
-from ssl_bench.engine.plan import Cell
+from ssl_bench.engine.plan import Cell, Pretraining
 from ssl_bench.testing import FakeClock
 
 
@@ -21,7 +21,7 @@ def plan_estimate() -> RunEstimate:
     fields = {"benchmark": "b1", "task": "t1", "protocol": "linear", "method": "m1",
               "label": "0.1", "profile": "cpu", "device": "cpu"}
     estimator = Estimator(Rates(cells={"b1|m1": CellRate(fields, 50.0, 3)}))
-    items = [WorkItem("pretrain", "m1|surgical", "pretraining", Estimate(100.0, "guess", "g"),
+    items = [WorkItem("pretrain", "m1|surgical|0", "pretraining", Estimate(100.0, "guess", "g"),
                       steps=100)]
     items += [WorkItem("cell", c.key, "t1", estimator.cell(fields), fields) for c in CELLS]
     return RunEstimate(items, [], estimator)
@@ -31,11 +31,11 @@ def drive(display: Display, clock: FakeClock, fail_second: bool = False) -> None
     """A run of one pretraining (100 steps of 1 s) and two cells with a downstream stage."""
     display.begin(len(CELLS), plan_estimate())
     display.log("loading the surgical pretraining pool")
-    display.pretraining("m1", "surgical")
+    display.pretraining(Pretraining("m1", "surgical", 0))
     for step in range(1, 101):
         clock.now += 1.0
         display.progress("pretrain", step, 100, {"loss": 2.0 - step / 100, "batch": 8})
-    display.pretrained("m1", "surgical", ok=True)
+    display.pretrained(Pretraining("m1", "surgical", 0), ok=True)
     for i, cell in enumerate(CELLS):
         display.running(cell)
         for epoch in range(1, 11):
@@ -55,11 +55,12 @@ def test_plain_lines_in_a_log_every_30_s_and_one_per_cell() -> None:
                         "(2 measured, 1 guess)")
     assert lines[1] == "loading the surgical pretraining pool"
     # pretraining: a status line at 30, 60 and 90 s, with loss, img/s and both ETAs
-    status = [line for line in lines if line.startswith("pretraining m1 (surgical): pretrain ")]
-    assert [line.split()[4].rstrip(",") for line in status] == ["30/100", "60/100", "90/100"]
-    assert status[0] == ("pretraining m1 (surgical): pretrain 30/100, loss 1.7, 8 img/s, "
+    status = [line for line in lines
+              if line.startswith("pretraining m1 (surgical, seed 0): pretrain ")]
+    assert [line.split()[6].rstrip(",") for line in status] == ["30/100", "60/100", "90/100"]
+    assert status[0] == ("pretraining m1 (surgical, seed 0): pretrain 30/100, loss 1.7, 8 img/s, "
                          "ETA 0:01:10; run ETA 0:02:50")
-    assert "pretraining m1 (surgical): 100 steps in 100 s; run ETA 0:01:40" in lines
+    assert "pretraining m1 (surgical, seed 0): 100 steps in 100 s; run ETA 0:01:40" in lines
     # each cell: one line at 30 s of its 50 s, and one when it is done
     assert "m1|b1|0.1|0: downstream 6/10, loss 0.5, ETA 0:00:20; run ETA 0:01:10" in lines
     done = [line for line in lines if line.startswith("[")]
@@ -80,7 +81,7 @@ def test_live_display_renders_the_stage_and_the_run_eta(monkeypatch) -> None:
     out, clock = io.StringIO(), FakeClock()
     display = Display(False, stream=out, live=True, every_s=30.0, clock=clock)
     display.begin(len(CELLS), plan_estimate())
-    display.pretraining("m1", "surgical")
+    display.pretraining(Pretraining("m1", "surgical", 0))
     for step in range(1, 51):
         clock.now += 1.0
         display.progress("pretrain", step, 100, {"loss": 1.5, "batch": 8})
@@ -89,5 +90,5 @@ def test_live_display_renders_the_stage_and_the_run_eta(monkeypatch) -> None:
     assert display.eta() == 50.0 + 100.0  # pretraining at its live pace, then the cells
     display.stop()
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
-    assert "pretraining m1 (surgical) pretrain" in text and "50/100" in text
+    assert "pretraining m1 (surgical, seed 0) pretrain" in text and "50/100" in text
     assert "ok 0  run ETA 0:02:30" in text

@@ -97,11 +97,17 @@ def test_dry_run_prints_the_plan(testing_plugin, tmp_path, capsys) -> None:
     assert not (tmp_path / "records").exists()
     # the estimate per stage, each time saying what it rests on
     assert "\n  data decoding          " in out
-    assert "\n  pretraining            2 pretraining runs (0 cached), 6 steps" in out
+    # one pretraining per (method, domain, seed): 2 domains x 2 seeds
+    assert "\n  pretraining            4 pretraining runs (0 cached), 12 steps" in out
     for task in ("phase-recognition", "semantic-segmentation", "organ-segmentation"):
         line = next(x for x in out.splitlines() if x.startswith(f"  {task} "))
         assert "2 cells" in line and any(q in line for q in ("measured", "related", "guess"))
     assert "\n  total                  " in out
+    # --pretraining shared: one run per (method, domain), read by both seeds
+    assert cli_exit_code(RUN + ["--results", str(tmp_path), "--dry-run",
+                                "--pretraining", "shared"]) == 0
+    out = capsys.readouterr().out
+    assert "\n  pretraining            2 pretraining runs (0 cached), 6 steps" in out
 
 
 def test_every_method_of_a_seed_gets_the_same_label_subset(testing_plugin, tmp_path) -> None:

@@ -12,12 +12,11 @@ import pytest
 from ssl_bench.engine.cells import CellOutcome
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import spread
-from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, resolve_jobs
+from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, Pretraining, resolve_jobs
 from ssl_bench.engine.estimate import Estimator, RunEstimate, WorkItem
 from ssl_bench.engine.eta import EtaTracker
 from ssl_bench.engine.rates import Rates
-from ssl_bench.engine.workers import (CellItem, PretrainItem, live_order, next_item,
-                                      schedule_order)
+from ssl_bench.engine.workers import CellItem, live_order, next_item, schedule_order
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 from ssl_bench.testing import FakeClock, cli_exit_code
@@ -41,7 +40,14 @@ def _records(results: Path) -> dict[tuple, dict[str, Any]]:
 
 
 def test_workers_give_the_records_of_one_process(testing_plugin, torch_one_thread, tmp_path,
-                                                 capsys) -> None:
+                                                 capsys, monkeypatch) -> None:
+    from ssl_bench.engine import workers as workers_module
+
+    # the workers compute with one torch thread, as this process does: with more threads the
+    # parallel reductions split their sums differently and the last bits of the results (and
+    # so metrics and health) change; by default each worker gets its share of the machine's
+    # cores (several on a large machine)
+    monkeypatch.setattr(workers_module, "threads_per_worker", lambda jobs: 1)
     one, workers = tmp_path / "one", tmp_path / "workers"
     assert cli_exit_code(RUN + ["--results", str(one), "--jobs", "1"]) == 1  # failing fails
     capsys.readouterr()
@@ -52,12 +58,14 @@ def test_workers_give_the_records_of_one_process(testing_plugin, torch_one_threa
     assert _records(workers) == expected  # one torch thread in both: the same bits
     statuses = {(k[1], v["status"]) for k, v in expected.items()}
     assert statuses == {("dummy", "ok"), ("dummy-init", "ok"), ("failing", "failed")}
-    # the pretraining ran once, in a worker; every cell of it says so, as in one process
+    # each seed's pretraining ran once, in a worker; every cell of it says so, as in one process
     assert all(v["pretrain_ran"] and not v["pretrain_cached"]
                for k, v in expected.items() if k[1] == "dummy")
-    assert len(list((workers / "cache" / "checkpoints" / "dummy").glob("*.safetensors"))) == 1
-    # a failed pretraining is run once; its cells fail with its reason and its traceback
-    assert err.count("pretraining failing (surgical) failed: ") == 1
+    assert len(list((workers / "cache" / "checkpoints" / "dummy").glob("*.safetensors"))) == 2
+    assert len({v["checkpoint"] for k, v in expected.items() if k[1] == "dummy"}) == 2
+    # a failed pretraining is run once per seed; its cells fail with its reason and traceback
+    for seed in (0, 1):
+        assert err.count(f"pretraining failing (surgical, seed {seed}) failed: ") == 1
     failed = [r for r in iter_records(workers)[0] if r.method.id == "failing"]
     assert len(failed) == 4
     assert all(r.error == "pretraining failed: RuntimeError: this method always fails"
@@ -65,18 +73,18 @@ def test_workers_give_the_records_of_one_process(testing_plugin, torch_one_threa
     assert all("training_step" in (r.traceback or "") for r in failed)
     # worker events reached the parent's display: each cell's line, the pretraining's
     assert err.count("] ok      ") == 8 and err.count("] failed  ") == 4
-    assert "pretraining dummy (surgical): " in err
+    assert "pretraining dummy (surgical, seed 0): " in err
 
 
 def test_pretrainings_first_then_cells_longest_first() -> None:
-    cells = [CellItem(Cell("a", "b1", 0.5, s), ("a", "surgical")) for s in (0, 1)]
+    cells = [CellItem(Cell("a", "b1", 0.5, s), Pretraining("a", "surgical", s)) for s in (0, 1)]
     cells.append(CellItem(Cell("r", "b1", 0.5, 0), None))
-    pretrain = [PretrainItem("a", "surgical"), PretrainItem("z", "ct")]
-    seconds = {("pretrain", "a|surgical"): 10.0, ("pretrain", "z|ct"): 30.0,
+    pretrain = [Pretraining("a", "surgical", 0), Pretraining("z", "ct", 0)]
+    seconds = {("pretrain", "a|surgical|0"): 10.0, ("pretrain", "z|ct|0"): 30.0,
                ("cell", cells[0].key): 1.0, ("cell", cells[1].key): 5.0,
                ("cell", cells[2].key): 5.0}
     order = schedule_order(pretrain, cells, seconds)
-    assert [i.key for i in order] == ["z|ct", "a|surgical", cells[1].key, cells[2].key,
+    assert [i.key for i in order] == ["z|ct|0", "a|surgical|0", cells[1].key, cells[2].key,
                                       cells[0].key]
     # no estimate: the plan's order
     assert schedule_order(pretrain, cells, {}) == [*pretrain, *cells]
@@ -103,21 +111,24 @@ def test_the_order_follows_what_the_run_learns_on_a_machine_without_rates() -> N
 def test_a_cell_waits_while_a_cell_of_its_method_and_benchmark_runs() -> None:
     a0, a1 = (CellItem(Cell("a", "b1", 0.5, s), None) for s in (0, 1))
     a_b2 = CellItem(Cell("a", "b2", 0.5, 0), None)
-    r0 = CellItem(Cell("r", "b1", 0.5, 0), ("r", "surgical"))
-    pre = PretrainItem("r", "surgical")
-    done: set[tuple[str, str]] = set()
+    pre = Pretraining("r", "surgical", 0)
+    r0 = CellItem(Cell("r", "b1", 0.5, 0), pre)
+    done: set[Pretraining] = set()
 
-    def ready(item: PretrainItem | CellItem) -> bool:
-        return isinstance(item, PretrainItem) or item.needs is None or item.needs in done
+    def ready(item: Pretraining | CellItem) -> bool:
+        return isinstance(item, Pretraining) or item.needs is None or item.needs in done
 
     # a0 runs: a1 would compute a0's features again, so the next ready item goes first
     assert next_item([a1, a_b2, r0], ready, [a0]) is a_b2  # another benchmark: its own
     assert next_item([a1, r0, pre], ready, [a0]) is pre  # r0 is not ready yet
-    done.add(("r", "surgical"))
+    done.add(pre)
     assert next_item([a1, r0], ready, [a0, pre]) is r0
     # nothing else is ready: a1 runs rather than leave the worker idle
     assert next_item([a1], ready, [a0]) is a1
     assert next_item([a1, r0], ready, []) is a1  # the schedule's order when nothing runs
+    # per-seed pretraining: seed 1 reads other weights than seed 0, so nothing is shared
+    b0, b1 = (CellItem(Cell("a", "b1", 0.5, s), None, pretrain_seed=s) for s in (0, 1))
+    assert next_item([b1, a_b2], ready, [b0]) is b1
     assert next_item([a1, r0], ready, [pre]) is a1  # a pretraining shares no features
     assert next_item([], ready, [a0]) is None
     done.clear()
@@ -154,9 +165,9 @@ def test_display_follows_two_items_at_once() -> None:
     out, clock = io.StringIO(), FakeClock()
     display = Display(False, stream=out, live=False, every_s=30.0, clock=clock)
     display.begin(1)
-    display.pretraining("m1", "surgical")
+    display.pretraining(Pretraining("m1", "surgical", 0))
     display.running_key("r|b1|0.5|0")
-    pre, cell = ("pretrain", "m1|surgical"), ("cell", "r|b1|0.5|0")
+    pre, cell = ("pretrain", "m1|surgical|0"), ("cell", "r|b1|0.5|0")
     for step in range(1, 41):
         clock.now += 1.0
         display.progress("pretrain", step, 40, {"loss": 1.0, "batch": 4}, item=pre)
@@ -164,12 +175,12 @@ def test_display_follows_two_items_at_once() -> None:
     assert display.images_per_s(pre) == pytest.approx(4.0)
     assert display.stage_eta(cell) == pytest.approx(0.0)
     display.done(Cell("r", "b1", 0.5, 0), CellOutcome("ok", seconds=40.0))
-    display.pretrained("m1", "surgical", ok=True, steps=40)
+    display.pretrained(Pretraining("m1", "surgical", 0), ok=True, steps=40)
     display.stop()
     lines = out.getvalue().splitlines()
     # each item's own status line every 30 s, then the cell's line and the pretraining's;
     # the cell's stage went from 0 (at 1 s) to 7 (at 30 s): 3 x 29/7 s = 12.4 s left
-    assert lines == ["pretraining m1 (surgical): pretrain 30/40, loss 1, 4 img/s, ETA 0:00:10",
+    assert lines == ["pretraining m1 (surgical, seed 0): pretrain 30/40, loss 1, 4 img/s, ETA 0:00:10",
                      "r|b1|0.5|0: downstream 7/10, ETA 0:00:12",
                      "[1/1] ok      r|b1|0.5|0  (40.0 s)",
-                     "pretraining m1 (surgical): 40 steps in 40 s"]
+                     "pretraining m1 (surgical, seed 0): 40 steps in 40 s"]

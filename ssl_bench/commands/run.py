@@ -43,6 +43,11 @@ def _apply_run_file(ctx: click.Context, path: Path, params: dict[str, Any]) -> l
                    "comma-separated, e.g. 2,4,8; nested and stratified like fractions. "
                    "Default: each benchmark's own.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--pretraining", type=click.Choice(["per-seed", "shared"]), default=None,
+              help="per-seed: seed s pretrains its own checkpoint with seed s (the seeds' "
+                   "spread includes the pretraining's); shared: every seed reads one "
+                   "pretraining run per method (seed 0), and the tables say so. Default: "
+                   "per-seed with the smoke and cpu profiles, shared with paper.")
 @click.option("--profile", type=click.Choice(["smoke", "cpu", "paper"]), default=None,
               help="Budget profile. Default: cpu without a GPU, paper with one.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
@@ -143,7 +148,8 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         synthetic_size=params["synthetic_size"], results=Path(params["results"]),
         device=params["device"], jobs=params["jobs"], dry_run=bool(params["dry_run"]),
         quiet=bool(params["quiet"]), launcher=params["launcher"],
-        method_overrides=method_overrides, task_overrides=task_overrides,
+        pretraining=params["pretraining"], method_overrides=method_overrides,
+        task_overrides=task_overrides,
         debug=(bool(ctx.find_root().params.get("debug"))
                or os.environ.get("SSL_BENCH_DEBUG") == "1"),
     )

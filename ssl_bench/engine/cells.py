@@ -30,7 +30,14 @@ from ssl_bench.engine.identity import (
     init_checkpoint_id,
     needs_pretraining,
 )
-from ssl_bench.engine.plan import Cell, cell_seed, git_hash, image_size
+from ssl_bench.engine.plan import (
+    Cell,
+    Pretraining,
+    cell_seed,
+    git_hash,
+    image_size,
+    pretraining_seed,
+)
 from ssl_bench.engine.pretrain import load_pretrained
 from ssl_bench.engine.probe import check_encoder
 from ssl_bench.environment import current_environment
@@ -109,11 +116,12 @@ def na_record(ctx: SweepContext, cell: Cell) -> CellRecord:
 # ---- health of the encoders a cell uses -----------------------------------------------------
 
 
-def init_health(ctx: SweepContext, setup: CellSetup, domain: str) -> dict[str, Any]:
-    """Health of the freshly built weights of a method without pretraining (cached per id)."""
+def init_health(ctx: SweepContext, setup: CellSetup, domain: str, seed: int) -> dict[str, Any]:
+    """Health of the freshly built weights (built with ``seed``) of a method without
+    pretraining (cached per id)."""
     key = ("init-health", setup.checkpoint, domain)
     if key not in ctx.extras:
-        torch.manual_seed(ctx.options.pretrain_seed)
+        torch.manual_seed(seed)
         ctx.extras[key] = ctx.health(domain, setup.method.encoder(setup.method.build()), [])
     return ctx.extras[key]
 
@@ -143,10 +151,10 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
         dataset = ctx.dataset(key)
         domain = dataset.meta.domain
         base["dataset"].fingerprint = ctx.fingerprint(key)
-        pretrain_seed = ctx.options.pretrain_seed
+        pretrain_seed = pretraining_seed(ctx.options, cell.seed)
         label_ids = [u.id for u in setup.label_units]
         if needs_pretraining(type(method)):
-            pre = ctx.pretrain(cell.method, domain)
+            pre = ctx.pretrain(Pretraining(cell.method, domain, pretrain_seed))
             timings.pretrain_s, timings.pretrain_cached = pre.seconds, pre.cached
             checkpoint_id, health = pre.key, pre.health
 
@@ -154,7 +162,7 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
                 return method.encoder(load_pretrained(method, pre.checkpoint))
         elif method.meta.kind == "pretrain":
             checkpoint_id = init_checkpoint_id(method, pretrain_seed)
-            health = init_health(ctx, setup, domain)
+            health = init_health(ctx, setup, domain, pretrain_seed)
 
             def make_encoder() -> Any:
                 torch.manual_seed(pretrain_seed)
@@ -211,7 +219,9 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
     except Exception as exc:  # any plugin error, NaN loss, OOM: a failed cell, not a failed run
         timings.total_s = time.perf_counter() - start
         trace = traceback.format_exc()
-        failure = ctx.pretrain_errors.get((cell.method, ctx.domain_of(cell.benchmark)))
+        failure = ctx.pretrain_errors.get(
+            Pretraining(cell.method, ctx.domain_of(cell.benchmark),
+                        pretraining_seed(ctx.options, cell.seed)))
         if failure is not None and isinstance(exc, CellFailure) and \
                 str(exc).startswith("pretraining failed"):
             trace = failure.traceback  # the pretraining's own traceback, not this re-raise

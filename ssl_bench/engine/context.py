@@ -4,7 +4,7 @@ pools and pretraining results.
 Everything here is computed once per process and reused by every cell: a dataset is opened
 once, its fingerprint (which may walk the disk) taken once, a pool loaded once per
 (domain, image size, fps), a method pretrained (or found in the checkpoint cache) once per
-domain.
+domain and pretraining seed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from ssl_bench.api import (AugmentPolicy, Dataset, Method, MethodContext, PretrainPool, Progress,
                            Unit, no_progress)
-from ssl_bench.engine.plan import DataSources, RunOptions, data_key
+from ssl_bench.engine.plan import DataSources, Pretraining, RunOptions, data_key
 from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
 from ssl_bench.errors import CellFailure, SSLBenchError
 from ssl_bench.plugins import Registries
@@ -27,7 +27,7 @@ from ssl_bench.plugins import Registries
 
 @dataclass
 class PretrainFailure:
-    """Why a (method, domain) pretraining failed: one line and the full traceback."""
+    """Why a pretraining run failed: one line and the full traceback."""
 
     reason: str
     traceback: str
@@ -57,8 +57,8 @@ class SweepContext:
     fingerprints: dict[str, str] = field(default_factory=dict)
     pools: dict[tuple[str, int, float], PretrainPool] = field(default_factory=dict)
     pool_fingerprints: dict[tuple[str, int, float], str] = field(default_factory=dict)
-    pretrained: dict[tuple[str, str], PretrainResult] = field(default_factory=dict)
-    pretrain_errors: dict[tuple[str, str], PretrainFailure] = field(default_factory=dict)
+    pretrained: dict[Pretraining, PretrainResult] = field(default_factory=dict)
+    pretrain_errors: dict[Pretraining, PretrainFailure] = field(default_factory=dict)
     #: small per-process caches of the cell stage (health batches, probed checkpoints)
     extras: dict[Any, Any] = field(default_factory=dict)
     #: where pretraining steps and the cells' stages are reported (the live display)
@@ -160,45 +160,47 @@ class SweepContext:
         return self.pools[key]
 
     # ---- methods -----------------------------------------------------------------------
-    def method_context(self, method_id: str) -> MethodContext:
+    def method_context(self, method_id: str, seed: int) -> MethodContext:
         return MethodContext(profile=self.options.profile,
-                             device=torch.device(self.options.device),
-                             seed=self.options.pretrain_seed,
+                             device=torch.device(self.options.device), seed=seed,
                              cache_dir=self.cache_root / "methods" / method_id, log=self.log)
 
-    def method(self, method_id: str) -> Method:
-        """A fresh method instance with the run's config (profile plus overrides)."""
+    def method(self, method_id: str, seed: int | None = None) -> Method:
+        """A fresh method instance with the run's config (profile plus overrides); ``seed``:
+        the pretraining seed it runs with (default: the shared ``--pretrain-seed``)."""
         cls = self.regs.methods.get(method_id)
         config = cls.make_config(self.options.profile,
                                  self.options.method_overrides.get(method_id, {}))
-        return cls(config, self.method_context(method_id))
+        return cls(config, self.method_context(
+            method_id, self.options.pretrain_seed if seed is None else seed))
 
-    def checkpoint_key(self, method: Method, domain: str) -> str:
+    def checkpoint_key(self, method: Method, domain: str, seed: int) -> str:
+        """The content address of ``method``'s pretraining on ``domain`` with ``seed``."""
         fingerprint = self.pool_fingerprint(domain, method.config.image_size, method.config.fps)
-        return checkpoint_key(method, fingerprint, self.options.pretrain_seed)
+        return checkpoint_key(method, fingerprint, seed)
 
-    def pretrain(self, method_id: str, domain: str) -> PretrainResult:
+    def pretrain(self, run: Pretraining) -> PretrainResult:
         """Pretrain (or reuse) once per process; a failure is remembered, not retried per cell."""
-        key = (method_id, domain)
-        if key in self.pretrain_errors:
-            raise CellFailure(f"pretraining failed: {self.pretrain_errors[key].reason}")
-        if key not in self.pretrained:
-            method = self.method(method_id)
+        if run in self.pretrain_errors:
+            raise CellFailure(f"pretraining failed: {self.pretrain_errors[run].reason}")
+        if run not in self.pretrained:
+            method = self.method(run.method, run.seed)
+            domain = run.domain
             try:
                 size, fps = method.config.image_size, method.config.fps
-                self.pretrained[key] = pretrain_cached(
+                self.pretrained[run] = pretrain_cached(
                     method, self.pool_fingerprint(domain, size, fps),
                     lambda: self.pool(domain, size, fps), self.cache_root,
-                    self.options.pretrain_seed, self.log, self.pretrain_extras(domain),
+                    run.seed, self.log, self.pretrain_extras(domain),
                     lambda net, losses: self.health(domain, method.encoder(net), losses),
                     self.progress)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                self.pretrain_errors[key] = PretrainFailure(error_line(exc),
+                self.pretrain_errors[run] = PretrainFailure(error_line(exc),
                                                             traceback.format_exc())
                 raise
-        return self.pretrained[key]
+        return self.pretrained[run]
 
     def health(self, domain: str, encoder: Any, losses: list[float]) -> dict[str, Any]:
         """Health figures of ``encoder`` on the domain's fixed val batch

@@ -28,7 +28,7 @@ from ssl_bench.engine.eta import EtaTracker
 
 if TYPE_CHECKING:
     from ssl_bench.engine.cells import CellOutcome
-    from ssl_bench.engine.plan import Cell
+    from ssl_bench.engine.plan import Cell, Pretraining
 
 #: statuses whose seconds say how long a cell takes (the others computed nothing)
 _TIMED = ("ok",)
@@ -38,7 +38,8 @@ ItemKey = tuple[str, str]
 
 @dataclass
 class _Item:
-    """A running pretraining (``("pretrain", "method|domain")``) or cell (``("cell", key)``)."""
+    """A running pretraining (``("pretrain", "method|domain|seed")``) or cell
+    (``("cell", key)``)."""
 
     label: str
     start: float
@@ -120,15 +121,15 @@ class Display:
         self.print(message)
 
     # ---- items ----------------------------------------------------------------------------
-    def pretraining(self, method: str, domain: str) -> None:
+    def pretraining(self, run: "Pretraining") -> None:
         """A pretraining starts (in this process or a worker)."""
-        self._begin_item(("pretrain", f"{method}|{domain}"), f"pretraining {method} ({domain})")
+        self._begin_item(("pretrain", run.key), f"pretraining {run.label}")
 
-    def pretrained(self, method: str, domain: str, ok: bool, steps: int | None = None,
+    def pretrained(self, run: "Pretraining", ok: bool, steps: int | None = None,
                    seconds: float | None = None) -> None:
         """A pretraining ended; ``steps``: how many it ran (default: its last report),
         ``seconds``: how long it took where it ran (default: since it started here)."""
-        key = ("pretrain", f"{method}|{domain}")
+        key = ("pretrain", run.key)
         item = self.items.get(key)
         if self.tracker is not None:
             self.tracker.finish("pretrain", key[1], learn=ok)

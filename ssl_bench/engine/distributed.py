@@ -30,8 +30,8 @@ from ssl_bench.engine.ddp import (
     shutdown_distributed,
     sync_buffers,
 )
-from ssl_bench.engine.identity import pretraining_pairs
-from ssl_bench.engine.plan import RunOptions
+from ssl_bench.engine.identity import pretraining_runs
+from ssl_bench.engine.plan import Pretraining, RunOptions
 from ssl_bench.engine.pretrain import (
     PretrainResult,
     checkpoint_is_intact,
@@ -45,16 +45,15 @@ from ssl_bench.engine.sweep import SweepContext, plan_run, run_sweep
 # ---- one pretraining on every rank ------------------------------------------------------------
 
 
-def pretrain_distributed(ctx: SweepContext, method_id: str, domain: str,
-                         launcher: str) -> PretrainResult:
-    """Pretrain (method, domain) on every rank of the process group; rank 0 alone checks and
-    fills the checkpoint cache. Every rank must call it."""
-    method = ctx.method(method_id)
+def pretrain_distributed(ctx: SweepContext, run: Pretraining, launcher: str) -> PretrainResult:
+    """One pretraining run on every rank of the process group; rank 0 alone checks and fills
+    the checkpoint cache. Every rank must call it."""
+    method_id, domain, seed = run.method, run.domain, run.seed
+    method = ctx.method(method_id, seed)
     size, fps = method.config.image_size, method.config.fps
     fingerprint = ctx.pool_fingerprint(domain, size, fps)
-    seed = ctx.options.pretrain_seed
     key = checkpoint_key(method, fingerprint, seed)
-    ckpt = ctx.cache_root / "checkpoints" / method.meta.id / f"{key}.safetensors"
+    ckpt = checkpoint_path(ctx.cache_root, method.meta.id, key)
     lock = FileLock(str(ckpt) + ".lock")
     cached = False
     if is_main_process():
@@ -109,8 +108,8 @@ def run_distributed(options: RunOptions) -> int:
         if plan is None:
             plan = plan_run(options, log, write_synthetic=False)
         ctx = plan.ctx
-        for method_id, domain in pretraining_pairs(ctx, plan.todo):
-            pretrain_distributed(ctx, method_id, domain, options.launcher)
+        for run in pretraining_runs(ctx, plan.todo):
+            pretrain_distributed(ctx, run, options.launcher)
         barrier()
         code = 0
         if is_main_process():

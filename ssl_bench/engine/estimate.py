@@ -30,7 +30,7 @@ from ssl_bench.engine.rates import CellRate, Rates, device_kind, pretrain_key, r
 if TYPE_CHECKING:
     from ssl_bench.api import Dataset, Unit
     from ssl_bench.engine.context import SweepContext
-    from ssl_bench.engine.plan import Cell
+    from ssl_bench.engine.plan import Cell, Pretraining
     from ssl_bench.engine.sweep import RunPlan
 
 #: seconds of one cell when nothing is measured (by profile): a conservative guess
@@ -192,7 +192,7 @@ class Estimator:
 
 @dataclass
 class WorkItem:
-    """One pretraining (key ``method|domain``) or one cell (its key) of a run."""
+    """One pretraining (key ``method|domain|seed``) or one cell (its key) of a run."""
 
     kind: Literal["pretrain", "cell"]
     key: str
@@ -379,44 +379,45 @@ def data_work(ctx: "SweepContext", cells: list["Cell"], pretrainings: list[Pretr
     return list(out.values())
 
 
-def needed_pretrainings(plan: "RunPlan") -> tuple[list[PretrainSpec], int]:
-    """The pretrainings the run's cells need that are not cached, and how many are cached."""
-    from ssl_bench.engine.identity import pretraining_pairs
+def needed_pretrainings(plan: "RunPlan") -> tuple[list[tuple["Pretraining", PretrainSpec]], int]:
+    """The pretraining runs the run's cells need that are not cached, each with what decides
+    its cost, and how many are cached."""
+    from ssl_bench.engine.identity import pretraining_runs
     from ssl_bench.engine.plan import data_ready
-    from ssl_bench.engine.pretrain import config_hash
+    from ssl_bench.engine.pretrain import checkpoint_path, config_hash
 
     ctx, regs = plan.ctx, plan.ctx.regs
-    pairs = pretraining_pairs(ctx, plan.todo)
-    specs, cached = [], 0
+    needed: list[tuple[Pretraining, PretrainSpec]] = []
+    cached = 0
     ready = data_ready(ctx.sources, sorted({regs.benchmarks.get(b).dataset
                                             for b in plan.options.benchmarks}))
-    for method_id, domain in pairs:
-        method = ctx.method(method_id)
+    for run in pretraining_runs(ctx, plan.todo):
+        method = ctx.method(run.method, run.seed)
         pool = ""  # unknown until the data is there
         if ready:
-            pool = ctx.pool_fingerprint(domain, method.config.image_size, method.config.fps)
-            key = ctx.checkpoint_key(method, domain)
-            if (ctx.cache_root / "checkpoints" / method_id / f"{key}.safetensors").exists():
+            pool = ctx.pool_fingerprint(run.domain, method.config.image_size, method.config.fps)
+            key = ctx.checkpoint_key(method, run.domain, run.seed)
+            if checkpoint_path(ctx.cache_root, run.method, key).exists():
                 cached += 1
                 continue
-        specs.append(PretrainSpec(method_id, domain, plan.options.profile,
-                                  device_kind(plan.options.device),
-                                  config_hash(method.config.model_dump(mode="json")), pool,
-                                  method.config.max_steps))
-    return specs, cached
+        needed.append((run, PretrainSpec(run.method, run.domain, plan.options.profile,
+                                         device_kind(plan.options.device),
+                                         config_hash(method.config.model_dump(mode="json")),
+                                         pool, method.config.max_steps)))
+    return needed, cached
 
 
 def estimate_run(plan: "RunPlan", rates: Rates) -> RunEstimate:
     """The estimate of a planned run's work left, item by item and per stage."""
     ctx, options = plan.ctx, plan.options
     estimator = Estimator(rates)
-    specs, cached = needed_pretrainings(plan)
+    needed, cached = needed_pretrainings(plan)
     items: list[WorkItem] = []
     pre = StageSummary("pretraining", cached_runs=cached)
-    for spec in specs:
+    for run, spec in needed:
         estimate, steps = estimator.pretraining(spec)
-        items.append(WorkItem("pretrain", f"{spec.method}|{spec.domain}", "pretraining",
-                              estimate, spec=spec, steps=steps))
+        items.append(WorkItem("pretrain", run.key, "pretraining", estimate, spec=spec,
+                              steps=steps))
         pre.pretraining_runs += 1
         pre.steps += steps
         stored = rates.pretraining.get(pretrain_key(spec.method, spec.profile, spec.domain,
@@ -444,7 +445,7 @@ def estimate_run(plan: "RunPlan", rates: Rates) -> RunEstimate:
         tasks.setdefault(bench.task, StageSummary(bench.task)).cells += 1
 
     decode = StageSummary("data decoding")
-    for work in data_work(ctx, plan.todo, specs):
+    for work in data_work(ctx, plan.todo, [spec for _run, spec in needed]):
         rate = estimator.decode_seconds(work.dataset)
         decode.units += work.units
         decode.frames = None if work.frames is None or decode.frames is None \

@@ -34,9 +34,9 @@ class _Running:
 class EtaTracker:
     """The run's remaining seconds, from the estimate of each item not finished yet.
 
-    ``start``/``step``/``finish`` follow the items (pretrainings by ``method|domain``, cells by
-    key); ``remaining()`` adds up what is left: the running pretraining at its live seconds per
-    step, every other item at its estimate, all spread over ``jobs`` processes."""
+    ``start``/``step``/``finish`` follow the items (pretrainings by ``method|domain|seed``,
+    cells by key); ``remaining()`` adds up what is left: the running pretraining at its live
+    seconds per step, every other item at its estimate, all spread over ``jobs`` processes."""
 
     def __init__(self, estimate: RunEstimate, clock: Callable[[], float] = time.perf_counter
                  ) -> None:

@@ -41,9 +41,9 @@ from ssl_bench.engine import ddp
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import PretrainFailure, SweepContext
 from ssl_bench.engine.distributed import pretrain_distributed
-from ssl_bench.engine.identity import cell_pretraining, check_reuse, pretraining_pairs
-from ssl_bench.engine.plan import Cell, RunOptions
-from ssl_bench.engine.pretrain import checkpoint_is_intact
+from ssl_bench.engine.identity import cell_pretraining, check_reuse, pretraining_runs
+from ssl_bench.engine.plan import Cell, Pretraining, RunOptions
+from ssl_bench.engine.pretrain import checkpoint_is_intact, checkpoint_path
 from ssl_bench.engine.sweep import plan_run
 from ssl_bench.engine.workers import PluginSetup, plugin_setup, worker_context
 from ssl_bench.errors import SSLBenchError
@@ -71,12 +71,11 @@ def _job_context(options: RunOptions, threads: int | None, setup: PluginSetup) -
 
 @dataclass
 class PretrainJob:
-    """Pretrain (method, domain) into the checkpoint cache; ``distributed``: this is one task
-    of a multi-task job and pretrains with DDP over the job's tasks."""
+    """Run one pretraining into the checkpoint cache; ``distributed``: this is one task of a
+    multi-task job and pretrains with DDP over the job's tasks."""
 
     options: RunOptions
-    method: str
-    domain: str
+    run: Pretraining
     plugin_setup: PluginSetup
     threads: int | None = None
     distributed: bool = False
@@ -84,7 +83,7 @@ class PretrainJob:
     def __call__(self) -> dict[str, Any]:
         if not self.distributed:
             ctx = _job_context(self.options, self.threads, self.plugin_setup)
-            result = ctx.pretrain(self.method, self.domain)
+            result = ctx.pretrain(self.run)
             return {"checkpoint": str(result.checkpoint), "cached": result.cached}
         import submitit
 
@@ -93,7 +92,7 @@ class PretrainJob:
         try:
             ctx = _job_context(replace(self.options, launcher="pytorch"), self.threads,
                                self.plugin_setup)
-            result = pretrain_distributed(ctx, self.method, self.domain, "pytorch")
+            result = pretrain_distributed(ctx, self.run, "pytorch")
             return {"checkpoint": str(result.checkpoint), "cached": result.cached}
         finally:
             ddp.shutdown_distributed()
@@ -228,29 +227,27 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
 
     applicable = [c for c in todo if c.applicable]
     to_pretrain = []
-    for method_id, domain in pretraining_pairs(ctx, applicable):
-        method = ctx.method(method_id)
-        key = ctx.checkpoint_key(method, domain)
-        ckpt = ctx.cache_root / "checkpoints" / method_id / f"{key}.safetensors"
-        if not checkpoint_is_intact(ckpt):
-            to_pretrain.append((method_id, domain))
+    for run in pretraining_runs(ctx, applicable):
+        key = ctx.checkpoint_key(ctx.method(run.method, run.seed), run.domain, run.seed)
+        if not checkpoint_is_intact(checkpoint_path(ctx.cache_root, run.method, key)):
+            to_pretrain.append(run)
 
     folder = ex.folder or options.results / "submitit"
     make_executor(ex, folder / "%j")  # fails early without srun/sbatch
     setup = plugin_setup()
     job_options = _job_options(options, ex)
     distributed = ex.gpus_per_job > 1
-    pre_tasks = [((m, d), PretrainJob(job_options, m, d, setup, ex.cpus_per_job, distributed))
-                 for m, d in to_pretrain]
+    pre_tasks = [(run, PretrainJob(job_options, run, setup, ex.cpus_per_job, distributed))
+                 for run in to_pretrain]
 
     def cell_task(cell: Cell) -> tuple[Cell, CellJob]:
         return cell, CellJob(job_options, cell, setup, ex.cpus_per_job)
 
-    def submit_pretraining(pair: Any, fn: Callable[[], Any]) -> Any:
+    def submit_pretraining(run: Pretraining, fn: Callable[[], Any]) -> Any:
         tasks = ex.gpus_per_job if distributed else 1
-        job = configured_executor(ex, folder / "%j", f"ssl-bench-pretrain-{pair[0]}", tasks,
+        job = configured_executor(ex, folder / "%j", f"ssl-bench-pretrain-{run.method}", tasks,
                                   ex.gpus_per_job).submit(fn)
-        log(f"submitted pretraining {pair[0]} ({pair[1]}): job {job.job_id}")
+        log(f"submitted pretraining {run.label}: job {job.job_id}")
         return job
 
     def submit_cell(cell: Cell, fn: Callable[[], Any], dependency: str | None = None) -> Any:
@@ -259,14 +256,14 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
         log(f"submitted cell {cell.key}: job {job.job_id}")
         return job
 
-    pretrain_errors: dict[tuple[str, str], str] = {}
-    pretrain_tracebacks: dict[tuple[str, str], str] = {}
+    pretrain_errors: dict[Pretraining, str] = {}
+    pretrain_tracebacks: dict[Pretraining, str] = {}
 
-    def pretraining_done(pair: Any, result: Any, error: Any) -> None:
+    def pretraining_done(run: Pretraining, result: Any, error: Any) -> None:
         if error is not None:
-            pretrain_errors[pair] = _error_line(error)
-            pretrain_tracebacks[pair] = str(error)  # submitit's error carries the traceback
-            print(f"pretraining {pair[0]} ({pair[1]}) failed: {pretrain_errors[pair]}",
+            pretrain_errors[run] = _error_line(error)
+            pretrain_tracebacks[run] = str(error)  # submitit's error carries the traceback
+            print(f"pretraining {run.label} failed: {pretrain_errors[run]}",
                   file=sys.stderr, flush=True)
 
     def cell_done(cell: Cell, result: Any, error: Any) -> None:

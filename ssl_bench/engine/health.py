@@ -13,7 +13,17 @@ seeded batch of **val-split** frames of the domain's datasets (never test frames
   LeCun, "RankMe: Assessing the Downstream Performance of Pretrained Self-Supervised
   Representations by Their Rank", ICML 2023, eq. 1, eps = 1e-7).
 * the loss trajectory of the pretraining: the mean loss over the first and the last 10% of its
-  steps (at least one step each).
+  steps (at least one step each), per stage for a multi-stage method.
+
+Stages: a method that trains in stages (e.g. DistillSelf: a teacher head, then a student) puts
+each step's stage (1, 2, ...) under :data:`STAGE_KEY` in the loss dict ``training_step``
+returns; :func:`step_stage` reads it (1 when absent). Given the stage of every step, the
+trajectory is taken within each stage: the losses of two stages are different objectives, so
+stage 1's first steps against stage 2's last would say nothing about either. The figures then
+hold ``loss_stages`` (one ``{"stage", "loss_first", "loss_last", "loss_steps"}`` per stage, in
+the order the stages ran), and ``loss_first`` / ``loss_last`` / ``loss_steps`` are those of the
+last stage, the one that trains the encoder the row reports, so a one-line summary such as the
+leaderboard's health text stays within one stage.
 
 An encoder is flagged **collapsed** when its embeddings barely vary between frames
 (``embedding_std_ratio`` below :data:`COLLAPSE_STD_RATIO`: a hundredth of a healthy spread) or
@@ -27,7 +37,7 @@ about 0.02 and 1.4 and are not collapsed (their variation is small but real).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +52,8 @@ COLLAPSE_RANKME = 1.1
 #: frames in the health batch
 HEALTH_FRAMES = 256
 RANKME_EPS = 1e-7
+#: the key of a training step's loss dict that holds the step's stage (1, 2, ...)
+STAGE_KEY = "stage"
 
 
 def rankme(embeddings: torch.Tensor) -> float:
@@ -59,13 +71,37 @@ def embedding_std(embeddings: torch.Tensor) -> float:
     return float(z.std(dim=0, unbiased=True).mean())
 
 
-def loss_trajectory(losses: Sequence[float]) -> dict[str, float | int | None]:
-    """Mean loss over the first and the last 10% of the logged steps."""
+def step_stage(step_losses: Mapping[str, Any]) -> int:
+    """The stage of one training step: the :data:`STAGE_KEY` entry of the loss dict its
+    ``training_step`` returned (a number or a one-element tensor), 1 when there is none."""
+    value = step_losses.get(STAGE_KEY)
+    return 1 if value is None else int(value)
+
+
+def _first_last(losses: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean loss over the first and the last 10% of ``losses`` (at least one step each)."""
     if not losses:
         return {"loss_first": None, "loss_last": None, "loss_steps": 0}
     k = max(1, math.ceil(0.1 * len(losses)))
     return {"loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
             "loss_steps": len(losses)}
+
+
+def loss_trajectory(losses: Sequence[float], stages: Sequence[int] | None = None
+                    ) -> dict[str, Any]:
+    """Mean loss over the first and the last 10% of the logged steps; with ``stages`` (the
+    stage of each step, see the module docstring) and more than one stage, within each stage
+    (``loss_stages``), the top-level figures being the last stage's."""
+    if stages is not None and len(stages) != len(losses):
+        raise ValueError(f"{len(stages)} stage indices for {len(losses)} losses; give one per step")
+    if stages is None or len(set(stages)) < 2:
+        return _first_last(losses)
+    per_stage = [{"stage": stage, **_first_last([loss for loss, s in zip(losses, stages)
+                                                 if s == stage])}
+                 for stage in dict.fromkeys(stages)]
+    last = per_stage[-1]
+    return {"loss_first": last["loss_first"], "loss_last": last["loss_last"],
+            "loss_steps": last["loss_steps"], "loss_stages": per_stage}
 
 
 @torch.no_grad()
@@ -81,8 +117,10 @@ def embeddings_of(encoder: Encoder, frames: np.ndarray, device: torch.device,
 
 
 def encoder_health(encoder: Encoder, frames: np.ndarray, device: torch.device,
-                   losses: Sequence[float] = ()) -> dict[str, Any]:
-    """The health figures of one encoder (see the module docstring)."""
+                   losses: Sequence[float] = (), stages: Sequence[int] | None = None
+                   ) -> dict[str, Any]:
+    """The health figures of one encoder (see the module docstring); ``stages``: the stage of
+    each of ``losses`` (:func:`step_stage`), None for a one-stage run."""
     emb = embeddings_of(encoder, frames, device)
     std = embedding_std(emb)
     rank = rankme(emb)
@@ -90,7 +128,8 @@ def encoder_health(encoder: Encoder, frames: np.ndarray, device: torch.device,
     collapsed = (not math.isfinite(ratio)) or ratio < COLLAPSE_STD_RATIO or rank < COLLAPSE_RANKME
     return {"n_frames": int(emb.shape[0]), "embed_dim": int(emb.shape[1]),
             "embedding_std": std, "embedding_std_ratio": ratio, "rankme": rank,
-            **loss_trajectory(list(losses)), "collapsed": bool(collapsed)}
+            **loss_trajectory(list(losses), None if stages is None else list(stages)),
+            "collapsed": bool(collapsed)}
 
 
 def health_batch(sequences: Sequence[np.ndarray], n: int = HEALTH_FRAMES, seed: int = 0
@@ -105,5 +144,6 @@ def health_batch(sequences: Sequence[np.ndarray], n: int = HEALTH_FRAMES, seed: 
     return np.stack([np.asarray(sequences[index[i][0]][index[i][1]]) for i in sorted(picks)])
 
 
-__all__ = ["COLLAPSE_RANKME", "COLLAPSE_STD_RATIO", "HEALTH_FRAMES", "embedding_std",
-           "embeddings_of", "encoder_health", "health_batch", "loss_trajectory", "rankme"]
+__all__ = ["COLLAPSE_RANKME", "COLLAPSE_STD_RATIO", "HEALTH_FRAMES", "STAGE_KEY",
+           "embedding_std", "embeddings_of", "encoder_health", "health_batch",
+           "loss_trajectory", "rankme", "step_stage"]

@@ -12,7 +12,7 @@ from typing import Any
 from ssl_bench import __version__
 from ssl_bench.api import Method, Task, Unit
 from ssl_bench.engine.context import SweepContext
-from ssl_bench.engine.plan import Cell
+from ssl_bench.engine.plan import Cell, Pretraining, pretraining_seed
 from ssl_bench.engine.pretrain import config_hash
 from ssl_bench.plugins import distribution_version, source_hash
 from ssl_bench.records import (
@@ -32,29 +32,34 @@ def needs_pretraining(method_cls: Any) -> bool:
     return meta.kind == "pretrain" and meta.pretrain_input != "none"
 
 
-def cell_pretraining(ctx: SweepContext, cell: Cell) -> tuple[str, str] | None:
-    """The (method, domain) pretraining an applicable cell needs; None when it needs none."""
+def cell_pretraining(ctx: SweepContext, cell: Cell) -> Pretraining | None:
+    """The pretraining run an applicable cell needs; None when it needs none."""
     if cell.applicable and needs_pretraining(ctx.regs.methods.get(cell.method)):
-        return cell.method, ctx.domain_of(cell.benchmark)
+        return Pretraining(cell.method, ctx.domain_of(cell.benchmark),
+                           pretraining_seed(ctx.options, cell.seed))
     return None
 
 
-def pretraining_pairs(ctx: SweepContext, cells: list[Cell]) -> list[tuple[str, str]]:
-    """The (method, domain) pretrainings ``cells`` need, once each, sorted."""
-    return sorted({pair for c in cells if (pair := cell_pretraining(ctx, c)) is not None})
+def pretraining_runs(ctx: SweepContext, cells: list[Cell]) -> list[Pretraining]:
+    """The pretraining runs ``cells`` need, once each, sorted."""
+    return sorted({run for c in cells if (run := cell_pretraining(ctx, c)) is not None})
 
 
 def init_checkpoint_id(method: Method, seed: int) -> str:
-    """The id of the freshly built weights of a method without pretraining."""
+    """The id of the freshly built weights of a method without pretraining, built with
+    ``seed`` (the cell's pretraining seed)."""
     return "init-" + config_hash({"m": method.meta.id, "v": method.meta.version,
                                   "c": method.config.model_dump(mode="json"), "s": seed})
 
 
-def method_checkpoint(ctx: SweepContext, method: Method, domain: str) -> str:
+def method_checkpoint(ctx: SweepContext, method: Method, domain: str, seed: int) -> str:
+    """The checkpoint id a cell of ``method`` reads: its pretraining's content address, the
+    freshly built weights' id, or "" for a semi-supervised method; ``seed``: the cell's
+    pretraining seed."""
     if needs_pretraining(type(method)):
-        return ctx.checkpoint_key(method, domain)
+        return ctx.checkpoint_key(method, domain, seed)
     if method.meta.kind == "pretrain":
-        return init_checkpoint_id(method, ctx.options.pretrain_seed)
+        return init_checkpoint_id(method, seed)
     return ""
 
 
@@ -99,17 +104,19 @@ def cell_setup(ctx: SweepContext, cell: Cell) -> CellSetup:
     d_entry = regs.datasets.entry(bench.dataset)
     key = ctx.data_key(cell.benchmark)
     dataset = ctx.dataset(key)
-    method = ctx.method(cell.method)
+    pretrain_seed = pretraining_seed(ctx.options, cell.seed)
+    method = ctx.method(cell.method, pretrain_seed)
     task = task_for(ctx, cell)
     label_units = label_units_for(ctx, cell)
-    checkpoint = method_checkpoint(ctx, method, dataset.meta.domain)
+    checkpoint = method_checkpoint(ctx, method, dataset.meta.domain, pretrain_seed)
     identity = CellIdentity(
         benchmark=bench.id, benchmark_version=bench.version, protocol=bench.protocol,
         method=MethodIdentity(
             id=cell.method, version=method.meta.version,
             config_hash=config_hash(method.config.model_dump(mode="json")),
             distribution=m_entry.plugin, distribution_version=distribution_version(m_entry.plugin),
-            source_hash=source_hash(m_entry.obj), checkpoint=checkpoint),
+            source_hash=source_hash(m_entry.obj), checkpoint=checkpoint,
+            pretrain_seed=pretrain_seed if method.meta.kind == "pretrain" else None),
         task=TaskIdentity(id=bench.task, version=t_entry.obj.meta.version,
                           config_hash=config_hash(task.config.model_dump(mode="json"))),
         dataset=DatasetIdentity(id=bench.dataset, version=d_entry.obj.meta.version,
@@ -171,5 +178,6 @@ def check_reuse(ctx: SweepContext, cell: Cell, expected: CellIdentity | None) ->
 
 
 __all__ = ["CellSetup", "Reuse", "cell_setup", "check_reuse", "existing_record",
-           "init_checkpoint_id", "label_units_for", "method_checkpoint", "needs_pretraining",
+           "cell_pretraining", "init_checkpoint_id", "label_units_for", "method_checkpoint",
+           "needs_pretraining", "pretraining_runs",
            "subset_hash", "task_for"]

@@ -20,14 +20,19 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 
 from ssl_bench.api import Benchmark, Dataset
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.plugins import Registries, resolved_registries
-from ssl_bench.profiles import IMAGE_SIZE, default_profile
+from ssl_bench.profiles import (
+    IMAGE_SIZE,
+    PRETRAINING_DEFAULT,
+    PRETRAINING_MODES,
+    default_profile,
+)
 from ssl_bench.splits import parse_label_counts, parse_label_fracs
 
 
@@ -93,6 +98,10 @@ class RunOptions:
     jobs: int = 1
     dry_run: bool = False
     quiet: bool = False
+    #: ``per-seed``: a cell of seed s uses the pretraining run of seed s; ``shared``: every
+    #: cell uses the run of :attr:`pretrain_seed` (see :data:`ssl_bench.profiles.
+    #: PRETRAINING_DEFAULT`)
+    pretraining: str = "per-seed"
     pretrain_seed: int = 0
     #: "none": one process; "pytorch"/"slurm": this process is one rank of a distributed
     #: pretraining (torchrun / srun), see ssl_bench.engine.distributed
@@ -113,7 +122,7 @@ class RunOptions:
                  launcher: str = "none", label_count: str | None = None,
                  method_overrides: dict[str, dict[str, Any]] | None = None,
                  task_overrides: dict[str, dict[str, Any]] | None = None,
-                 debug: bool = False) -> "RunOptions":
+                 debug: bool = False, pretraining: str | None = None) -> "RunOptions":
         regs = resolved_registries()  # `all` leaves out a class that fails to import
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
         counts = parse_label_counts(label_count) if label_count is not None else None
@@ -128,8 +137,12 @@ class RunOptions:
         if data_root is not None and not Path(data_root).is_dir():
             raise SSLBenchError(f"--data-root {data_root} is not a folder; pass the folder that "
                                 "holds <dataset-id>/ subfolders, or omit it for the synthetic suite")
+        chosen_profile = profile or default_profile(dev)
+        mode = pretraining or PRETRAINING_DEFAULT.get(chosen_profile, "per-seed")
+        if mode not in PRETRAINING_MODES:
+            raise SSLBenchError(f"--pretraining {mode!r}: use {' or '.join(PRETRAINING_MODES)}")
         return cls(methods=method_ids, benchmarks=bench_ids, label_fracs=fracs,
-                   seeds=parse_seeds(seeds), profile=profile or default_profile(dev),
+                   seeds=parse_seeds(seeds), profile=chosen_profile, pretraining=mode,
                    data_root=Path(data_root) if data_root else None,
                    synthetic_size=synthetic_size, results=Path(results), device=dev,
                    jobs=resolve_jobs(jobs, dev),
@@ -161,6 +174,31 @@ class Cell:
     @property
     def key(self) -> str:
         return f"{self.method}|{self.benchmark}|{self.label}|{self.seed}"
+
+
+@dataclass(frozen=True, order=True)
+class Pretraining:
+    """One pretraining run: a method on one domain's pool with one seed. Every cell of that
+    method, domain and pretraining seed reads its checkpoint."""
+
+    method: str
+    domain: str
+    seed: int
+    kind: ClassVar[str] = "pretrain"
+
+    @property
+    def key(self) -> str:
+        """``method|domain|seed``: the run's name in the display, the ETA and the schedule."""
+        return f"{self.method}|{self.domain}|{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} ({self.domain}, seed {self.seed})"
+
+
+def pretraining_seed(options: RunOptions, seed: int) -> int:
+    """The seed of the pretraining run a cell of ``seed`` uses (``--pretraining``)."""
+    return seed if options.pretraining == "per-seed" else options.pretrain_seed
 
 
 def cell_seed(seed: int, cell: Cell) -> int:

@@ -76,6 +76,12 @@ def checkpoint_key(method: Method, pool_fingerprint: str, seed: int) -> str:
     })
 
 
+def checkpoint_path(cache_root: Path, method_id: str, key: str) -> Path:
+    """Where the checkpoint of content address ``key`` lives in the cache (its JSON sidecar
+    beside it)."""
+    return cache_root / "checkpoints" / method_id / f"{key}.safetensors"
+
+
 @dataclass
 class PretrainResult:
     checkpoint: Path
@@ -290,7 +296,7 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
     figures kept in the sidecar (computed for a cached checkpoint whose sidecar lacks them);
     ``extras`` are written into the sidecar too; ``progress`` gets every step."""
     key = checkpoint_key(method, pool_fingerprint, seed)
-    ckpt = cache_root / "checkpoints" / method.meta.id / f"{key}.safetensors"
+    ckpt = checkpoint_path(cache_root, method.meta.id, key)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(ckpt) + ".lock"):
         if ckpt.exists() or ckpt.with_suffix(".json").exists():

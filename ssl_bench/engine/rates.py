@@ -165,7 +165,7 @@ def learn_from_results(results: Path, domain_of: Callable[[str], str | None],
     names a dataset's domain (None: unknown, its pretraining is skipped). With
     ``device_names`` (this machine's CPU and GPU names), records made on another machine (a
     results folder copied here) are left out."""
-    from ssl_bench.engine.pretrain import config_hash, read_sidecar
+    from ssl_bench.engine.pretrain import checkpoint_path, config_hash, read_sidecar
     from ssl_bench.records import iter_records
 
     records, _warnings = iter_records(results)
@@ -193,8 +193,7 @@ def learn_from_results(results: Path, domain_of: Callable[[str], str | None],
         domain = domain_of(record.dataset.id)
         if not checkpoint or checkpoint.startswith("init-") or domain is None:
             continue
-        ckpt = Path(results) / "cache" / "checkpoints" / record.method.id / \
-            f"{checkpoint}.safetensors"
+        ckpt = checkpoint_path(Path(results) / "cache", record.method.id, checkpoint)
         sidecar = read_sidecar(ckpt)
         steps, spent = sidecar.get("steps"), sidecar.get("seconds")
         if not (isinstance(steps, int) and steps > 0 and isinstance(spent, (int, float))

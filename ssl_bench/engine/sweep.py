@@ -32,7 +32,7 @@ from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import RunEstimate
 from ssl_bench.engine.identity import (Reuse, cell_setup, check_reuse, needs_pretraining,
-                                       pretraining_pairs)
+                                       pretraining_runs)
 from ssl_bench.engine.workers import PluginSetup, plugin_setup, run_in_workers, worker_context
 from ssl_bench.engine.plan import (
     Cell,
@@ -174,23 +174,22 @@ def _check_results_writable(options: RunOptions) -> None:
 
 
 def pretrain_all(ctx: SweepContext, cells: list[Cell], display: Display) -> None:
-    """Pretrain every (method, domain) the applicable cells need, once, in this process; a
-    failure is printed once and its cells become failed records."""
-    for method_id, domain in pretraining_pairs(ctx, cells):
-        display.pretraining(method_id, domain)
+    """Run every pretraining the applicable cells need, once, in this process; a failure is
+    printed once and its cells become failed records."""
+    for run in pretraining_runs(ctx, cells):
+        display.pretraining(run)
         ok = False
         try:
-            ctx.pretrain(method_id, domain)
+            ctx.pretrain(run)
             ok = True
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # its cells are recorded as failed below
-            display.print(f"pretraining {method_id} ({domain}) failed: {error_line(exc)}",
-                          always=True)
-            if display.debug and (method_id, domain) in ctx.pretrain_errors:
-                display.print(ctx.pretrain_errors[(method_id, domain)].traceback, always=True)
+            display.print(f"pretraining {run.label} failed: {error_line(exc)}", always=True)
+            if display.debug and run in ctx.pretrain_errors:
+                display.print(ctx.pretrain_errors[run].traceback, always=True)
         finally:
-            display.pretrained(method_id, domain, ok)
+            display.pretrained(run, ok)
 
 
 def run_sweep(options: RunOptions) -> int:

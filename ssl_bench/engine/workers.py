@@ -47,8 +47,8 @@ import torch
 
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import PretrainFailure, SweepContext, error_line
-from ssl_bench.engine.identity import cell_pretraining, pretraining_pairs
-from ssl_bench.engine.plan import Cell, RunOptions, resolve_data
+from ssl_bench.engine.identity import cell_pretraining, pretraining_runs
+from ssl_bench.engine.plan import Cell, Pretraining, RunOptions, pretraining_seed, resolve_data
 from ssl_bench.engine.pretrain import PretrainResult
 from ssl_bench.environment import available_cores
 from ssl_bench.errors import SSLBenchError
@@ -111,21 +111,12 @@ def threads_per_worker(jobs: int) -> int:
 
 
 @dataclass(frozen=True)
-class PretrainItem:
-    method: str
-    domain: str
-    kind: ClassVar[str] = "pretrain"
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}|{self.domain}"
-
-
-@dataclass(frozen=True)
 class CellItem:
     cell: Cell
-    #: the (method, domain) pretraining the cell needs, if any
-    needs: tuple[str, str] | None
+    #: the pretraining run the cell needs, if any
+    needs: Pretraining | None
+    #: the seed of the weights the cell reads (its pretraining's, or its built weights')
+    pretrain_seed: int = 0
     kind: ClassVar[str] = "cell"
 
     @property
@@ -133,10 +124,10 @@ class CellItem:
         return self.cell.key
 
     @property
-    def feature_group(self) -> tuple[str, str]:
-        """Cells of one (method, benchmark) share the frozen features in the cache: every
-        label setting and seed of a checkpoint reads the same ones."""
-        return (self.cell.method, self.cell.benchmark)
+    def feature_group(self) -> tuple[str, str, int]:
+        """Cells of one (method, benchmark, pretraining run) share the frozen features in the
+        cache: every label setting and seed of a checkpoint reads the same ones."""
+        return (self.cell.method, self.cell.benchmark, self.pretrain_seed)
 
 
 @dataclass(frozen=True)
@@ -178,16 +169,16 @@ def _begin(kind: str, key: str) -> SweepContext:
     return _CTX
 
 
-def _pretrain_in_worker(item: PretrainItem) -> PretrainOutcome:
+def _pretrain_in_worker(item: Pretraining) -> PretrainOutcome:
     ctx = _begin("pretrain", item.key)
     start = time.perf_counter()
     try:
-        result = ctx.pretrain(item.method, item.domain)
+        result = ctx.pretrain(item)
         return PretrainOutcome(result, None, time.perf_counter() - start)
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        failure = ctx.pretrain_errors.get((item.method, item.domain))
+        failure = ctx.pretrain_errors.get(item)
         return PretrainOutcome(None, failure or PretrainFailure(error_line(exc),
                                                                 traceback.format_exc()),
                                time.perf_counter() - start)
@@ -208,17 +199,18 @@ def _cell_in_worker(item: CellItem, pretraining: PretrainOutcome | None) -> Cell
 # ---- the parent ------------------------------------------------------------------------------
 
 
-def pretrain_items(ctx: SweepContext, cells: list[Cell]) -> list[PretrainItem]:
-    """The (method, domain) pretrainings the applicable cells need, once each."""
-    return [PretrainItem(m, d) for m, d in pretraining_pairs(ctx, cells)]
+def pretrain_items(ctx: SweepContext, cells: list[Cell]) -> list[Pretraining]:
+    """The pretraining runs the applicable cells need, once each."""
+    return pretraining_runs(ctx, cells)
 
 
 def cell_items(ctx: SweepContext, cells: list[Cell]) -> list[CellItem]:
-    return [CellItem(c, cell_pretraining(ctx, c)) for c in cells]
+    return [CellItem(c, cell_pretraining(ctx, c), pretraining_seed(ctx.options, c.seed))
+            for c in cells]
 
 
-def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
-                   seconds: dict[tuple[str, str], float]) -> list[PretrainItem | CellItem]:
+def schedule_order(pretrainings: list[Pretraining], cells: list[CellItem],
+                   seconds: dict[tuple[str, str], float]) -> list[Pretraining | CellItem]:
     """The order items are handed out when ready: pretrainings, then cells, each longest
     first by the estimate (ties and unknowns keep the plan's order)."""
     def by_cost(items: list[Any]) -> list[Any]:
@@ -227,19 +219,19 @@ def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
     return [*by_cost(pretrainings), *by_cost(cells)]
 
 
-def live_order(waiting: list[PretrainItem | CellItem], tracker: "EtaTracker"
-               ) -> list[PretrainItem | CellItem]:
+def live_order(waiting: list[Pretraining | CellItem], tracker: "EtaTracker"
+               ) -> list[Pretraining | CellItem]:
     """:func:`schedule_order` of the items waiting by the live ETA's estimates, which learn
     from the items finished: on a machine without measured rates every cell starts as the
     same guess, and the plan's order would stand."""
     now = {(i.kind, i.key): tracker.item_remaining(i.kind, i.key) or 0.0 for i in waiting}
-    return schedule_order([i for i in waiting if isinstance(i, PretrainItem)],
+    return schedule_order([i for i in waiting if isinstance(i, Pretraining)],
                           [i for i in waiting if isinstance(i, CellItem)], now)
 
 
-def next_item(waiting: list[PretrainItem | CellItem],
-              ready: Callable[[PretrainItem | CellItem], bool],
-              running: list[PretrainItem | CellItem]) -> PretrainItem | CellItem | None:
+def next_item(waiting: list[Pretraining | CellItem],
+              ready: Callable[[Pretraining | CellItem], bool],
+              running: list[Pretraining | CellItem]) -> Pretraining | CellItem | None:
     """The first ready item of ``waiting`` (in schedule order) that is not a cell of a
     feature group already running; when every ready item is, the first ready one (a worker
     is not left idle). None when nothing is ready."""
@@ -259,18 +251,18 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", job
     """Run the pretrainings and ``cells`` over ``jobs`` worker processes; returns the failed
     cells' lines (``key: reason``). The order is :func:`live_order` by the display's ETA
     tracker (the plan's estimate until items finish); without one, the plan's order."""
-    waiting: list[PretrainItem | CellItem] = [*pretrain_items(ctx, cells),
+    waiting: list[Pretraining | CellItem] = [*pretrain_items(ctx, cells),
                                               *cell_items(ctx, cells)]
-    outcomes: dict[tuple[str, str], PretrainOutcome] = {}
+    outcomes: dict[Pretraining, PretrainOutcome] = {}
     failures: list[str] = []
     spawn = get_context("spawn")
     events = spawn.Queue()
-    in_flight: dict[Future[Any], PretrainItem | CellItem] = {}
+    in_flight: dict[Future[Any], Pretraining | CellItem] = {}
     pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init,
                                initargs=(ctx.options, threads_per_worker(jobs), setup, events))
 
-    def ready(item: PretrainItem | CellItem) -> bool:
-        return isinstance(item, PretrainItem) or item.needs is None or item.needs in outcomes
+    def ready(item: Pretraining | CellItem) -> bool:
+        return isinstance(item, Pretraining) or item.needs is None or item.needs in outcomes
 
     def hand_out() -> None:
         if display.tracker is not None:
@@ -280,7 +272,7 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", job
             if item is None:
                 return
             waiting.remove(item)
-            if isinstance(item, PretrainItem):
+            if isinstance(item, Pretraining):
                 in_flight[pool.submit(_pretrain_in_worker, item)] = item
             else:
                 dep = outcomes.get(item.needs) if item.needs is not None else None
@@ -308,13 +300,13 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", job
                         f"a worker process died while running {item.key} (out of memory?); "
                         "the records written so far stand: run again to resume, with "
                         "--jobs 1 for a single process") from None
-                if isinstance(item, PretrainItem):
-                    outcomes[(item.method, item.domain)] = outcome
-                    display.pretrained(item.method, item.domain, outcome.failure is None,
+                if isinstance(item, Pretraining):
+                    outcomes[item] = outcome
+                    display.pretrained(item, outcome.failure is None,
                                        steps=outcome.result.steps if outcome.result else None,
                                        seconds=outcome.seconds)
                     if outcome.failure is not None:
-                        display.print(f"pretraining {item.method} ({item.domain}) failed: "
+                        display.print(f"pretraining {item.label} failed: "
                                       f"{outcome.failure.reason}", always=True)
                         if display.debug:
                             display.print(outcome.failure.traceback, always=True)
@@ -336,8 +328,8 @@ def forward_event(display: "Display", kind: str, item: tuple[str, str] | None,
         display.log(payload)
     elif kind == "start" and item is not None:
         if item[0] == "pretrain":
-            method, _, domain = item[1].partition("|")
-            display.pretraining(method, domain)
+            method, domain, seed = item[1].split("|")
+            display.pretraining(Pretraining(method, domain, int(seed)))
         else:
             display.running_key(item[1])
     elif kind == "progress" and item is not None:
@@ -345,6 +337,6 @@ def forward_event(display: "Display", kind: str, item: tuple[str, str] | None,
         display.progress(stage, done, total, extras, item=item)
 
 
-__all__ = ["CellItem", "PluginSetup", "PretrainItem", "PretrainOutcome", "cell_items",
+__all__ = ["CellItem", "PluginSetup", "PretrainOutcome", "cell_items",
            "forward_event", "live_order", "next_item", "plugin_setup", "pretrain_items",
            "run_in_workers", "schedule_order", "threads_per_worker", "worker_context"]
