@@ -107,7 +107,8 @@ def test_listing_from_registrations_equals_listing_from_the_classes(fresh_plugin
 def test_builtin_ids_are_unchanged(fresh_plugins) -> None:
     data = listing()
     assert [m["id"] for m in data["methods"]] == sorted(
-        ["random-init", "imagenet", "supervised", "simclr", "moco-v2", "byol", "dino", "mae"])
+        ["random-init", "imagenet", "supervised", "bn-adapt", "bn-adapt-random", "simclr",
+         "moco-v2", "byol", "dino", "mae"])
     assert [d["id"] for d in data["datasets"]] == sorted(
         ["cholec80", "m2cai16-workflow", "cholecseg8k", "m2caiseg", "endovis2017",
          "kvasir-instrument", "btcv", "msd", "amos"])

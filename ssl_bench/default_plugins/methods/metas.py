@@ -52,6 +52,36 @@ SUPERVISED_META = MethodMeta(
     backbone=DEFAULT_CNN,
 )
 
+BN_ADAPT_META = MethodMeta(
+    id="bn-adapt",
+    version="1",
+    kind="pretrain",
+    name="BN adaptation (ImageNet weights)",
+    paper=("none (control: the ImageNet EfficientNet-Lite0 with its batch-norm statistics "
+           "re-estimated on the pretraining pool, no gradient step)"),
+    description=("ImageNet weights; BN running statistics re-estimated on the pool through "
+                 "SimCLR's views, weights unchanged"),
+    pretrain_input="frames",
+    domains=("surgical", "ct"),
+    provides=frozenset({"frame-features", "spatial-features"}),
+    backbone=DEFAULT_CNN,
+)
+
+BN_ADAPT_RANDOM_META = MethodMeta(
+    id="bn-adapt-random",
+    version="1",
+    kind="pretrain",
+    name="BN adaptation (random weights)",
+    paper=("none (control: random weights with their batch-norm statistics re-estimated on "
+           "the pretraining pool, no gradient step)"),
+    description=("random weights; BN running statistics re-estimated on the pool through "
+                 "SimCLR's views, weights unchanged"),
+    pretrain_input="frames",
+    domains=("surgical", "ct"),
+    provides=frozenset({"frame-features", "spatial-features"}),
+    backbone=DEFAULT_CNN,
+)
+
 SIMCLR_META = MethodMeta(
     id="simclr",
     version="3",  # 2: CT views keep intensities and laterality (AugmentPolicy);
