@@ -10,12 +10,18 @@ says why it is separate. Methods are rows, label settings (fractions or unit cou
 the mean (Student t with n-1 degrees of freedom). The best mean per column is marked.
 
 **Paired comparison.** Within a (table, label setting) and a seed all methods share the label
-subset (checked: a mismatch is an error) and the test units, so each method is compared with a
-baseline row (``random-init`` by default) by a paired hierarchical bootstrap over seeds and
-test units (:func:`ssl_bench.stats.paired_bootstrap`): the difference with its 95% CI, a
-Holm-adjusted p-value across the table's methods, a significance mark at 0.05 and a rank
-interval. Rows without per-unit parts (schema-1 records), n/a or failed rows are left out of
-the statistics.
+subset (checked: a mismatch is an error) and the test units, so each method is compared with
+each baseline row (``random-init`` and ``bn-adapt`` by default: nothing learned, and exposure
+to the domain without an objective) by a paired hierarchical bootstrap over seeds and test
+units (:func:`ssl_bench.stats.paired_bootstrap`): per baseline, the difference with its 95% CI,
+a p-value Holm-adjusted across the other rows compared with that baseline (each baseline is its
+own family), a significance mark at 0.05 and a rank interval. A baseline without a row in a
+table is skipped there with one note. Rows without per-unit parts (schema-1 records), n/a or
+failed rows are left out of the statistics.
+
+**Shared pretraining.** When two seeds of a row read the same pretraining checkpoint, the
+bootstrap cannot resample the pretraining run: the table then carries a caveat that its
+differences are about those checkpoints, not the methods.
 
 **Health.** Each row carries its encoder's pretraining health (:mod:`ssl_bench.engine.health`)
 and is flagged when the encoder collapsed.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +46,14 @@ import numpy as np
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import CellRecord
 
-DEFAULT_BASELINE = "random-init"
+#: the baseline rows every method is compared with unless others are named: random-init
+#: (nothing learned) and bn-adapt (ImageNet weights with BN statistics re-estimated on the
+#: pool: domain exposure without an objective); the first is :attr:`BoardTable.baseline`
+DEFAULT_BASELINES: tuple[str, ...] = ("random-init", "bn-adapt")
 N_BOOT = 10000
+#: the caveat of a table whose seeds share a pretraining run
+SHARED_PRETRAINING = ("one pretraining run per method: Δ is about these checkpoints, not the "
+                      "methods")
 
 
 @dataclass(frozen=True, order=True)
@@ -101,21 +114,34 @@ class Stat:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A method's paired difference to the baseline in one column."""
+    """A method's paired difference to one baseline in one column.
+
+    ``p_value`` is the raw two-sided bootstrap p-value; ``p_holm`` is Holm-adjusted over the
+    family of this baseline and column (the ``family_size`` other rows compared with it; the
+    baseline's own row is not in it). ``n_seeds`` and ``n_boot`` are the seeds and replicates
+    the bootstrap drew from: they bound the smallest p-value it can give.
+    """
 
     baseline: str
     delta: float
     ci_low: float
     ci_high: float
+    p_value: float
     p_holm: float
     significant: bool
     rank_low: float
     rank_high: float
+    family_size: int
+    n_seeds: int
+    n_boot: int
 
     def as_json(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "mean": round_finite(self.delta),
                 "ci_low": round_finite(self.ci_low), "ci_high": round_finite(self.ci_high),
-                "p_holm": round_finite(self.p_holm), "significant": self.significant}
+                "p": round_finite(self.p_value), "p_holm": round_finite(self.p_holm),
+                "significant": self.significant, "rank_low": round_finite(self.rank_low),
+                "rank_high": round_finite(self.rank_high), "family_size": self.family_size,
+                "n_seeds": self.n_seeds, "n_boot": self.n_boot}
 
 
 @dataclass(frozen=True)
@@ -151,10 +177,18 @@ class BoardTable:
     #: why this table is separate from the other tables of its benchmark ("" if it is not)
     split: str = ""
     environments: list[str] = field(default_factory=list)
-    baseline: str | None = None
-    comparisons: dict[tuple[str, LabelColumn], Comparison] = field(default_factory=dict)
-    #: per column, why no statistics could be computed (e.g. no baseline row)
+    #: the baselines asked for, in order (those without a row here are skipped with a note);
+    #: the first is :attr:`baseline`
+    requested_baselines: tuple[str, ...] = ()
+    #: per baseline with statistics in this table (in the requested order), its comparisons
+    baseline_comparisons: dict[str, dict[tuple[str, LabelColumn], Comparison]] = field(
+        default_factory=dict)
+    #: one line naming the requested baselines this table has no statistics against ("" if none)
+    baseline_note: str = ""
+    #: per column, why some statistics are missing there (rows left out, a baseline absent)
     stats_notes: dict[LabelColumn, str] = field(default_factory=dict)
+    #: the rows two of whose seeds read the same pretraining checkpoint
+    shared_pretraining: list[str] = field(default_factory=list)
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     links: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -170,6 +204,45 @@ class BoardTable:
     @property
     def mixed_environment(self) -> bool:
         return len(self.environments) > 1
+
+    @property
+    def baselines(self) -> list[str]:
+        """The baselines this table has statistics against, in the requested order."""
+        return list(self.baseline_comparisons)
+
+    @property
+    def baseline(self) -> str | None:
+        """The first baseline asked for (None before statistics were requested)."""
+        return self.requested_baselines[0] if self.requested_baselines else None
+
+    @property
+    def comparisons(self) -> dict[tuple[str, LabelColumn], Comparison]:
+        """The comparisons with :attr:`baseline` (empty when it has no row here)."""
+        return self.baseline_comparisons.get(self.baseline or "", {})
+
+    def comparison(self, method: str, column: LabelColumn,
+                   baseline: str | None = None) -> Comparison | None:
+        """``method``'s comparison with ``baseline`` (default: the first) in ``column``."""
+        base = baseline if baseline is not None else self.baseline
+        return self.baseline_comparisons.get(base or "", {}).get((method, column))
+
+    def rank_comparison(self, method: str, column: LabelColumn) -> Comparison | None:
+        """The comparison whose bootstrap gives the row's rank interval in ``column``: that
+        of the first baseline that compared it."""
+        for comps in self.baseline_comparisons.values():
+            if (method, column) in comps:
+                return comps[(method, column)]
+        return None
+
+    @property
+    def caveat(self) -> str:
+        """The shared-pretraining line ("" when every row's seeds have their own checkpoint);
+        it names the rows when it does not apply to all of them."""
+        if not self.shared_pretraining:
+            return ""
+        if set(self.shared_pretraining) >= set(self.methods):
+            return SHARED_PRETRAINING
+        return f"{SHARED_PRETRAINING} (rows: {', '.join(self.shared_pretraining)})"
 
     def best(self, column: LabelColumn) -> set[str]:
         """The method(s) with the best mean in a column (ties are all best)."""
@@ -239,10 +312,25 @@ def _split_note(key: tuple[str, ...], others: list[tuple[str, ...]], earlier: bo
     return "; ".join(why)
 
 
+def parse_baselines(baseline: str | Sequence[str]) -> tuple[str, ...]:
+    """The baseline ids of ``baseline``: one id, comma-separated ids, or a list of ids; each
+    once, in order. Raises when none is named."""
+    items = baseline.split(",") if isinstance(baseline, str) else list(baseline)
+    ids = tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+    if not ids:
+        raise SSLBenchError(f"--baseline {baseline!r} names no method; pass method ids "
+                            f"separated by commas, e.g. {','.join(DEFAULT_BASELINES)}")
+    return ids
+
+
 def build_tables(records: list[CellRecord], benchmarks: list[str] | None = None,
-                 baseline: str = DEFAULT_BASELINE, n_boot: int = N_BOOT) -> list[BoardTable]:
+                 baseline: str | Sequence[str] = DEFAULT_BASELINES,
+                 n_boot: int = N_BOOT) -> list[BoardTable]:
     """Tables of the records (of ``benchmarks`` when given), with paired statistics against
-    ``baseline``."""
+    each baseline of ``baseline`` (one id, comma-separated ids or a list; see
+    :func:`parse_baselines`). A baseline without a row in a table is skipped there with a
+    note, never an error."""
+    baselines = parse_baselines(baseline)
     partitions: dict[tuple[str, ...], list[CellRecord]] = defaultdict(list)
     loose = []  # n/a records and cells that failed before their inputs were known
     for r in records:
@@ -270,12 +358,13 @@ def build_tables(records: list[CellRecord], benchmarks: list[str] | None = None,
             earlier = [r for r in recs if _method_config(r) != _method_config(latest[r.method.id])]
             for group, is_earlier in ((current, False), (earlier, True)):
                 if group:
-                    tables.append(_table(group, _split_note(key, keys, is_earlier), baseline,
-                                         n_boot))
+                    tables.append(_table(group, _split_note(key, keys, is_earlier),
+                                         baselines, n_boot))
     return tables
 
 
-def _table(recs: list[CellRecord], split: str, baseline: str, n_boot: int) -> BoardTable:
+def _table(recs: list[CellRecord], split: str, baselines: tuple[str, ...],
+           n_boot: int) -> BoardTable:
     first = recs[0]
     main = first.task.main_score
     hib = first.task.higher_is_better.get(main, True)
@@ -326,9 +415,27 @@ def _table(recs: list[CellRecord], split: str, baseline: str, n_boot: int) -> Bo
         versions=versions, date=max(r.date for r in recs), columns=columns, methods=methods,
         cells=cells, ranks=ranks, split=split, environments=environments, health=health,
         notes=notes, links=links, published=_published(recs),
+        shared_pretraining=_shared_pretraining(recs, methods),
     )
-    _compare(table, baseline, n_boot)
+    _compare(table, baselines, n_boot)
     return table
+
+
+def checkpoint_of(record: CellRecord) -> str:
+    """The pretraining checkpoint a record's cell read ("" if none is recorded)."""
+    return record.identity.method.checkpoint if record.identity else record.checkpoint
+
+
+def _shared_pretraining(recs: list[CellRecord], methods: list[str]) -> list[str]:
+    """The rows (in table order) with two scored seeds that read the same non-empty checkpoint:
+    their seeds do not vary the pretraining run, so the bootstrap cannot resample it."""
+    seeds_of: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for r in recs:
+        checkpoint = checkpoint_of(r)
+        if r.status == "ok" and r.main_score is not None and checkpoint:
+            seeds_of[(r.method.id, checkpoint)].add(r.seed)
+    shared = {m for (m, _), seeds in seeds_of.items() if len(seeds) >= 2}
+    return [m for m in methods if m in shared]
 
 
 def _check_shared_subsets(benchmark: str,
@@ -381,37 +488,78 @@ def _mean_ranks(cells: dict[tuple[str, LabelColumn], Stat], methods: list[str],
     return {m: (float(np.mean(r)) if r else None) for m, r in ranks.items()}
 
 
-def _compare(table: BoardTable, baseline: str, n_boot: int) -> None:
-    """Fill the table's paired comparisons, column by column."""
+def _compare(table: BoardTable, baselines: tuple[str, ...], n_boot: int) -> None:
+    """Fill the table's paired comparisons, baseline by baseline and column by column, and
+    the notes on what could not be compared."""
+    table.requested_baselines = baselines
+    column_notes: dict[LabelColumn, list[str]] = defaultdict(list)
+    for baseline in baselines:
+        comparisons: dict[tuple[str, LabelColumn], Comparison] = {}
+        left_out_by_column: dict[LabelColumn, list[str]] = {}
+        absent_columns = []
+        for col in table.columns:
+            result = _compare_column(table, baseline, col, n_boot)
+            if result is None:
+                absent_columns.append(col)
+                continue
+            comps, left_out = result
+            comparisons.update(comps)
+            if left_out:
+                left_out_by_column[col] = left_out
+        if not comparisons:
+            continue  # absent from the whole table: named once in the table's note
+        table.baseline_comparisons[baseline] = comparisons
+        for col in absent_columns:
+            column_notes[col].append(f"no Δ vs {baseline}: no {baseline} row with per-unit "
+                                     "scores in this column")
+        for col, left_out in left_out_by_column.items():
+            column_notes[col].append(f"not compared with {baseline} (seeds or per-unit scores "
+                                     f"missing): {', '.join(left_out)}")
+    table.stats_notes = {col: "; ".join(notes) for col, notes in sorted(column_notes.items())}
+    table.baseline_note = _baseline_note(baselines, table.baselines)
+
+
+def _compare_column(table: BoardTable, baseline: str, col: LabelColumn, n_boot: int
+                    ) -> tuple[dict[tuple[str, LabelColumn], Comparison], list[str]] | None:
+    """The comparisons with ``baseline`` in one column and the scored rows left out (seeds or
+    per-unit scores missing); None without a baseline row with per-unit scores there. The
+    first baseline's bootstrap of each column is kept for the summary across benchmarks."""
     from ssl_bench.stats import paired_bootstrap, table_seed
 
-    table.baseline = baseline
-    for col in table.columns:
-        base = table.cells.get((baseline, col))
-        if base is None or not base.parts:
-            table.stats_notes[col] = (f"no statistics: no {baseline} row with per-unit scores "
-                                      "(choose another --baseline)")
-            continue
-        seeds = sorted(base.parts)
-        methods = [m for m in table.methods
-                   if (m, col) in table.cells and table.cells[(m, col)].status == "ok"
-                   and all(s in table.cells[(m, col)].parts for s in seeds)]
-        left_out = [m for m in table.methods if m not in methods
-                    and (m, col) in table.cells and table.cells[(m, col)].status == "ok"]
-        if left_out:
-            table.stats_notes[col] = (f"not compared (seeds or per-unit scores missing): "
-                                      f"{', '.join(left_out)}")
-        parts = {(m, s): table.cells[(m, col)].parts[s] for m in methods for s in seeds}
-        result = paired_bootstrap(parts, methods, baseline, table.higher_is_better,
-                                  n_boot=n_boot,
-                                  seed=table_seed(table.benchmark, table.protocol, col.text,
-                                                  table.split))
-        table.bootstraps[col] = result
-        for m, c in result.comparisons.items():
-            table.comparisons[(m, col)] = Comparison(
-                baseline=baseline, delta=c.delta, ci_low=c.ci_low, ci_high=c.ci_high,
-                p_holm=c.p_holm, significant=c.significant, rank_low=c.rank_low,
-                rank_high=c.rank_high)
+    base = table.cells.get((baseline, col))
+    if base is None or not base.parts:
+        return None
+    seeds = sorted(base.parts)
+    scored = [m for m in table.methods
+              if (m, col) in table.cells and table.cells[(m, col)].status == "ok"]
+    methods = [m for m in scored if all(s in table.cells[(m, col)].parts for s in seeds)]
+    left_out = [m for m in scored if m not in methods]
+    parts = {(m, s): table.cells[(m, col)].parts[s] for m in methods for s in seeds}
+    result = paired_bootstrap(parts, methods, baseline, table.higher_is_better, n_boot=n_boot,
+                              seed=table_seed(table.benchmark, table.protocol, col.text,
+                                              table.split))
+    table.bootstraps.setdefault(col, result)
+    family = len(methods) - 1
+    comparisons = {
+        (m, col): Comparison(
+            baseline=baseline, delta=c.delta, ci_low=c.ci_low, ci_high=c.ci_high,
+            p_value=c.p_value, p_holm=c.p_holm, significant=c.significant,
+            rank_low=c.rank_low, rank_high=c.rank_high, family_size=family,
+            n_seeds=len(result.seeds), n_boot=result.n_boot)
+        for m, c in result.comparisons.items()}
+    return comparisons, left_out
+
+
+def _baseline_note(requested: tuple[str, ...], present: list[str]) -> str:
+    """One line naming the requested baselines a table has no statistics against."""
+    absent = [b for b in requested if b not in present]
+    if not absent:
+        return ""
+    names = " or ".join(absent)
+    if not present:
+        return (f"no statistics: no {names} row with per-unit scores in this table (pass "
+                "--baseline with a method of this table)")
+    return f"no Δ vs {names}: no such row with per-unit scores in this table"
 
 
 def summarise(tables: list[BoardTable]) -> Summary | None:
@@ -441,5 +589,6 @@ def summarise(tables: list[BoardTable]) -> Summary | None:
         friedman_note=test.reason, critical_difference=cd)
 
 
-__all__ = ["BoardTable", "Comparison", "DEFAULT_BASELINE", "LabelColumn", "N_BOOT", "Published",
-           "Stat", "Summary", "build_tables", "column_of", "round_finite", "summarise"]
+__all__ = ["BoardTable", "Comparison", "DEFAULT_BASELINES", "LabelColumn", "N_BOOT",
+           "Published", "SHARED_PRETRAINING", "Stat", "Summary", "build_tables", "checkpoint_of",
+           "column_of", "parse_baselines", "round_finite", "summarise"]

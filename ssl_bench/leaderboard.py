@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from ssl_bench import atomic
-from ssl_bench.board import DEFAULT_BASELINE, BoardTable, Summary, build_tables, summarise
+from ssl_bench.board import (
+    DEFAULT_BASELINES,
+    BoardTable,
+    Summary,
+    build_tables,
+    parse_baselines,
+    summarise,
+)
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.leaderboard_html import render_page
 from ssl_bench.leaderboard_plots import plot_kind, plot_table
@@ -81,9 +89,11 @@ def write_outputs(tables: list[BoardTable], out: Path, formats: list[str],
 
 
 def write_run_leaderboard(results: Path, benchmarks: list[str],
-                          baseline: str = DEFAULT_BASELINE) -> str:
+                          baseline: str | Sequence[str] = DEFAULT_BASELINES) -> str:
     """Called at the end of ``ssl-bench run``: write md/csv/json/png under results/leaderboard
-    for every record there, and return the markdown of the benchmarks just run."""
+    for every record there, and return the markdown of the benchmarks just run. The
+    baselines are those of ``ssl-bench leaderboard`` without ``--baseline``, so the run's
+    board is the one that command writes."""
     records, warnings = iter_records(results)
     for w in warnings:
         print(f"warning: {w}")
@@ -94,9 +104,11 @@ def write_run_leaderboard(results: Path, benchmarks: list[str],
 
 
 def leaderboard_main(results: Path, formats: list[str], out: Path | None, check: bool,
-                     baseline: str | None = None) -> None:
-    """``ssl-bench leaderboard``; ``baseline`` None is the default row (random-init), whose
-    absence only leaves the tables without statistics, while a named one must exist."""
+                     baseline: str | Sequence[str] | None = None) -> None:
+    """``ssl-bench leaderboard``; ``baseline``: one id, comma-separated ids or a list. None
+    means the default baselines (:data:`ssl_bench.board.DEFAULT_BASELINES`), each skipped
+    with a note where it has no row; a named baseline must have records somewhere (a table
+    without it is still skipped with a note)."""
     import click
 
     if not results.exists():
@@ -107,11 +119,16 @@ def leaderboard_main(results: Path, formats: list[str], out: Path | None, check:
         click.echo(f"warning: skipped {w}", err=True)
     if not records:
         raise SSLBenchError(f"no records under {results / 'records'}; run `ssl-bench run` first")
-    if baseline is not None and baseline not in {r.method.id for r in records}:
-        known = ", ".join(sorted({r.method.id for r in records}))
-        raise SSLBenchError(f"--baseline {baseline!r}: no records of that method under "
-                            f"{results}; choose one of {known}")
-    tables = build_tables(records, baseline=baseline or DEFAULT_BASELINE)
+    baselines = DEFAULT_BASELINES if baseline is None else parse_baselines(baseline)
+    if baseline is not None:
+        known = sorted({r.method.id for r in records})
+        missing = [b for b in baselines if b not in known]
+        if missing:
+            raise SSLBenchError(f"--baseline {','.join(baselines)}: no records of "
+                                f"{', '.join(missing)} under {results}; name methods that "
+                                f"have records ({', '.join(known)}) or leave --baseline out "
+                                f"for the default ({','.join(DEFAULT_BASELINES)})")
+    tables = build_tables(records, baseline=baselines)
     summary = summarise(tables)
     out = out or results / "leaderboard"
     if check:
@@ -127,7 +144,7 @@ def leaderboard_main(results: Path, formats: list[str], out: Path | None, check:
                 if not target.exists() or target.read_text() != path.read_text():
                     stale.append(path.name)
         if stale:
-            again = f" --baseline {baseline}" if baseline else ""
+            again = f" --baseline {','.join(baselines)}" if baseline is not None else ""
             raise SSLBenchError(f"leaderboard files in {out} differ from the records: "
                                 f"{', '.join(stale)}; regenerate them with `ssl-bench leaderboard "
                                 f"--results {results} --out {out} --format {','.join(formats)}"

@@ -23,6 +23,7 @@ from ssl_bench.leaderboard_text import (
     provenance,
     published_value_text,
     rank_interval_text,
+    table_notes,
     title,
 )
 
@@ -40,6 +41,7 @@ td.collapsed,span.collapsed{color:#b00;font-weight:bold}
 tr.published td{color:#555;font-style:italic;background:#f8f8f8}
 tr.baseline td.method{text-decoration:underline}
 .prov{font-size:0.85em;color:#555}
+.caveat{font-weight:bold;color:#8a4b00}
 .synthetic{background:#fff3cd;padding:2px 6px;border-radius:3px}
 img{max-width:640px}
 th[data-order=asc]::after{content:" \\25B2"}
@@ -105,13 +107,15 @@ def _method_cell(t: BoardTable, m: str) -> str:
 
 
 def _table(t: BoardTable) -> list[str]:
-    stats = bool(t.comparisons)
+    baselines = t.baselines
     head = ['<th title="click to sort">rank</th>', '<th title="click to sort">method</th>']
     for col in t.columns:
         head.append(f'<th title="click to sort">{_e(col.header)}</th>')
-        if stats:
-            head.append(f'<th title="paired difference to {_e(t.baseline)}, 95% CI, Holm p; '
-                        f'* significant at 0.05">Δ vs {_e(t.baseline)} ({_e(col.header)})</th>')
+        for b in baselines:
+            head.append(f'<th title="paired difference to {_e(b)}, 95% CI, p Holm-adjusted '
+                        f'over the other rows compared with {_e(b)}; * significant at 0.05">'
+                        f'Δ vs {_e(b)} ({_e(col.header)})</th>')
+        if baselines:
             head.append(f'<th title="95% rank interval (bootstrap)">rank 95% '
                         f'({_e(col.header)})</th>')
     head.append('<th title="embedding std (x sqrt d), RankMe, pretraining loss">health</th>')
@@ -136,18 +140,20 @@ def _table(t: BoardTable) -> list[str]:
                 stat.mean) else ""
             row.append(f'<td class="{" ".join(klass)}" title="{_e(tip)}" '
                        f'data-sort="{sort}">{_e(text)}</td>')
-            if stats:
-                comp = t.comparisons.get((m, col))
+            for b in baselines:
+                comp = t.comparison(m, col, b)
                 d_sort = f"{comp.delta:.6f}" if comp is not None else ""
                 sig = " sig" if comp is not None and comp.significant else ""
                 row.append(f'<td class="delta{sig}" data-sort="{d_sort}">'
-                           f'{_e(delta_text(t, m, col))}</td>')
-                row.append(f'<td data-sort="{comp.rank_low if comp else ""}">'
-                           f'{_e(rank_interval_text(comp))}</td>')
+                           f'{_e(delta_text(t, m, col, b))}</td>')
+            if baselines:
+                ranked = t.rank_comparison(m, col)
+                row.append(f'<td data-sort="{ranked.rank_low if ranked else ""}">'
+                           f'{_e(rank_interval_text(ranked))}</td>')
         health = health_text(t.health.get(m))
         klass = ' class="collapsed"' if t.collapsed(m) else ""
         row.append(f'<td{klass} data-sort="{_e(health)}">{_e(health)}</td>')
-        base = ' class="baseline"' if m == t.baseline else ""
+        base = ' class="baseline"' if m in baselines else ""
         out.append(f"<tr{base}>" + "".join(row) + "</tr>")
     out.append("</tbody></table>")
     if t.published:
@@ -173,9 +179,10 @@ def render_page(tables: list[BoardTable], plots: dict[int, str],
              '<link rel="icon" href="data:,">',
              "<title>ssl-bench leaderboard</title>", f"<style>{_STYLE}</style></head><body>",
              "<h1>ssl-bench leaderboard</h1>",
-             "<p>Cells: mean ± sample std over seeds (n); hover for the 95% CI. Δ: paired "
-             "difference to the baseline row with its 95% CI from a hierarchical bootstrap over "
-             "seeds and test units, Holm-adjusted p; bold green = significant at 0.05. Health: "
+             "<p>Cells: mean ± sample std over seeds (n); hover for the 95% CI. Δ vs B: "
+             "paired difference to baseline row B with its 95% CI from a hierarchical bootstrap "
+             "over seeds and test units, p Holm-adjusted over the other rows compared with B; "
+             "bold green = significant at 0.05. Health: "
              "embedding std (× √d) and RankMe on val frames; ⚠ = collapsed encoder. Click a "
              "column header to sort. Bold: best per column.</p>"]
     anchors = [f"t{i}-{t.benchmark}" for i, t in enumerate(tables)]
@@ -192,8 +199,10 @@ def render_page(tables: list[BoardTable], plots: dict[int, str],
         parts.append(f'<p class="prov">{_e(provenance(t))}</p>')
         parts.append(f'<p class="prov">{_e(environment_text(t))}</p>')
         parts += _table(t)
-        for col, note in sorted(t.stats_notes.items()):
-            parts.append(f'<p class="prov">{_e(col.header)}: {_e(note)}</p>')
+        if t.caveat:
+            parts.append(f'<p class="caveat">{_e(t.caveat)}</p>')
+        for note in table_notes(t):
+            parts.append(f'<p class="prov">{_e(note)}</p>')
         if i in plots:
             parts.append(_image(plots[i], f"{t.benchmark} {plot_kind(t)} plot"))
         parts.append("</section>")

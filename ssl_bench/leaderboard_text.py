@@ -31,9 +31,11 @@ def cell_text(stat: Stat | None, ci: bool = True) -> str:
     return text
 
 
-def delta_text(t: BoardTable, method: str, column: LabelColumn) -> str:
-    """``+5.20 [1.10, 9.30] p=0.003 *`` (``*``: Holm-significant at 0.05); ``baseline``."""
-    comp = t.comparisons.get((method, column))
+def delta_text(t: BoardTable, method: str, column: LabelColumn,
+               baseline: str | None = None) -> str:
+    """``+5.20 [1.10, 9.30] p=0.003 *`` (``*``: Holm-significant at 0.05) against ``baseline``
+    (default: the table's first); ``baseline`` in the baseline's own row."""
+    comp = t.comparison(method, column, baseline)
     if comp is None:
         return ""
     if method == comp.baseline:
@@ -95,17 +97,21 @@ def environment_text(t: BoardTable) -> str:
     return f"environment: {t.environments[0]}"
 
 
-def _stats_columns(t: BoardTable) -> bool:
-    return bool(t.comparisons)
+def table_notes(t: BoardTable) -> list[str]:
+    """The statistics notes under a table: the baselines skipped in it and, per column, what
+    could not be compared (the shared-pretraining caveat is :attr:`BoardTable.caveat`)."""
+    lines = [t.baseline_note] if t.baseline_note else []
+    return lines + [f"{col.header}: {note}" for col, note in sorted(t.stats_notes.items())]
 
 
 def _intro() -> list[str]:
     return ["# ssl-bench leaderboard", "",
             "Cells: mean ± sample std over seeds (n = seeds) [95% CI of the mean]; **bold** = "
-            "best per column; rank = mean rank over label settings. Δ: paired difference to the "
-            "baseline row [95% CI] from a hierarchical bootstrap over seeds and test units, "
-            "p = Holm-adjusted over the table's methods, * = significant at 0.05; rank 95% = "
-            "the rank interval from the same bootstrap. Health: the encoder's embedding std "
+            "best per column; rank = mean rank over label settings. Δ vs B: paired difference "
+            "to baseline row B [95% CI] from a hierarchical bootstrap over seeds and test "
+            "units, p = Holm-adjusted over the other rows compared with B (each baseline is its "
+            "own family), * = significant at 0.05; rank 95% = the rank interval from the same "
+            "bootstrap (that of the first baseline). Health: the encoder's embedding std "
             "(× √d; about 1 when healthy, 0 when collapsed) and RankMe effective rank on val "
             "frames, and its pretraining loss (first → last 10% of steps). Published rows are "
             "figures from papers, not ranked.", ""]
@@ -116,12 +122,13 @@ def render_markdown(tables: list[BoardTable], summary: Summary | None = None,
     lines = _intro()
     for t in tables:
         lines += [f"## {title(t)}", "", provenance(t), "", environment_text(t), ""]
-        stats = _stats_columns(t)
+        baselines = t.baselines
         header = ["rank", "method"]
         for col in t.columns:
             header.append(col.header)
-            if stats:
-                header += [f"Δ vs {t.baseline} ({col.header})", f"rank 95% ({col.header})"]
+            if baselines:
+                header += [f"Δ vs {b} ({col.header})" for b in baselines]
+                header.append(f"rank 95% ({col.header})")
         header.append("health")
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] * len(header)) + "|")
@@ -131,14 +138,14 @@ def render_markdown(tables: list[BoardTable], summary: Summary | None = None,
             for col in t.columns:
                 text = cell_text(t.cells.get((m, col)))
                 row.append(f"**{text}**" if m in t.best(col) else text)
-                if stats:
-                    row += [delta_text(t, m, col),
-                            rank_interval_text(t.comparisons.get((m, col)))]
+                if baselines:
+                    row += [delta_text(t, m, col, b) for b in baselines]
+                    row.append(rank_interval_text(t.rank_comparison(m, col)))
             row.append(health_text(t.health.get(m)))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
-        for col, note in sorted(t.stats_notes.items()):
-            lines += [f"{col.header}: {note}", ""]
+        for note in ([t.caveat] if t.caveat else []) + table_notes(t):
+            lines += [note, ""]
         if t.published:
             lines += _markdown_published(t)
     if summary is not None:
@@ -193,7 +200,8 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                 if stat is None:
                     continue
                 interval = stat.ci
-                comp = t.comparisons.get((m, col))
+                comps = [c for b in t.baselines if (c := t.comparison(m, col, b)) is not None]
+                ranked = t.rank_comparison(m, col)
                 health = t.health.get(m) or {}
                 rows.append({
                     "benchmark": t.benchmark, "task": t.task, "protocol": t.protocol,
@@ -209,32 +217,46 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                     "ci95_high": None if interval is None else round(interval[1], 6),
                     "failed": stat.failed, "best": m in t.best(col),
                     "rank": None if t.ranks[m] is None else round(t.ranks[m], 3),
-                    "delta_vs_baseline": comp.as_json() if comp is not None else None,
-                    "rank_low": round_finite(comp.rank_low) if comp is not None else None,
-                    "rank_high": round_finite(comp.rank_high) if comp is not None else None,
+                    "comparisons": [c.as_json() for c in comps],
+                    "rank_low": round_finite(ranked.rank_low) if ranked is not None else None,
+                    "rank_high": round_finite(ranked.rank_high) if ranked is not None else None,
                     "health": {k: (round_finite(v) if isinstance(v, float) else v)
                                for k, v in health.items()} or None,
                     "collapsed": bool(health.get("collapsed")) if health else None,
                     "synthetic": t.synthetic, "profiles": ",".join(t.profiles),
+                    "shared_pretraining": m in t.shared_pretraining, "caveat": t.caveat,
                 })
     return rows
 
 
+#: the CSV columns of one comparison, each suffixed ``_vs_<baseline>``, and their JSON keys
+CSV_COMPARISON_FIELDS = (("delta", "mean"), ("delta_ci_low", "ci_low"),
+                         ("delta_ci_high", "ci_high"), ("p", "p"), ("p_holm", "p_holm"),
+                         ("significant", "significant"))
+
+
 def render_csv(tables: list[BoardTable], summary: Summary | None = None) -> str:
+    """One row per (table, method, label setting); the comparison with each baseline in its
+    own columns (``delta_vs_<baseline>``, ``p_holm_vs_<baseline>``, ...), empty where that
+    row was not compared with it."""
     import pandas as pd
 
+    baselines = list(dict.fromkeys(b for t in tables for b in t.baselines))
     flat = []
+    columns: list[str] = []
     for row in _rows(tables):
-        out = {k: v for k, v in row.items() if k not in ("delta_vs_baseline", "health")}
-        delta = row["delta_vs_baseline"] or {}
-        out.update({"baseline": delta.get("baseline"), "delta": delta.get("mean"),
-                    "delta_ci_low": delta.get("ci_low"), "delta_ci_high": delta.get("ci_high"),
-                    "p_holm": delta.get("p_holm"), "significant": delta.get("significant")})
+        out = {k: v for k, v in row.items() if k not in ("comparisons", "health")}
+        by_baseline = {c["baseline"]: c for c in row["comparisons"]}
+        for b in baselines:
+            comp = by_baseline.get(b, {})
+            out.update({f"{name}_vs_{b}": comp.get(key) for name, key in CSV_COMPARISON_FIELDS})
         health = row["health"] or {}
         out.update({"embedding_std_ratio": health.get("embedding_std_ratio"),
                     "rankme": health.get("rankme")})
+        columns = columns or list(out)
         flat.append(out)
-    return pd.DataFrame(flat).to_csv(index=False, lineterminator="\n")
+    return pd.DataFrame(flat, columns=columns or None).to_csv(index=False,
+                                                              lineterminator="\n")
 
 
 def render_json(tables: list[BoardTable], summary: Summary | None = None) -> str:
@@ -242,7 +264,9 @@ def render_json(tables: list[BoardTable], summary: Summary | None = None) -> str
         {"benchmark": t.benchmark, "title": title(t), "provenance": provenance(t),
          "split": t.split, "versions": t.versions, "date": t.date,
          "environments": t.environments, "mixed_environment": t.mixed_environment,
-         "baseline": t.baseline,
+         "baseline": t.baseline, "baselines": t.baselines,
+         "requested_baselines": list(t.requested_baselines), "baseline_note": t.baseline_note,
+         "caveat": t.caveat, "shared_pretraining": t.shared_pretraining,
          "stats_notes": {c.header: n for c, n in sorted(t.stats_notes.items())},
          "published": [{"method": p.method, "value": p.value, "metric": p.metric,
                         "label": published_value_text(t, p.column), "backbone": p.backbone,
@@ -274,16 +298,16 @@ def _latex_escape(text: str) -> str:
 def render_latex(tables: list[BoardTable], summary: Summary | None = None) -> str:
     out = []
     for t in tables:
-        stats = _stats_columns(t)
-        per_col = 2 if stats else 1
-        cols = "l" * (2 + per_col * len(t.columns))
-        out += [f"% {title(t)}", f"% {provenance(t)}", f"% {environment_text(t)}",
-                f"\\begin{{tabular}}{{{cols}}}", "\\toprule"]
+        baselines = t.baselines
+        per_col = 1 + len(baselines)
+        n_cols = 2 + per_col * len(t.columns)
+        out += [f"% {title(t)}", f"% {provenance(t)}", f"% {environment_text(t)}"]
+        out += [f"% {_latex_escape(note)}" for note in table_notes(t)]
+        out += [f"\\begin{{tabular}}{{{'l' * n_cols}}}", "\\toprule"]
         header = ["Rank", "Method"]
         for col in t.columns:
             header.append(_latex_escape(col.header))
-            if stats:
-                header.append(_latex_escape(f"Δ vs {t.baseline}"))
+            header += [_latex_escape(f"Δ vs {b}") for b in baselines]
         out += [" & ".join(header) + r" \\", "\\midrule"]
         for m in t.methods:
             rank = t.ranks[m]
@@ -292,8 +316,8 @@ def render_latex(tables: list[BoardTable], summary: Summary | None = None) -> st
             for col in t.columns:
                 text = _latex_escape(cell_text(t.cells.get((m, col)), ci=False))
                 row.append(f"\\textbf{{{text}}}" if m in t.best(col) else text)
-                if stats:
-                    comp = t.comparisons.get((m, col))
+                for b in baselines:
+                    comp = t.comparison(m, col, b)
                     if comp is None:
                         row.append("")
                     elif m == comp.baseline:
@@ -309,6 +333,10 @@ def render_latex(tables: list[BoardTable], summary: Summary | None = None) -> st
                                          f"{published_value_text(t, p.column)}) & "
                                          f"{p.value:.2f}") + " & " * (per_col * len(t.columns) - 1)
                            + r" \\")
+        if t.caveat:  # in the table itself, so that it is printed with it
+            out += ["\\midrule",
+                    f"\\multicolumn{{{n_cols}}}{{l}}{{\\footnotesize "
+                    f"{_latex_escape(t.caveat)}}} \\\\"]
         out += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(out)
 
@@ -319,4 +347,4 @@ def finite(value: float | None) -> bool:
 
 __all__ = ["cell_text", "delta_text", "environment_text", "health_text", "method_text",
            "provenance", "rank_interval_text", "render_csv", "render_json", "render_latex",
-           "render_markdown", "title"]
+           "render_markdown", "table_notes", "title"]

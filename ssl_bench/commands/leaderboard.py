@@ -15,16 +15,19 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder to write tables and plots into (default: RESULTS/leaderboard).")
 @click.option("--baseline", default=None,
-              help="Reference row of the paired comparison (difference, CI, Holm p-value). "
-                   "Default: random-init (tables without it get no statistics).")
+              help="Comma-separated reference rows of the paired comparison: one "
+                   "difference, CI and Holm p-value column per baseline, each its own Holm "
+                   "family; a table without one skips it with a note.  "
+                   "[default: random-init,bn-adapt]")
 @click.option("--check", is_flag=True,
               help="Exit non-zero if the files in --out differ from what the records give.")
 def leaderboard_command(results: Path, formats: str, out: Path | None, baseline: str | None,
                         check: bool) -> None:
     """Build leaderboards from result records: mean ± std over seeds with a 95% CI, the
-    paired difference to a baseline row (hierarchical bootstrap over seeds and test units,
-    Holm-adjusted p-value, significance mark, rank interval), encoder health, published rows,
-    and a summary across benchmarks (mean rank, Friedman test, critical-difference diagram).
+    paired difference to each baseline row (hierarchical bootstrap over seeds and test units,
+    Holm-adjusted p-value, significance mark, rank interval), a caveat where seeds share a
+    pretraining run, encoder health, published rows, and a summary across benchmarks (mean
+    rank, Friedman test, critical-difference diagram).
 
     \b
     Examples:
@@ -32,6 +35,7 @@ def leaderboard_command(results: Path, formats: str, out: Path | None, baseline:
       ssl-bench leaderboard --format md,csv,html --out leaderboards
       ssl-bench leaderboard --out leaderboards --check
       ssl-bench leaderboard --baseline imagenet
+      ssl-bench leaderboard --baseline random-init,bn-adapt,imagenet
     """
     from ssl_bench.leaderboard import leaderboard_main
 
