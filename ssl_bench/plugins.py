@@ -118,7 +118,8 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def register_plugin(module: ModuleType | object, name: str, distribution: str = "local") -> None:
-    """Register a plugin object by hand (tests, ``--plugins-dir``); resets the registries."""
+    """Register a plugin object by hand (tests, ``--checkpoint`` rows, validity controls);
+    resets the registries."""
     global _registries
     pm = get_plugin_manager()
     pm.register(module, name=name)
