@@ -1,10 +1,12 @@
 """Tool presence metrics: AP by hand (ties, absent tools, chance level), video-wise vs pooled
-mAP by hand, their per-video parts, and a cross-check against torchmetrics' average precision
-(an independent implementation; torchmetrics comes with lightly's pytorch-lightning)."""
+mAP by hand, their per-video parts, and a cross-check on random data against an exact rational
+AP and torchmetrics' ``BinaryAveragePrecision`` (an independent implementation; torchmetrics
+comes with lightly's pytorch-lightning)."""
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -75,20 +77,56 @@ def test_tool_absent_everywhere_is_left_out_of_the_mean() -> None:
     assert math.isnan(empty["mAP"]) and math.isnan(empty["frame_mAP"])
 
 
+def _exact_ap(scores: list[int], labels: list[int]) -> Fraction:
+    """AP (percent) as an exact fraction, straight from the definition: for each distinct score
+    ``s``, highest first, the frames with score ``>= s`` are admitted together; the recall gained
+    there times the precision of the admitted frames, summed. Integer scores keep ties exact."""
+    positives = sum(labels)
+    ap, hits_before = Fraction(0), 0
+    for threshold in sorted(set(scores), reverse=True):
+        admitted = [label for score, label in zip(scores, labels) if score >= threshold]
+        hits = sum(admitted)
+        ap += Fraction(hits - hits_before, positives) * Fraction(hits, len(admitted))
+        hits_before = hits
+    return 100 * ap
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_matches_torchmetrics(seed: int) -> None:
-    from torchmetrics.classification import BinaryAveragePrecision, MultilabelAveragePrecision
+    from torchmetrics.classification import BinaryAveragePrecision
 
     rng = np.random.default_rng(seed)
     n, k = 200, 7
     labels = (rng.uniform(size=(n, k)) < rng.uniform(0.05, 0.7, size=k)).astype(np.int64)
     # scores correlated with the labels, rounded to one decimal: many ties
     scores = np.round(labels * rng.uniform(0, 1.5) + rng.normal(size=(n, k)), 1)
+    # the same scores as integers (tenths): equal integers <=> equal scores, so ties are exact
+    tenths = np.rint(10 * scores).astype(np.int64)
+    np.testing.assert_array_equal(tenths / 10, scores)
+    assert np.all(labels.sum(axis=0) > 0)
     ours = tool_ap(scores, labels)
-    reference = MultilabelAveragePrecision(num_labels=k, average=None, thresholds=None)(
-        torch.from_numpy(scores).double(), torch.from_numpy(labels)).numpy()
-    np.testing.assert_allclose(ours, 100 * reference, rtol=1e-6)  # float32 there
+    # torchmetrics gets the scores as exact dyadic fractions in [0, 1] (same order, same ties):
+    # inside [0, 1] it applies no sigmoid, whose CPU kernels can round equal inputs differently
+    # and so split a tie
+    span = int(tenths.max() - tenths.min())
+    assert span < 1024
+    unit_scores = (tenths - tenths.min()) / 1024.0
+    tie_sensitive = 0
     for t in range(k):
+        column, truth = tenths[:, t].tolist(), labels[:, t].tolist()
+        exact = _exact_ap(column, truth)
+        # float64 there: a few roundings per threshold, at most n thresholds
+        assert ours[t] == pytest.approx(float(exact), rel=1e-12, abs=0)
         binary = BinaryAveragePrecision(thresholds=None)(
-            torch.from_numpy(scores[:, t]).double(), torch.from_numpy(labels[:, t]))
-        assert ours[t] == pytest.approx(100 * float(binary), rel=1e-6)
+            torch.from_numpy(unit_scores[:, t]), torch.from_numpy(labels[:, t]))
+        # float32 there (counts, precision, recall and their sum): 2**-24 per rounding over at
+        # most n thresholds; the differences that matter (a tie split) are ~1e-4 relative
+        assert ours[t] == pytest.approx(100 * float(binary), rel=1e-5, abs=0)
+        # ranking tied frames one by one (by index) gives another AP on these data: a metric
+        # that ignored ties would fail the comparison above
+        one_by_one = _exact_ap([n * score - i for i, score in enumerate(column)], truth)
+        tie_sensitive += one_by_one != exact
+    assert tie_sensitive > 0
+    if seed == 1:
+        # measured on AMD EPYC and Intel Xeon alike
+        assert round(float(ours[5]), 4) == 53.1128

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perf_common as pc  # noqa: E402
 
 from ssl_bench.engine.plan import Cell, RunOptions  # noqa: E402
-from ssl_bench.engine.sweep import evaluate_cell, run_sweep  # noqa: E402
+from ssl_bench.engine.cells import evaluate_cell  # noqa: E402
+from ssl_bench.engine.sweep import run_sweep  # noqa: E402
 
 NAME = "feature_reuse"
 FRACS = [0.01, 0.05, 0.1, 1.0]

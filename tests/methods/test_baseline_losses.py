@@ -38,10 +38,13 @@ def _ntxent_numpy(a: np.ndarray, b: np.ndarray, temperature: float) -> float:
 def test_ntxent_on_hand_vectors() -> None:
     method = smoke_method(SimCLR)
     assert method.config.temperature == 0.5
-    e = torch.eye(2)
+    # float64: the loss is a logsumexp near 2.24 minus the positive logit 2, so in float32 one
+    # rounding of the logsumexp (2**-22) is already 1e-6 of the result and its last bit depends
+    # on the CPU's exp/log kernels; in float64 the same cancellation leaves ~1e-15
+    e = torch.eye(2, dtype=torch.float64)
     # identical unit views: each anchor sees logits 2 (positive), 0, 0 (negatives) at T = 0.5
     assert float(method.criterion(e, e)) == pytest.approx(math.log(1 + 2 * math.exp(-2)),
-                                                          rel=1e-6)
+                                                          rel=1e-12)
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
     got = float(method.criterion(torch.tensor(a, dtype=torch.float32),
@@ -50,16 +53,19 @@ def test_ntxent_on_hand_vectors() -> None:
 
 
 def test_moco_infonce_with_known_queue() -> None:
-    loss_fn = moco_infonce(queue_size=3, dim=2, temperature=0.2)
+    # float64 (queue included): the loss, ~0.095, is a logsumexp near 3.1 minus 3, so one
+    # float32 rounding of the logsumexp (2**-22) would be 2.5e-6 of it
+    loss_fn = moco_infonce(queue_size=3, dim=2, temperature=0.2).double()
     loss_fn.memory_bank.bank.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]))
     loss_fn.memory_bank.bank_ptr.zero_()
-    q = torch.tensor([[2.0, 0.0]], requires_grad=True)  # normalised to (1, 0)
-    k = torch.tensor([[0.6, 0.8]])
+    q = torch.tensor([[2.0, 0.0]], dtype=torch.float64, requires_grad=True)  # normalised: (1, 0)
+    k = torch.tensor([[0.6, 0.8]], dtype=torch.float64)
     # logits [q.k, q.queue] / T = [0.6, 0, -1, 0] / 0.2 = [3, 0, -5, 0]; positive at index 0
     expected = -3 + math.log(math.exp(3) + 1 + math.exp(-5) + 1)
-    assert float(loss_fn(q, k).detach()) == pytest.approx(expected, rel=1e-6)
+    assert float(loss_fn(q, k).detach()) == pytest.approx(expected, rel=1e-12)
     # the key was enqueued (FIFO at the pointer) after being scored
-    assert torch.allclose(loss_fn.memory_bank.bank[0], torch.tensor([0.6, 0.8]))
+    assert torch.allclose(loss_fn.memory_bank.bank[0],
+                          torch.tensor([0.6, 0.8], dtype=torch.float64))
     assert int(loss_fn.memory_bank.bank_ptr) == 1
     assert "memory_bank.bank" in loss_fn.state_dict()  # the queue is checkpointed
 
