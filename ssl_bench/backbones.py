@@ -249,34 +249,76 @@ def read_state_dict(path: Path, option: str = "weights",
     return strip_prefixes(read_weights(path, option)[0], target_keys)
 
 
-def frozen_cnn(name: str = DEFAULT_CNN, weights: str | None = None,
-               backbone_option: str = "backbone", weights_option: str = "weights") -> CNNEncoder:
-    """A frozen (``requires_grad=False``, eval mode) :class:`CNNEncoder`: the offline ImageNet
-    Lite0 when ``weights`` is None, else the tensors of a local weights file. The option names
-    are the caller's config fields, used in error messages."""
+class PooledFeatureEncoder(Encoder):
+    """A timm classifier without its last linear layer (``num_classes=0``), input normalised
+    as :class:`CNNEncoder` does: the frozen image teachers of distillation methods.
+
+    ``embed``: the pooled penultimate feature (``forward_head(pre_logits=True)``), the input of
+    the classifier's last layer: for EfficientNet-Lite0 the 1280-d average of ``conv_head`` +
+    ``bn2`` + ReLU6 on the last 320-channel stage, for a ResNet-50 the 2048-d average of
+    ``layer4``. ``forward``: the one map it pools (stride 32), so it is an
+    :class:`~ssl_bench.api.Encoder` of one level."""
+
+    def __init__(self, name: str) -> None:
+        body = timm.create_model(name, pretrained=False, num_classes=0)
+        super().__init__([body.num_features], [body.feature_info[-1]["reduction"]])
+        self.name = name
+        self.pooled_dim = int(getattr(body, "head_hidden_size", None) or body.num_features)
+        mean, std = NORMALISATION.get(name, NORMALISATION["default"])
+        self.normalise = Normalise(mean, std)
+        self.body = body
+
+    @property
+    def embed_dim(self) -> int:
+        return self.pooled_dim
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.body.forward_features(self.normalise(x))]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body.forward_head(self(x)[0], pre_logits=True)
+
+
+def frozen_pooled(model: PooledFeatureEncoder, state: dict[str, torch.Tensor], path: Path,
+                  what: str = "weights", backbone_option: str = "teacher_backbone"
+                  ) -> PooledFeatureEncoder:
+    """``model`` holding ``state`` (every tensor up to the pooled feature must be there, with
+    its shape), frozen and in eval mode; ``what`` names the file in the error line."""
+    target = model.body.state_dict()
+    needed = [k for k in target if not k.endswith("num_batches_tracked")]
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise SSLBenchError(f"{what} {path} lack {len(missing)} of {len(needed)} tensors of timm "
+                            f"{model.name} up to its pooled features (first: {missing[0]}); "
+                            f"give the classifier's full state dict or set {backbone_option} "
+                            "to the file's architecture")
+    for key in needed:
+        if tuple(state[key].shape) != tuple(target[key].shape):
+            raise SSLBenchError(f"{what} {path}: {key} has shape {tuple(state[key].shape)}, timm "
+                                f"{model.name} needs {tuple(target[key].shape)}; set "
+                                f"{backbone_option} to the file's architecture")
+    model.body.load_state_dict({k: state[k] for k in needed}, strict=False)
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def frozen_pooled_classifier(name: str = DEFAULT_CNN, weights: str | None = None,
+                             backbone_option: str = "teacher_backbone",
+                             weights_option: str = "teacher_weights") -> PooledFeatureEncoder:
+    """A frozen :class:`PooledFeatureEncoder`: the offline ImageNet EfficientNet-Lite0 (its
+    ``conv_head`` and ``bn2`` included) when ``weights`` is None, else the tensors of a local
+    weights file. The option names are the caller's config fields, used in error lines."""
+    model = PooledFeatureEncoder(name)
     if weights is None:
         if name != DEFAULT_CNN:
             raise SSLBenchError(f"no offline ImageNet weights for backbone {name!r}; set "
                                 f"{weights_option} to a local file of timm {name} weights or use "
                                 f"{backbone_option}={DEFAULT_CNN!r}")
-        encoder = CNNEncoder(name, imagenet=True)
-    else:
-        path = Path(weights).expanduser()
-        encoder = CNNEncoder(name, imagenet=False)
-        target = encoder.body.state_dict()
-        state = read_state_dict(path, weights_option, target_keys=target)
-        needed = [k for k in target if not k.endswith("num_batches_tracked")]
-        missing = [k for k in needed if k not in state]
-        if missing:
-            raise SSLBenchError(f"weights {path} lack {len(missing)} of {len(needed)} tensors "
-                                f"of timm {name} (first: {missing[0]}); give a state dict of timm's "
-                                f"{name} or set {backbone_option} to the file's architecture")
-        for key in needed:
-            if tuple(state[key].shape) != tuple(target[key].shape):
-                raise SSLBenchError(f"weights {path}: {key} has shape "
-                                    f"{tuple(state[key].shape)}, timm {name} needs "
-                                    f"{tuple(target[key].shape)}; set {backbone_option} to the "
-                                    f"file's architecture")
-        encoder.body.load_state_dict({k: state[k] for k in needed}, strict=False)
-    encoder.requires_grad_(False)
-    return encoder.eval()
+        target = model.body.state_dict()
+        full = imagenet_classifier().state_dict()
+        model.body.load_state_dict({k: v for k, v in full.items() if k in target})  # strict
+        model.requires_grad_(False)
+        return model.eval()
+    path = Path(weights).expanduser()
+    state = read_state_dict(path, weights_option, target_keys=model.body.state_dict())
+    return frozen_pooled(model, state, path, "weights", backbone_option)

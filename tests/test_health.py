@@ -1,9 +1,10 @@
-"""Pretraining health: the collapse criterion, RankMe and the loss trajectory by hand, and the
-broken control flagged end to end."""
+"""Pretraining health: the collapse criterion, RankMe and the loss trajectory (per stage for a
+multi-stage method) by hand, and the broken control flagged end to end."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,9 +17,11 @@ from ssl_bench.engine.health import (
     health_batch,
     loss_trajectory,
     rankme,
+    step_stage,
 )
+from ssl_bench.leaderboard_text import health_text
 from ssl_bench.records import iter_records
-from ssl_bench.testing import CollapsedEncoder, TinyConvEncoder, cli_exit_code
+from ssl_bench.testing import CollapsedEncoder, DummyMethod, TinyConvEncoder, cli_exit_code
 
 
 def test_rankme_by_hand() -> None:
@@ -47,6 +50,44 @@ def test_loss_trajectory_takes_the_first_and_last_tenth() -> None:
     assert loss_trajectory([4.0, 2.0, 1.0]) == {"loss_first": 4.0, "loss_last": 1.0,
                                                 "loss_steps": 3}
     assert loss_trajectory([])["loss_first"] is None
+
+
+def test_loss_trajectory_within_each_stage() -> None:
+    # stage 1: 10 steps from 10 down to 1; stage 2: 20 steps from 7.0 down to 5.1
+    first = [float(10 - i) for i in range(10)]
+    second = [7.0 - 0.1 * i for i in range(20)]
+    losses, stages = first + second, [1] * 10 + [2] * 20
+    out = loss_trajectory(losses, stages)
+    assert out["loss_stages"] == [
+        {"stage": 1, "loss_first": 10.0, "loss_last": 1.0, "loss_steps": 10},
+        {"stage": 2, "loss_first": pytest.approx(6.95), "loss_last": pytest.approx(5.15),
+         "loss_steps": 20},
+    ]
+    # the top-level trend is the last stage's, never stage 1's start against stage 2's end
+    assert (out["loss_first"], out["loss_last"], out["loss_steps"]) == (
+        pytest.approx(6.95), pytest.approx(5.15), 20)
+    # one stage (or no stage indices): the figures of the whole run, no per-stage list
+    assert loss_trajectory(first, [1] * 10) == loss_trajectory(first) == {
+        "loss_first": 10.0, "loss_last": 1.0, "loss_steps": 10}
+    with pytest.raises(ValueError, match="one per step"):
+        loss_trajectory(first, [1, 2])
+
+
+def test_step_stage_reads_the_loss_dict() -> None:
+    assert step_stage({"loss": torch.tensor(1.0), "stage": torch.tensor(2.0)}) == 2
+    assert step_stage({"loss": torch.tensor(1.0), "stage": 3}) == 3
+    assert step_stage({"loss": torch.tensor(1.0)}) == 1
+
+
+def test_multi_stage_health_and_its_leaderboard_text() -> None:
+    torch.manual_seed(0)
+    frames = (np.random.default_rng(0).random((16, 32, 32, 3)) * 255).astype(np.uint8)
+    health = encoder_health(TinyConvEncoder(), frames, torch.device("cpu"),
+                            [9.0, 8.0, 3.0, 2.0], [1, 1, 2, 2])
+    assert [s["stage"] for s in health["loss_stages"]] == [1, 2]
+    assert (health["loss_first"], health["loss_last"]) == (3.0, 2.0)
+    text = health_text(health)
+    assert "loss 3→2" in text and "9" not in text.split("loss")[1]
 
 
 def test_health_batch_is_seeded_and_without_replacement() -> None:
@@ -80,3 +121,41 @@ def test_the_broken_control_is_flagged_through_the_pipeline(testing_plugin, tmp_
     board = (results / "leaderboard" / "leaderboard.md").read_text()
     (row,) = [line for line in board.splitlines() if "| collapsed-control" in line]
     assert "COLLAPSED" in row
+
+
+class _TwoStageDummy(DummyMethod):
+    """The dummy method whose loss dict says stage 1 for its first two steps, then stage 2
+    (with a loss 10 higher: another objective)."""
+
+    profiles = {"smoke": {**DummyMethod.profiles["smoke"], "max_steps": 5}}
+
+    def training_step(self, model: torch.nn.Module, batch: Any, progress: float
+                      ) -> dict[str, torch.Tensor]:
+        loss = super().training_step(model, batch, progress)["loss"]
+        stage = 1 if progress < 0.3 else 2
+        return {"loss": loss + 10.0 * (stage - 1), "stage": torch.tensor(float(stage))}
+
+
+def test_pretraining_records_each_steps_stage_for_the_health(tmp_path) -> None:
+    """Through the real Runner and the checkpoint cache: the sidecar's health has one loss
+    trajectory per stage, and the top-level figures are the last stage's."""
+    from ssl_bench.engine.pretrain import pretrain_cached
+    from ssl_bench.testing import smoke_method, tiny_pool
+
+    method = smoke_method(_TwoStageDummy)
+    seen: list[tuple[list[float], list[int]]] = []
+
+    def health(net: torch.nn.Module, losses: list[float], stages: list[int]) -> dict[str, Any]:
+        seen.append((list(losses), list(stages)))
+        return loss_trajectory(losses, stages)
+
+    pool = tiny_pool("surgical")
+    result = pretrain_cached(method, pool.fingerprint, lambda: pool, tmp_path, 0,
+                             lambda _m: None, health=health)
+    losses, stages = seen[0]
+    assert stages == [1, 1, 2, 2, 2] and len(losses) == 5
+    figures = result.health
+    assert figures is not None
+    assert [s["stage"] for s in figures["loss_stages"]] == [1, 2]
+    assert [s["loss_steps"] for s in figures["loss_stages"]] == [2, 3]
+    assert figures["loss_first"] > 9.0  # stage 2's own start, not stage 1's

@@ -192,7 +192,8 @@ class SweepContext:
                     method, self.pool_fingerprint(domain, size, fps),
                     lambda: self.pool(domain, size, fps), self.cache_root,
                     run.seed, self.log, self.pretrain_extras(domain),
-                    lambda net, losses: self.health(domain, method.encoder(net), losses),
+                    lambda net, losses, stages: self.health(domain, method.encoder(net), losses,
+                                                            stages),
                     self.progress)
             except KeyboardInterrupt:
                 raise
@@ -202,13 +203,16 @@ class SweepContext:
                 raise
         return self.pretrained[run]
 
-    def health(self, domain: str, encoder: Any, losses: list[float]) -> dict[str, Any]:
-        """Health figures of ``encoder`` on the domain's fixed val batch
+    def health(self, domain: str, encoder: Any, losses: list[float],
+               stages: list[int] | None = None) -> dict[str, Any]:
+        """Health figures of ``encoder`` on the domain's fixed val batch, with the loss
+        trajectory of each stage when ``stages`` names more than one
         (:mod:`ssl_bench.engine.health`)."""
         from ssl_bench.engine.health import encoder_health
 
         return encoder_health(encoder.to(self.options.device), self.health_frames(domain),
-                              torch.device(self.options.device), losses)
+                              torch.device(self.options.device), losses,
+                              stages if stages else None)
 
     def health_frames(self, domain: str) -> Any:
         """The fixed health batch of a domain: seeded frames of the val units of the run's

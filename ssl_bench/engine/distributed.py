@@ -73,14 +73,15 @@ def pretrain_distributed(ctx: SweepContext, run: Pretraining, launcher: str) -> 
                 f"{get_world_size()} processes (rank {get_rank()})")
         start = time.perf_counter()
         losses: list[float] = []
+        stages: list[int] = []
         net, steps = run_pretraining(method, pool, work_dir, seed, ctx.log, launcher=launcher,
-                                     losses=losses)
+                                     losses=losses, stages=stages)
         seconds = time.perf_counter() - start
         sync_buffers(net)
         report_state(net, steps)
         figures = None
         if is_main_process():
-            figures = ctx.health(domain, method.encoder(net), losses)
+            figures = ctx.health(domain, method.encoder(net), losses, stages)
             save_checkpoint(ckpt, net, method, key, pool.fingerprint, seed, steps, seconds,
                             {**ctx.pretrain_extras(domain), "health": figures})
             for stale in [*work_dir.glob("*.pth"), work_dir / "last_checkpoint"]:

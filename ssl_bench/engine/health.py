@@ -22,8 +22,8 @@ trajectory is taken within each stage: the losses of two stages are different ob
 stage 1's first steps against stage 2's last would say nothing about either. The figures then
 hold ``loss_stages`` (one ``{"stage", "loss_first", "loss_last", "loss_steps"}`` per stage, in
 the order the stages ran), and ``loss_first`` / ``loss_last`` / ``loss_steps`` are those of the
-last stage, the one that trains the encoder the row reports, so a one-line summary such as the
-leaderboard's health text stays within one stage.
+last stage (DistillSelf's student stage, which trains the encoder its rows report), so a
+one-line summary such as the leaderboard's health text stays within one stage.
 
 An encoder is flagged **collapsed** when its embeddings barely vary between frames
 (``embedding_std_ratio`` below :data:`COLLAPSE_STD_RATIO`: a hundredth of a healthy spread) or

@@ -29,6 +29,7 @@ from torch import nn
 from ssl_bench import atomic
 from ssl_bench.api import Method, PretrainPool, Progress
 from ssl_bench.engine import ddp
+from ssl_bench.engine.health import step_stage
 from ssl_bench.engine.loader import EndlessLoader
 from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
 from ssl_bench.errors import SSLBenchError
@@ -158,12 +159,14 @@ def _make_runner_model(method: Method, net: nn.Module) -> nn.Module:
 
 
 def _make_step_hook(method: Method, losses: list[float] | None = None,
-                    progress: Progress | None = None, batch_size: int = 0) -> Any:
+                    progress: Progress | None = None, batch_size: int = 0,
+                    stages: list[int] | None = None) -> Any:
     from mmengine.hooks import Hook
 
     class MethodStepHook(Hook):
-        """Feeds the method its progress, calls ``after_step``, keeps each step's loss and
-        reports each step to ``progress`` (``("pretrain", step, steps, {"loss", "batch"})``)."""
+        """Feeds the method its progress, calls ``after_step``, keeps each step's loss (and its
+        stage, :func:`ssl_bench.engine.health.step_stage`, in ``stages``) and reports each step
+        to ``progress`` (``("pretrain", step, steps, {"loss", "batch"})``)."""
 
         priority = "NORMAL"
 
@@ -185,6 +188,8 @@ def _make_step_hook(method: Method, losses: list[float] | None = None,
                     and "loss" in outputs else None)
             if losses is not None and loss is not None:
                 losses.append(loss)
+                if stages is not None:
+                    stages.append(step_stage(outputs))
             if progress is not None:
                 extras: dict[str, float] = {"batch": batch_size}
                 if loss is not None:
@@ -205,12 +210,13 @@ def _has_tensorboard() -> bool:
 def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: int,
                     log: Callable[[str], None], launcher: str = "none",
                     losses: list[float] | None = None,
-                    progress: Progress | None = None) -> tuple[nn.Module, int]:
+                    progress: Progress | None = None,
+                    stages: list[int] | None = None) -> tuple[nn.Module, int]:
     """Train ``method`` on ``pool`` with mmengine's Runner; resume from ``work_dir`` if a
     previous attempt left checkpoints there. ``launcher != "none"``: every rank of the process
     group calls this (DDP, see :mod:`ssl_bench.engine.ddp`). Each step's loss is appended to
-    ``losses`` when given (after a resume: the steps run in this call), and each step is
-    reported to ``progress`` when given."""
+    ``losses`` when given (after a resume: the steps run in this call), its stage to ``stages``
+    when given, and each step is reported to ``progress`` when given."""
     from mmengine.runner import Runner
 
     allow_mmengine_checkpoint_globals()
@@ -262,7 +268,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
                             max_keep_ckpts=1, save_last=True),
         ),
         custom_hooks=[_make_step_hook(method, losses, progress,
-                                      min(cfg.batch_size, len(dataset)))],
+                                      min(cfg.batch_size, len(dataset)), stages)],
         visualizer=dict(type="Visualizer", vis_backends=vis_backends,
                         name=f"vis-{work_dir.name}-{time.time_ns()}"),
         resume=(work_dir / "last_checkpoint").exists(),
@@ -289,10 +295,11 @@ def _keep_start_method() -> dict[str, Any]:
 def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[], PretrainPool],
                     cache_root: Path, seed: int, log: Callable[[str], None],
                     extras: dict[str, Any] | None = None,
-                    health: Callable[[nn.Module, list[float]], dict[str, Any]] | None = None,
+                    health: Callable[[nn.Module, list[float], list[int]], dict[str, Any]]
+                    | None = None,
                     progress: Progress | None = None) -> PretrainResult:
     """Pretrain once; later calls (any process) reuse the safetensors checkpoint. The pool is
-    only loaded when training is needed. ``health(encoder_model, losses)`` gives the health
+    only loaded when training is needed. ``health(encoder_model, losses, stages)`` gives the health
     figures kept in the sidecar (computed for a cached checkpoint whose sidecar lacks them);
     ``extras`` are written into the sidecar too; ``progress`` gets every step."""
     key = checkpoint_key(method, pool_fingerprint, seed)
@@ -303,7 +310,7 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
             if checkpoint_is_intact(ckpt):
                 sidecar = read_sidecar(ckpt)
                 if health is not None and "health" not in sidecar:
-                    sidecar["health"] = health(load_pretrained(method, ckpt), [])
+                    sidecar["health"] = health(load_pretrained(method, ckpt), [], [])
                     atomic.write_json(ckpt.with_suffix(".json"), sidecar)
                 return PretrainResult(ckpt, key, 0.0, True, 0, sidecar.get("health"))
             log(f"checkpoint {ckpt} is damaged or incomplete (sha256 mismatch); pretraining again")
@@ -315,9 +322,10 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
         start = time.perf_counter()
         log(f"pretraining {method.meta.id} on the {pool.domain} pool ({len(pool)} frames)")
         losses: list[float] = []
+        stages: list[int] = []
         try:
             net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses,
-                                         progress=progress)
+                                         progress=progress, stages=stages)
         except NonFiniteLoss:
             raise
         except Exception as exc:
@@ -327,10 +335,11 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
             log(f"resuming from {work_dir} failed ({type(exc).__name__}: {exc}); starting over")
             shutil.rmtree(work_dir, ignore_errors=True)
             losses.clear()
+            stages.clear()
             net, steps = run_pretraining(method, pool, work_dir, seed, log, losses=losses,
-                                         progress=progress)
+                                         progress=progress, stages=stages)
         seconds = time.perf_counter() - start
-        figures = health(net, losses) if health is not None else None
+        figures = health(net, losses, stages) if health is not None else None
         # the whole pretraining as a run sees it (pool loading and health included), for the
         # estimates of later runs (ssl_bench.engine.estimate)
         wall = time.perf_counter() - wall_start

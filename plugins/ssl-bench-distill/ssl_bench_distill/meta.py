@@ -10,7 +10,7 @@ from ssl_bench.meta import DEFAULT_CNN, MethodMeta
 
 DISTILL_SELF_META = MethodMeta(
     id="distill-self",
-    version="2",
+    version="3",
     kind="pretrain",
     name="DistillSelf",
     paper="Ding, Liu, Li. Free Lunch for Surgical Video Understanding by Distilling "

@@ -9,7 +9,9 @@ Algorithm, in one pretraining run of the harness:
 
 1. Stage 1 (the first ``teacher_fraction`` of the step budget): the teacher = an ImageNet
    backbone (frozen, ``--onlyfc`` in the code) + a MoCo v2 MLP head trained with MoCo on the
-   pool (query head by gradient, key head by momentum, its own queue).
+   pool (query head by gradient, key head by momentum, its own queue). The head reads the
+   backbone's pooled penultimate feature, as the code's MLP replaces ResNet-50's ``fc``
+   (``teacher.py``).
 2. Stage 2 (the rest): a randomly initialised student trained with MoCo v2; loss =
    InfoNCE + ``distill_weight`` * KL(softmax(teacher logits / T) || softmax(student logits / T))
    over the (1 + K) logits (batchmean). The frozen teacher sees the same two views and keeps its
@@ -57,13 +59,30 @@ Departures (each also where it applies below):
 * Teacher backbone: the offline ImageNet EfficientNet-Lite0 (supervised, like the code's
   ResNet-50), or a user file (``teacher_weights``): a timm state dict (give
   ``resnet50-0676ba61.pth`` with ``teacher_backbone="resnet50"`` to match the code) or a MoCo v2
-  checkpoint (``teacher_weights_format="moco-v2"``, the paper's footnote).
+  checkpoint (``teacher_weights_format="moco-v2"``, the paper's footnote). Its embedding is the
+  classifier's pooled penultimate feature, as in the code: 1280-d (``conv_head`` + ``bn2`` +
+  ReLU6, averaged) for Lite0, 2048-d for ResNet-50.
 * The teacher backbone stays in eval mode with the ImageNet BN running statistics of its
   weights file (the code normalises with batch statistics, see above).
 * In stage 2 the teacher's key head is frozen (the code lets it drift, see above).
-* Both queues restart at stage 2 and the KD term uses only the queue columns refilled in stage
-  2, so column j is the same image in both logit rows (the code compares misaligned columns:
-  for the first K / B steps, or the whole stage when the teacher's restored pointer is not 0).
+* Both queues restart at stage 2, so column j is the same image in both logit rows (the code
+  compares misaligned columns: for the first K / B steps, or the whole stage when the teacher's
+  restored pointer is not 0).
+* Queue filling (``refill_queues=True``): when a stage starts, its queues are filled at once,
+  without gradient, with the keys of ``queue_len`` pool frames (a seeded draw, each frame one
+  key view from the pretraining augmentation, encoded in batches of ``batch_size``): in stage 1
+  the teacher's key head on the frozen backbone; in stage 2 the student's key encoder and the
+  teacher's key head on the *same* views, so the two queues are aligned and the KD term covers
+  all 1 + K columns from the first student step. Why: the code starts each queue with random
+  unit vectors (the teacher's stage-2 queue with its stage-1 keys, misaligned with the
+  student's) and lets training overwrite them, which costs it K / B = 16 of its ~10^5 steps
+  per stage; at the ``cpu`` budget (31 student steps of 32 frames < K = 1024) the queue would
+  never fill, so InfoNCE would keep random negatives and the KD term would never see the
+  1 + K columns. A full queue of real keys is the regime the code trains in for almost all of
+  each stage. Sizing K to the stage instead would change the number of negatives (the task
+  InfoNCE and KD solve) and still leave the queue partly empty for most of the stage.
+  ``refill_queues=False`` keeps the code's random start (stage 1; the student's queue in stage
+  2), and then the KD term uses only the columns written since stage 2 began.
 * Queue length is scaled to the pool (see :func:`effective_queue_length`); the code uses 2048
   for Cholec80 (~2% of its ~90k train frames at 1 fps).
 * No shuffling BN (single device); MoCo's cross-GPU shuffle needs DDP.
@@ -87,6 +106,7 @@ from lightly.models.utils import update_momentum
 from pydantic import Field
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import FrameViews, ssl_augment
 from torch import nn
 
@@ -118,6 +138,8 @@ class DistillSelfConfig(MethodConfig):
     key_momentum: float = 0.999
     distill_weight: float = 5.0
     double_moco_term: bool = False
+    #: fill each stage's queues with keys of pool frames when the stage starts (no gradient)
+    refill_queues: bool = True
     proj_dim: int = 128
     proj_hidden_dim: int | None = None  # None: the backbone's width (MoCo v2: 2048 for ResNet-50)
     crop_scale: tuple[float, float] = (0.2, 1.0)
@@ -163,7 +185,8 @@ class DistillSelfModel(nn.Module):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         #: effective queue length (0: not set yet; set from the pool at the first step)
         self.register_buffer("queue_len", torch.zeros((), dtype=torch.long))
-        #: queue entries written since the current stage began (KD uses only these columns)
+        #: queue entries written since the current stage began (KD uses only these columns;
+        #: the whole queue once it is filled at the stage start)
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("stage", torch.full((), STAGE_TEACHER, dtype=torch.long))
 
@@ -191,7 +214,8 @@ class DistillSelf(Method):
     profiles = {
         "smoke": {"epochs": 1, "max_steps": 3, "batch_size": 8, "image_size": 32,
                   "queue_size": 64, "teacher_fraction": 0.34, "key_momentum": 0.99},
-        # ~5000-frame pool: K = 1024 (cap 1250 -> 39 batches of 32 > 1024); 45 steps
+        # ~5000-frame pool: K = 1024 (cap 1250 -> 39 batches of 32 > 1024); 45 steps, so
+        # 14 teacher and 31 student steps: fewer keys than K, hence refill_queues
         "cpu": {"epochs": 1, "max_steps": 45, "batch_size": 32, "image_size": 64,
                 "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "queue_size": 1024,
                 "teacher_fraction": 0.3, "key_momentum": 0.99},
@@ -209,6 +233,8 @@ class DistillSelf(Method):
     def __init__(self, config: MethodConfig, context: Any) -> None:
         super().__init__(config, context)
         self._pool_queue_len: int | None = None
+        #: one key view per pool frame, for filling the queues (set by ``pretrain_dataset``)
+        self._key_views: FrameViews | None = None
 
     # -- pretraining --------------------------------------------------------------------
     def build(self) -> DistillSelfModel:
@@ -219,6 +245,7 @@ class DistillSelf(Method):
         self._pool_queue_len = effective_queue_length(len(pool), c.batch_size, c.queue_size,
                                                       c.queue_pool_fraction)
         augment = ssl_augment(c.image_size, scale=c.crop_scale, policy=pool.augment_policy)
+        self._key_views = FrameViews(pool, [augment])
         return FrameViews(pool, [augment, augment])
 
     def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
@@ -228,6 +255,8 @@ class DistillSelf(Method):
             model.queue_len.fill_(self._pool_queue_len or self.config.queue_size)
         if progress >= self.config.teacher_fraction and int(model.stage) == STAGE_TEACHER:
             self._start_student_stage(model)
+        if self.config.refill_queues and int(model.queue_filled) < int(model.queue_len):
+            self.fill_queues(model, view_k.device)  # only at a stage start: then it stays full
         if int(model.stage) == STAGE_TEACHER:
             out = self._teacher_step(model, view_q, view_k)
         else:
@@ -294,13 +323,42 @@ class DistillSelf(Method):
                                          c.temperature)
         logits = moco_logits(q, k, self._queue(model, "student_queue"), c.temperature)
         moco = info_nce(logits)
-        # Departure: only the columns refilled in stage 2 hold the same image in both queues.
+        # Departure: only the columns written in stage 2 hold the same image in both queues
+        # (all of them once the queues are filled at the stage start).
         columns = 1 + int(model.queue_filled)
         kd = distillation_kl(logits[:, :columns], teacher_logits[:, :columns])
         loss = (2.0 if c.double_moco_term else 1.0) * moco + c.distill_weight * kd
         model.enqueue(k, tk)
         return {"loss": loss, "moco": moco.detach(), "kd": kd.detach(),
                 "stage": model.stage.float()}
+
+    @torch.no_grad()
+    def fill_queues(self, model: DistillSelfModel, device: torch.device) -> None:
+        """Fill the current stage's queues with ``queue_len`` keys of pool frames, without
+        gradient (see "Queue filling" in the module docstring): stage 1 the teacher's queue,
+        stage 2 both queues from the same key views, so they stay aligned. The frames and their
+        augmentations are drawn from ``seed + stage`` in a forked RNG, so training draws the
+        same batches and views with or without this fill."""
+        if self._key_views is None:
+            raise SSLBenchError("distill-self: the queues are filled from the pool; call "
+                                "pretrain_dataset(pool) before training_step")
+        views = self._key_views
+        length = int(model.queue_len)
+        student = int(model.stage) == STAGE_STUDENT
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.context.seed + int(model.stage))
+            passes = -(-length // len(views))  # a pool smaller than the queue repeats
+            order = torch.cat([torch.randperm(len(views)) for _ in range(passes)])[:length]
+            for start in range(0, length, self.config.batch_size):
+                picks = order[start:start + self.config.batch_size].tolist()
+                x = torch.stack([views[i][0] for i in picks]).to(device)
+                teacher_keys = nn.functional.normalize(
+                    model.teacher_key_head(self._teacher_embed(model, x)), dim=1)
+                student_keys = None
+                if student:
+                    student_keys = nn.functional.normalize(
+                        model.student_key_head(model.student_key.embed(x)), dim=1)
+                model.enqueue(student_keys, teacher_keys)
 
     @torch.no_grad()
     def _start_student_stage(self, model: DistillSelfModel) -> None:
@@ -313,5 +371,6 @@ class DistillSelf(Method):
         model.stage.fill_(STAGE_STUDENT)
         model.queue_ptr.zero_()
         model.queue_filled.zero_()
+        refill = ", filled from the pool" if self.config.refill_queues else ""
         self.context.log(f"distill-self: teacher head trained; student stage begins "
-                         f"(queue length {int(model.queue_len)})")
+                         f"(queue length {int(model.queue_len)}{refill})")

@@ -1,6 +1,19 @@
 """The frozen image teacher: the offline ImageNet EfficientNet-Lite0 of ``ssl_bench.backbones``,
-a user-supplied local weights file of any timm CNN (read weights-only or as safetensors, by
-:func:`ssl_bench.backbones.frozen_cnn`), or a MoCo v2 checkpoint.
+a user-supplied local weights file of any timm CNN classifier (read weights-only or as
+safetensors), or a MoCo v2 checkpoint.
+
+What the teacher embeds: the official code's MoCo head replaces ResNet-50's ``fc``
+(``moco/builder.py``, ``--mlp``), so it reads the classifier's pooled penultimate feature (2048-d
+after ``avgpool``). :class:`ssl_bench.backbones.PooledFeatureEncoder` gives the same feature of any timm classifier,
+``forward_head(pre_logits=True)`` with the last linear layer removed: for EfficientNet-Lite0 the
+1280-d average of ``conv_head`` + ``bn2`` + ReLU6 on top of the last 320-channel stage (the
+offline ImageNet file holds those tensors and they are loaded), for ResNet-50 the 2048-d
+average of ``layer4``.
+
+At the smoke profile's 32 px the last map is 1 x 1 and the ReLU6 zeroes almost every pooled
+feature, so smoke targets are near zero (smoke checks the plumbing only); at the cpu profile's
+64 px about a fifth of the 1280 features are non-zero, at 224 px about two fifths (measured
+on the synthetic surgical frames).
 
 MoCo v2 (``teacher_weights_format="moco-v2"``): the paper's footnote 1 names "the released
 models trained on ImageNet by MoCo v2" (github.com/facebookresearch/moco, e.g.
@@ -19,7 +32,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder, frozen_cnn, read_weights, strip_prefixes
+from ssl_bench.backbones import (
+    DEFAULT_CNN,
+    PooledFeatureEncoder,
+    frozen_pooled,
+    frozen_pooled_classifier,
+    read_weights,
+    strip_prefixes,
+)
 from ssl_bench.errors import SSLBenchError
 
 WeightsFormat = Literal["state-dict", "moco-v2"]
@@ -41,29 +61,9 @@ def moco_v2_backbone(state: dict[str, torch.Tensor], path: Path) -> dict[str, to
     return out
 
 
-def _frozen_from_state(name: str, state: dict[str, torch.Tensor], path: Path) -> CNNEncoder:
-    """A frozen timm ``name`` CNN holding ``state`` (every backbone tensor must be there)."""
-    encoder = CNNEncoder(name, imagenet=False)
-    target = encoder.body.state_dict()
-    needed = [k for k in target if not k.endswith("num_batches_tracked")]
-    missing = [k for k in needed if k not in state]
-    if missing:
-        raise SSLBenchError(f"MoCo weights {path} lack {len(missing)} of {len(needed)} tensors of "
-                            f"timm {name} (first: {missing[0]}); set teacher_backbone to the "
-                            "checkpoint's architecture (resnet50 for the MoCo v2 release)")
-    for key in needed:
-        if tuple(state[key].shape) != tuple(target[key].shape):
-            raise SSLBenchError(f"MoCo weights {path}: {key} has shape {tuple(state[key].shape)}, "
-                                f"timm {name} needs {tuple(target[key].shape)}; set "
-                                "teacher_backbone to the checkpoint's architecture")
-    encoder.body.load_state_dict({k: state[k] for k in needed}, strict=False)
-    encoder.requires_grad_(False)
-    return encoder.eval()
-
-
 def load_teacher_backbone(name: str = DEFAULT_CNN, weights: str | None = None,
-                          weights_format: WeightsFormat = "state-dict") -> CNNEncoder:
-    """Frozen teacher backbone (eval mode, no gradients)."""
+                          weights_format: WeightsFormat = "state-dict") -> PooledFeatureEncoder:
+    """Frozen teacher (eval mode, no gradients) embedding the pooled penultimate feature."""
     if weights_format == "moco-v2":
         if weights is None:
             raise SSLBenchError("teacher_weights_format='moco-v2' needs teacher_weights: the path "
@@ -71,7 +71,6 @@ def load_teacher_backbone(name: str = DEFAULT_CNN, weights: str | None = None,
         path = Path(weights).expanduser()
         # only DDP's ``module.`` goes: ``encoder_q.`` must stay to tell the query encoder apart
         raw = strip_prefixes(read_weights(path, "teacher_weights")[0], prefixes=("module.",))
-        state = moco_v2_backbone(raw, path)
-        return _frozen_from_state(name, state, path)
-    return frozen_cnn(name, weights, backbone_option="teacher_backbone",
-                      weights_option="teacher_weights")
+        return frozen_pooled(PooledFeatureEncoder(name), moco_v2_backbone(raw, path), path,
+                             "MoCo weights")
+    return frozen_pooled_classifier(name, weights)

@@ -64,8 +64,9 @@ def test_loss_falls_on_a_fixed_batch(batch, teacher_fraction: float) -> None:
     torch.manual_seed(0)
     method = smoke_method(DistillSelf, teacher_fraction=teacher_fraction, queue_size=64)
     model = method.build()
+    method.pretrain_dataset(tiny_pool("surgical", 32))
     model.train()
-    method.training_step(model, batch, progress=0.0)  # enter the stage, align some columns
+    method.training_step(model, batch, progress=0.0)  # enter the stage, fill the queues
     queues = ("student_queue", "teacher_queue", "queue_ptr", "queue_filled")
     saved = {name: getattr(model, name).clone() for name in queues}
     opt = torch.optim.Adam(method.parameters_to_optimize(model), lr=1e-3)
@@ -86,8 +87,9 @@ def test_double_moco_term_and_kd_active(batch) -> None:
     method = smoke_method(DistillSelf, teacher_fraction=0.0, double_moco_term=True,
                           distill_weight=3.0)
     model = method.build()
+    method.pretrain_dataset(tiny_pool("surgical", 32))
     model.train()
-    method.training_step(model, batch, progress=0.0)  # fills 8 aligned columns
+    method.training_step(model, batch, progress=0.0)  # fills the aligned queues
     out = method.training_step(model, batch, progress=0.1)
     assert float(out["kd"]) > 0
     expected = 2 * float(out["moco"]) + 3.0 * float(out["kd"])
@@ -111,22 +113,29 @@ def test_checkpoint_round_trip_and_encoder() -> None:
 
 
 def test_teacher_weights_from_local_files(tmp_path: Path) -> None:
+    import timm
     from safetensors.torch import save_file
     from ssl_bench.backbones import CNNEncoder
 
     torch.manual_seed(1)
-    source = CNNEncoder("efficientnet_lite0")
-    state = {k: v.contiguous() for k, v in source.body.state_dict().items()}
+    source = timm.create_model("efficientnet_lite0")  # a whole classifier, as users save it
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "t.pth")
     save_file(state, str(tmp_path / "t.safetensors"))
     for name in ("t.pth", "t.safetensors"):
         teacher = load_teacher_backbone("efficientnet_lite0", str(tmp_path / name))
-        assert all(torch.equal(teacher.body.state_dict()[k], v) for k, v in state.items())
+        loaded = teacher.body.state_dict()
+        assert "conv_head.weight" in loaded and "classifier.weight" not in loaded
+        assert all(torch.equal(v, state[k]) for k, v in loaded.items())
         assert not any(p.requires_grad for p in teacher.parameters())
     with pytest.raises(SSLBenchError, match="not found"):
         load_teacher_backbone("efficientnet_lite0", str(tmp_path / "missing.pth"))
     with pytest.raises(SSLBenchError, match="lack"):
         load_teacher_backbone("resnet18", str(tmp_path / "t.pth"))
+    # the features_only part of Lite0 stops before conv_head: not the pooled feature
+    torch.save(CNNEncoder("efficientnet_lite0").body.state_dict(), tmp_path / "features.pth")
+    with pytest.raises(SSLBenchError, match="lack .*conv_head"):
+        load_teacher_backbone("efficientnet_lite0", str(tmp_path / "features.pth"))
     with pytest.raises(SSLBenchError, match="no offline ImageNet"):
         load_teacher_backbone("resnet18", None)
 

@@ -10,7 +10,7 @@ from ssl_bench.meta import DEFAULT_CNN, MethodMeta
 
 IBOOT_META = MethodMeta(
     id="iboot",
-    version="2",
+    version="3",
     kind="pretrain",
     name="iBoot",
     paper="Saleh, Tan, Bulat, Tzimiropoulos, Martinez. iBoot: Image-bootstrapped "

@@ -14,7 +14,7 @@ available to us:
   network is a video (3D CNN) encoder, and a linear mapping head maps its features to the
   image model's space.
 
-What this module trains by default (version 2), and which description each part follows:
+What this module trains by default, and which description each part follows:
 
 * Two augmented views of the same clip (``clip_length`` consecutive frames; one set of
   augmentation parameters per view, shared by its frames; ``max_gap`` 0): BYOL's two views [S].
@@ -38,7 +38,10 @@ Choices where neither description says (ours):
   teacher's embedding of frame t (not one clip-level vector against one frame).
 * Teacher: the offline ImageNet EfficientNet-Lite0 (supervised; [A] names self- or
   language-supervised models, e.g. DINO/CLIP, unavailable offline) or a user file
-  (``teacher_weights``); frozen, eval mode; its target is the pooled last feature map.
+  (``teacher_weights``); frozen, eval mode. Its target is the image model's representation,
+  the classifier's pooled penultimate feature (1280-d for Lite0: ``conv_head`` + ``bn2`` +
+  ReLU6, averaged; ``teacher.py``), as DINO's or CLIP's embedding is the output of the whole
+  image model rather than of an inner stage.
 * Budgets: smoke/cpu tiny; paper profile = 224 px, 8-frame clips, batch 32 clips, 20 epochs
   (following [A]: few epochs, small batch), AdamW lr 1e-3.
 * Metadata: provides only frame features (per-frame maps are the frame CNN's, without the

@@ -21,6 +21,10 @@ unlabelled batch (+ GridMask) goes through both networks. Per step::
   Network 2's features are detached in both contrastive terms, so only network 1 (and its heads)
   receive their gradient — kept, as in the code (``ConLoss`` and ``contrastive_loss_sup`` both
   call ``feat_k.detach()`` on network 2's side).
+* The projectors and classifiers read one logit channel, as the code's heads read its
+  one-channel preUnet output (``input_nc=1``): with K = 2 classes that channel is the
+  foreground logit ``z1 - z0`` (``networks.head_input``), the paper's logit, since
+  ``softmax(z)[1] = sigmoid(z1 - z0)``.
 
 So network 2 learns from its labelled half only (both contrastive terms detach it and
 ``L_diff`` carries no gradient, see below): it is a supervised network. The row reports
@@ -50,8 +54,8 @@ Decisions on the code's quirks (each is a config field, default = our decision):
 
 Reported network (the leaderboard row):
 
-* Always network 1 (version 1 returned whichever network scored better on val, so a row could
-  be network 2, which never learns from unlabelled data). The predictor carries
+* Always network 1: network 2 never learns from unlabelled data, so a row chosen by val score
+  could report a supervised network. The predictor carries
   ``details`` (``row_note`` naming the network, each network's best val score and step) and
   ``extra_predictors = {"network-2": ...}``: the harness scores network 2 on val and on the
   same test units through the same metric as the row, into
@@ -65,6 +69,8 @@ Departures from the paper / code:
 * Encoder: ImageNet ``efficientnet_lite0`` (the default CNN of ssl-bench, with real offline
   ImageNet weights) instead of ImageNet Res2Net-101-v1b; the decoder follows preUnet (see
   ``networks.py``). Smoke uses a random-init encoder to stay fast.
+* K > 2 classes (the paper and code are binary): the heads read the K logit channels and the
+  losses are the multi-class generalisation of ``losses.py``.
 * Input size: the code passes ``(512, 288)`` to torchvision ``Resize``, which reads (h, w), so its
   images are 512 tall and 288 wide. Surgical frames are landscape and the README speaks of
   512x288 images, so we train at H=288, W=512 (``input_hw``; same pixel count, same 2304
@@ -104,7 +110,7 @@ from ssl_bench_mms.losses import (
     supervised_loss,
 )
 from ssl_bench_mms.meta import MMS_META
-from ssl_bench_mms.networks import MMSModel, SegPredictor
+from ssl_bench_mms.networks import MMSModel, SegPredictor, head_input
 
 
 #: the leaderboard's note beside an ``mms`` row (which of the two networks the row is)
@@ -186,7 +192,8 @@ def mms_losses(model: MMSModel, x1: torch.Tensor, y1: torch.Tensor, x2: torch.Te
            + supervised_loss(logits2, y2, ignore_index, cfg.boundary_kernel))
     # all-negative term on the labelled predictions (the two halves: compare equal counts)
     n = min(len(logits1), len(logits2))
-    all_neg = all_negative_loss(model.classifier1(logits1[:n]), model.classifier2(logits2[:n]),
+    all_neg = all_negative_loss(model.classifier1(head_input(logits1[:n])),
+                                model.classifier2(head_input(logits2[:n])),
                                 cfg.temperature, cfg.feature_norm)
     zero = sup.new_zeros(())
     diff, contrast = zero, zero
@@ -195,7 +202,8 @@ def mms_losses(model: MMSModel, x1: torch.Tensor, y1: torch.Tensor, x2: torch.Te
         diff = difference_loss(u1, u2, cfg.boundary_kernel)
         if not cfg.diff_loss_grad:
             diff = diff.detach()  # the code's `.item()`
-        contrast = patch_contrastive_loss(model.projector1(u1), model.projector2(u2),
+        contrast = patch_contrastive_loss(model.projector1(head_input(u1)),
+                                          model.projector2(head_input(u2)),
                                           cfg.temperature, positive=True, norm=cfg.feature_norm)
     loss = (cfg.weight_sup * sup + cfg.weight_diff * diff + cfg.weight_contrast * contrast
             + cfg.weight_all_negative * all_neg)

@@ -11,7 +11,13 @@ Sources (facts only; the code here is our own):
   a final x2 bilinear upsampling); ``model/projector.py`` (``projectors``: conv-BN-ReLU 1->8,
   max-pool, conv-BN-ReLU 8->16, max-pool, 1x1 conv 16->16, i.e. 1/4 resolution;
   ``classifier``: 1->8->16->32 with three max-pools and a 1x1 conv 32->32, i.e. 1/8
-  resolution). Both heads take the *prediction logits* of a network as input.
+  resolution). Both heads take the *prediction logits* of a network as input: preUnet gives
+  one logit channel, so the heads read one channel (``input_nc=1`` / ``inp_dim=1``).
+
+Head input (:func:`head_input`): with K = 2 classes the network's two logits ``z0, z1`` carry
+the paper's single foreground logit as ``z1 - z0`` (``softmax(z)[1] = sigmoid(z1 - z0)``), so the
+heads read that one channel, as in the code. With K > 2 (our generalisation; the paper and code
+are binary) they read the K logit channels.
 
 Departures (see also ``method.py``):
 
@@ -21,7 +27,7 @@ Departures (see also ``method.py``):
   pretrained; Res2Net-101 weights are not available offline and the default CNN keeps
   leaderboard rows comparable).
 * Decoder widths are a parameter (the paper profile uses preUnet's 512/256/64).
-* Heads take K logit channels (K = number of classes) instead of one.
+* K > 2 classes: the heads take the K logit channels (the code has no multi-class case).
 """
 
 from __future__ import annotations
@@ -113,6 +119,19 @@ class PredictionHead(nn.Module):
         return self.final(self.stages(logits))
 
 
+def head_channels(num_classes: int) -> int:
+    """Input channels of the projector and classifier heads: 1 for K = 2, else K."""
+    return 1 if num_classes == 2 else num_classes
+
+
+def head_input(logits: torch.Tensor) -> torch.Tensor:
+    """What the heads read from (B, K, H, W) logits: for K = 2 the foreground logit
+    ``z1 - z0`` (B, 1, H, W), the code's single-channel prediction; for K > 2 the logits."""
+    if logits.shape[1] == 2:
+        return logits[:, 1:2] - logits[:, 0:1]
+    return logits
+
+
 class MMSModel(nn.Module):
     """Everything MMS trains or keeps: two segmentation networks and their heads."""
 
@@ -124,10 +143,11 @@ class MMSModel(nn.Module):
         self.net2 = SegNet(num_classes, backbone, imagenet, decoder_widths)
         proj = (head_width, 2 * head_width)
         cls = (head_width, 2 * head_width, 4 * head_width)
-        self.projector1 = PredictionHead(num_classes, proj)
-        self.projector2 = PredictionHead(num_classes, proj)
-        self.classifier1 = PredictionHead(num_classes, cls)
-        self.classifier2 = PredictionHead(num_classes, cls)
+        heads_in = head_channels(num_classes)
+        self.projector1 = PredictionHead(heads_in, proj)
+        self.projector2 = PredictionHead(heads_in, proj)
+        self.classifier1 = PredictionHead(heads_in, cls)
+        self.classifier2 = PredictionHead(heads_in, cls)
 
     @property
     def nets(self) -> tuple[SegNet, SegNet]:
@@ -165,4 +185,5 @@ class SegPredictor(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
-__all__ = ["ConvBlock", "UNetDecoder", "SegNet", "PredictionHead", "MMSModel", "SegPredictor"]
+__all__ = ["ConvBlock", "UNetDecoder", "SegNet", "PredictionHead", "MMSModel", "SegPredictor",
+           "head_channels", "head_input"]

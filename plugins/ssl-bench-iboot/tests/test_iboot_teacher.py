@@ -1,0 +1,46 @@
+"""iBoot's frozen image teacher: the pooled penultimate feature of the ImageNet classifier
+(1280-d for EfficientNet-Lite0), or of a local classifier file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from ssl_bench.backbones import CNNEncoder, imagenet_classifier
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.testing import smoke_method
+from ssl_bench_iboot.method import IBoot, IBootModel
+from ssl_bench_iboot.teacher import load_teacher_backbone
+
+
+def test_teacher_embeds_the_pooled_penultimate_feature() -> None:
+    teacher = load_teacher_backbone()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        embedding = teacher.embed(x)
+        classifier = imagenet_classifier()
+        pre_logits = classifier.forward_head(classifier.forward_features((x - 0.5) / 0.5),
+                                             pre_logits=True)
+    assert teacher.embed_dim == 1280 and embedding.shape == (2, 1280)
+    torch.testing.assert_close(embedding, pre_logits)  # conv_head + bn2 + ReLU6, ImageNet weights
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    model = smoke_method(IBoot).build()
+    assert isinstance(model, IBootModel)
+    assert model.image_head.out_features == 1280  # the linear head maps into the teacher's space
+
+
+def test_teacher_from_a_local_classifier_file(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    source = timm.create_model("efficientnet_lite0")
+    torch.save(source.state_dict(), tmp_path / "lite0.pth")
+    teacher = load_teacher_backbone("efficientnet_lite0", str(tmp_path / "lite0.pth"))
+    assert torch.equal(teacher.body.state_dict()["conv_head.weight"],
+                       source.state_dict()["conv_head.weight"])
+    # the features_only part stops before conv_head: refused, naming the first missing tensor
+    torch.save(CNNEncoder("efficientnet_lite0").body.state_dict(), tmp_path / "features.pth")
+    with pytest.raises(SSLBenchError, match="lack .*conv_head"):
+        load_teacher_backbone("efficientnet_lite0", str(tmp_path / "features.pth"))
+    with pytest.raises(SSLBenchError, match="no offline ImageNet"):
+        load_teacher_backbone("resnet18", None)
