@@ -184,3 +184,22 @@ def test_display_follows_two_items_at_once() -> None:
                      "r|b1|0.5|0: downstream 7/10, ETA 0:00:12",
                      "[1/1] ok      r|b1|0.5|0  (40.0 s)",
                      "pretraining m1 (surgical, seed 0): 40 steps in 40 s"]
+
+
+def test_quiet_keeps_the_longest_first_schedule(testing_plugin, tmp_path, monkeypatch) -> None:
+    """--quiet silences the display only: the workers still get the run's ETA tracker, whose
+    estimates order their queue."""
+    import ssl_bench.engine.sweep as sweep
+
+    seen: list[object] = []
+
+    def fake_run_in_workers(ctx, cells, display, jobs, setup) -> list[str]:
+        seen.append(display.tracker)
+        return []
+
+    monkeypatch.setattr(sweep, "run_in_workers", fake_run_in_workers)
+    for quiet in ([], ["--quiet"]):
+        assert cli_exit_code(RUN + ["--results", str(tmp_path / f"r{len(quiet)}"), "--jobs", "2",
+                                    *quiet]) == 0
+    assert len(seen) == 2 and all(t is not None for t in seen)
+    assert list(seen[0].items) == list(seen[1].items)  # the same items and estimates

@@ -205,7 +205,9 @@ def run_sweep(options: RunOptions) -> int:
         display.print(line, always=True)
     todo = plan.todo
     options, ctx = plan.options, plan.ctx
-    estimate = plan_estimate(plan, display.log) if todo and not options.quiet else None
+    # the estimate feeds the ETA tracker, which orders the workers' queue (longest first):
+    # computed with --quiet too, which only silences the display
+    estimate = plan_estimate(plan, display.log) if todo else None
     ctx.progress = display.progress
     display.begin(len(todo), estimate)
     failures: list[str] = []
