@@ -115,7 +115,7 @@ def test_pool_drops_train_units_whose_recording_is_held_out_elsewhere(testing_pl
     from ssl_bench import plugins
     from ssl_bench.api import Benchmark, Unit
     from ssl_bench.engine.plan import RunOptions
-    from ssl_bench.engine.sweep import plan_run
+    from ssl_bench.engine.run_plan import plan_run
     from ssl_bench.testing import TinySegDataset
 
     class Overlapping(TinySegDataset):

@@ -33,7 +33,6 @@ from ssl_bench.records import (
     DatasetIdentity,
     MethodIdentity,
     TaskIdentity,
-    iter_records,
     write_record,
 )
 from ssl_bench.stats import holm

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ssl_bench import hookimpl, plugins
-from ssl_bench.api import Encoder, Method
+from ssl_bench.api import Encoder
 from ssl_bench.engine.probe import EncoderContractError, check_encoder
 from ssl_bench.engine.pretrain import build_optimizer
 from ssl_bench.errors import SSLBenchError

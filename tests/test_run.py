@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from ssl_bench.records import iter_records
 from ssl_bench.testing import cli_exit_code

@@ -21,7 +21,6 @@ Prints a table, writes ``benchmarks/perf/results/startup.json`` and the ``startu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess

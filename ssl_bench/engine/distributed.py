@@ -35,11 +35,14 @@ from ssl_bench.engine.plan import Pretraining, RunOptions
 from ssl_bench.engine.pretrain import (
     PretrainResult,
     checkpoint_is_intact,
+    checkpoint_path,
     checkpoint_key,
     run_pretraining,
     save_checkpoint,
 )
-from ssl_bench.engine.sweep import SweepContext, plan_run, run_sweep
+from ssl_bench.engine.context import SweepContext
+from ssl_bench.engine.run_plan import plan_run
+from ssl_bench.engine.sweep import run_sweep
 
 
 # ---- one pretraining on every rank ------------------------------------------------------------

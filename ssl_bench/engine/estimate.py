@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ssl_bench.api import Dataset, Unit
     from ssl_bench.engine.context import SweepContext
     from ssl_bench.engine.plan import Cell, Pretraining
-    from ssl_bench.engine.sweep import RunPlan
+    from ssl_bench.engine.run_plan import RunPlan
 
 #: seconds of one cell when nothing is measured (by profile): a conservative guess
 GUESS_CELL_S: dict[str, float] = {"smoke": 10.0, "cpu": 120.0, "paper": 1800.0}

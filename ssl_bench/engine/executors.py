@@ -10,7 +10,7 @@ subprocesses of this machine, ``submitit.SlurmExecutor`` through ``sbatch``; sub
   (``submitit.helpers.TorchDistributedEnvironment``) and joins a DDP pretraining
   (:func:`ssl_bench.engine.distributed.pretrain_distributed`).
 * :class:`CellJob`: one cell, evaluated and recorded by the same code as an in-process run
-  (:func:`ssl_bench.engine.sweep.process_cell`), so records land in ``<results>/records``
+  (:func:`ssl_bench.engine.cells.process_cell`), so records land in ``<results>/records``
   exactly as locally; the cell finds its pretraining in the cache.
 
 Order: pretraining jobs first; the cells that need one follow. On SLURM they are submitted at
@@ -44,7 +44,7 @@ from ssl_bench.engine.distributed import pretrain_distributed
 from ssl_bench.engine.identity import cell_pretraining, check_reuse, pretraining_runs
 from ssl_bench.engine.plan import Cell, Pretraining, RunOptions
 from ssl_bench.engine.pretrain import checkpoint_is_intact, checkpoint_path
-from ssl_bench.engine.sweep import plan_run
+from ssl_bench.engine.run_plan import plan_run
 from ssl_bench.engine.workers import PluginSetup, plugin_setup, worker_context
 from ssl_bench.errors import SSLBenchError
 

@@ -278,7 +278,7 @@ def choose_benchmarks(options: RunOptions, regs: Registries) -> BenchmarkChoice:
         else:
             skipped.append(f"skipped benchmark {bench_id}: {why}")
     if missing:
-        hint = (f"put the data under --data-root (see `ssl-bench data check <dataset> DIR`)"
+        hint = ("put the data under --data-root (see `ssl-bench data check <dataset> DIR`)"
                 if options.data_root is not None else "pass --data-root with the real data")
         raise SSLBenchError("; ".join(missing) + f"; {hint} or drop it from --benchmarks")
     if not run:

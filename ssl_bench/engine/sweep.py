@@ -24,70 +24,18 @@ jobs :mod:`ssl_bench.engine.executors`; both build on the public names here.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
 from typing import Callable
 
-from ssl_bench.engine.cells import CellOutcome, process_cell
+from ssl_bench.engine.cells import process_cell
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import RunEstimate
-from ssl_bench.engine.identity import (Reuse, cell_setup, check_reuse, needs_pretraining,
-                                       pretraining_runs)
-from ssl_bench.engine.workers import PluginSetup, plugin_setup, run_in_workers, worker_context
-from ssl_bench.engine.plan import (
-    Cell,
-    DataSources,
-    RunOptions,
-    choose_benchmarks,
-    data_ready,
-    plan_cells,
-    resolve_data,
-)
+from ssl_bench.engine.identity import needs_pretraining, pretraining_runs
+from ssl_bench.engine.plan import Cell, RunOptions
+from ssl_bench.engine.run_plan import RunPlan, plan_run
+from ssl_bench.engine.workers import plugin_setup, run_in_workers
 from ssl_bench.errors import SSLBenchError
-from ssl_bench.plugins import Registries, get_registries
-
-
-@dataclass
-class RunPlan:
-    """A resolved run: the options (with the benchmarks that run), the cells, and for each
-    cell whether its record can be reused and why not."""
-
-    options: RunOptions
-    ctx: SweepContext
-    cells: list[Cell]
-    reuse: dict[Cell, Reuse]
-    skipped_benchmarks: list[str]
-
-    @property
-    def todo(self) -> list[Cell]:
-        return [c for c in self.cells if not self.reuse[c].reusable]
-
-
-def plan_run(options: RunOptions, log: Callable[[str], None], write_synthetic: bool = True
-             ) -> RunPlan:
-    """Choose benchmarks, resolve data (writing the synthetic suite unless told not to) and
-    decide, cell by cell, whether its record stands."""
-    regs = get_registries()
-    choice = choose_benchmarks(options, regs)
-    options = replace(options, benchmarks=choice.run)
-    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
-    sources = resolve_data(options, benchmarks, regs, write_synthetic=write_synthetic, log=log)
-    ctx = SweepContext(options, regs, sources, log=log)
-    cells = plan_cells(options, regs)
-    ready = {b.id: data_ready(sources, [b.dataset]) for b in benchmarks}
-    reuse = {}
-    for cell in cells:
-        expected = None
-        if cell.applicable and ready[cell.benchmark]:
-            try:
-                expected = cell_setup(ctx, cell).identity
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # the cell will fail and record why
-                reuse[cell] = Reuse(False, f"cannot be set up: {error_line(exc)}")
-                continue
-        reuse[cell] = check_reuse(ctx, cell, expected)
-    return RunPlan(options, ctx, cells, reuse, choice.skipped)
+from ssl_bench.plugins import Registries
 
 
 def print_plan(plan: RunPlan, estimate: RunEstimate | None = None) -> None:
@@ -239,6 +187,4 @@ def run_sweep(options: RunOptions) -> int:
     return 0
 
 
-__all__ = ["Display", "PluginSetup", "RunPlan", "plan_estimate", "plan_run", "plugin_setup",
-           "pretrain_all", "print_plan", "remember_rates", "process_cell", "run_sweep",
-           "worker_context", "DataSources", "RunOptions", "Registries"]
+__all__ = ["plan_estimate", "pretrain_all", "print_plan", "remember_rates", "run_sweep"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.testing import first_batch, smoke_method, tiny_pool
-from ssl_bench_distill.method import STAGE_STUDENT, DistillSelf, DistillSelfModel
+from ssl_bench_distill.method import STAGE_STUDENT, DistillSelf
 from ssl_bench_distill.teacher import load_teacher_backbone
 
 

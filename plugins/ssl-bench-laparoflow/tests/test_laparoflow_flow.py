@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ssl_bench_laparoflow.flow import FarnebackParams, FlowCache, farneback_flow
 
