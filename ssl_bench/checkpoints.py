@@ -46,7 +46,7 @@ import difflib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import timm
 import torch
@@ -136,11 +136,29 @@ def parse_checkpoint_spec(value: str) -> CheckpointSpec:
     return spec
 
 
+def specs_from_entries(entries: Any, base: Path, source: str) -> list[CheckpointSpec]:
+    """The specs of a list of mappings (keys of :class:`CheckpointSpec`), from a checkpoint list
+    file or a run file's ``checkpoints``; relative paths are taken from ``base``; ``source``
+    names where the list comes from in error lines."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise SSLBenchError(f"{source} must be a YAML list of mappings with keys name, path "
+                            "and optionally arch, mean, std, ...")
+    specs = []
+    for i, entry in enumerate(entries):
+        where = f"{source}, entry {i + 1}"
+        if "path" in entry:
+            entry = {**entry, "path": base / Path(str(entry["path"])).expanduser()}
+        spec = _spec(dict(entry), where)
+        _check_arch(spec.arch, where)
+        specs.append(spec.model_copy(update={"path": spec.path.absolute()}))
+    return specs
+
+
 def load_checkpoint_specs(values: Iterable[str], yaml_path: Path | None = None
                           ) -> list[CheckpointSpec]:
     """The specs of every ``--checkpoint NAME=PATH[:ARCH]`` value, then those of a YAML file
-    holding a list of mappings (keys of :class:`CheckpointSpec`; relative paths are taken from
-    the YAML file's folder). Names must be unique."""
+    holding a list of mappings (:func:`specs_from_entries`; relative paths are taken from the
+    YAML file's folder). Names must be unique."""
     import yaml
 
     specs = [parse_checkpoint_spec(v) for v in values]
@@ -151,23 +169,18 @@ def load_checkpoint_specs(values: Iterable[str], yaml_path: Path | None = None
         except (OSError, yaml.YAMLError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SSLBenchError(f"cannot read checkpoint list {yaml_path}: {first}") from None
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise SSLBenchError(f"checkpoint list {yaml_path} must be a YAML list of mappings "
-                                f"with keys name, path and optionally arch, mean, std, ...")
-        for i, entry in enumerate(entries):
-            where = f"checkpoint list {yaml_path}, entry {i + 1}"
-            if "path" in entry:
-                entry = {**entry, "path": yaml_path.parent / Path(str(entry["path"])).expanduser()}
-            spec = _spec(entry, where)
-            _check_arch(spec.arch, where)
-            specs.append(spec.model_copy(update={"path": spec.path.absolute()}))
+        specs += specs_from_entries(entries, yaml_path.parent, f"checkpoint list {yaml_path}")
+    _check_unique(specs)
+    return specs
+
+
+def _check_unique(specs: list[CheckpointSpec]) -> None:
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
             raise SSLBenchError(f"checkpoint name {spec.name!r} is given twice; give each "
                                 "checkpoint its own NAME")
         seen.add(spec.name)
-    return specs
 
 
 # --------------------------------------------------------------------------------------
@@ -435,34 +448,44 @@ class CheckpointPlugin:
             register(method)
 
 
-def register_checkpoints(values: Iterable[str]) -> list[str]:
-    """``ssl-bench run --checkpoint``: each value is ``NAME=PATH[:ARCH]`` or a YAML file listing
-    checkpoints. Registers one method per file (checked now: a bad file fails before any cell)
-    and returns their ids; a name that is already a method id is refused."""
+def register_checkpoints(values: Iterable[str | Mapping[str, Any]],
+                         base: Path | None = None) -> list[str]:
+    """``ssl-bench run --checkpoint``: each value is ``NAME=PATH[:ARCH]``, a YAML file listing
+    checkpoints, or (from a run file's ``checkpoints`` list) a mapping of
+    :class:`CheckpointSpec` keys whose relative path is taken from ``base``. Registers one
+    method per file (checked now: a bad file fails before any cell) and returns their names;
+    a name that is already a method id is refused."""
     from ssl_bench import plugins
 
-    inline, files = [], []
+    inline: list[str] = []
+    files: list[str] = []
+    entries: list[Mapping[str, Any]] = []
     for value in values:
-        looks_like_list = "=" not in value and value.endswith((".yaml", ".yml"))
-        (files if looks_like_list else inline).append(value)
+        if isinstance(value, Mapping):
+            entries.append(value)
+        elif "=" not in value and value.endswith((".yaml", ".yml")):
+            files.append(value)
+        else:
+            inline.append(value)
     specs = load_checkpoint_specs(inline, None)
     for path in files:
         specs += load_checkpoint_specs([], Path(path))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise SSLBenchError("a checkpoint name is given twice; give each checkpoint its own NAME")
+    if entries:
+        specs += specs_from_entries(entries, base or Path.cwd(), "the run file's checkpoints")
+    _check_unique(specs)
     known = plugins.get_registries().methods
-    for name in names:
-        if name in known or name in known.conflicts:
-            raise SSLBenchError(f"--checkpoint {name}=...: {name!r} is already a method id; "
-                                "choose another NAME")
+    for spec in specs:
+        if spec.name in known or spec.name in known.conflicts:
+            raise SSLBenchError(f"--checkpoint {spec.name}=...: {spec.name!r} is already a "
+                                "method id; choose another NAME")
     plugin = CheckpointPlugin(specs)
     plugin.methods()  # read and check every file now
     plugins.register_plugin(plugin, "checkpoints", "--checkpoint")
-    return names
+    return [spec.name for spec in specs]
 
 
 __all__ = ["CheckpointSpec", "parse_checkpoint_spec", "load_checkpoint_specs",
-           "checkpoint_method", "CheckpointMethod", "CheckpointConfig", "CheckpointEncoder",
-           "CheckpointPlugin", "register_checkpoints", "load_encoder", "select_weights", "target_layout",
+           "specs_from_entries", "checkpoint_method", "CheckpointMethod", "CheckpointConfig",
+           "CheckpointEncoder", "CheckpointPlugin", "register_checkpoints", "load_encoder",
+           "select_weights", "target_layout",
            "TargetLayout", "default_out_indices", "DEFAULT_ARCH"]

@@ -17,21 +17,42 @@ def _apply_run_file(ctx: click.Context, path: Path, params: dict[str, Any]) -> l
 
     options, overrides = read_run_file(path)
     command = ctx.command
-    names = {p.name for p in command.params if p.name}
+    by_name = {p.name: p for p in command.params if p.name}
+    names = set(by_name)
     for key, value in options.items():
         if key not in names or key in ("config", "overrides"):
             valid = ", ".join(sorted(n.replace("_", "-") for n in names
                                      if n not in ("config", "overrides")))
             raise SSLBenchError(f"--config {path}: unknown run option {key!r}; valid: {valid}")
-        if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
+        if key == "checkpoints":
+            # NAME=PATH[:ARCH] strings, checkpoint list files, or mappings of checkpoint keys
+            # (relative paths from the run file's folder): added to the command line's
+            items = value if isinstance(value, list) else [value]
+            params[key] = (*params[key], *(i if isinstance(i, dict) else str(i) for i in items))
+            params["checkpoints_base"] = Path(path).parent
+        elif ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
             if isinstance(value, list):
                 value = ",".join(str(v) for v in value)
-            params[key] = value if isinstance(value, (bool, int)) else str(value)
+            params[key] = _option_value(by_name[key], value, path)
     return overrides
 
 
+def _option_value(param: click.Parameter, value: Any, path: Path) -> Any:
+    """A run file's value as the command line would give it: through the option's own type
+    (a flag's bool, an int option's int, a path, a choice); everything else as text."""
+    if isinstance(param, click.Option) and param.is_flag:
+        if not isinstance(value, bool):
+            raise SSLBenchError(f"--config {path}: {param.name} is a flag; write true or false")
+        return value
+    try:
+        return param.type.convert(str(value), param, None)
+    except click.BadParameter as exc:
+        raise SSLBenchError(f"--config {path}: {param.name}: {exc.message}") from None
+
+
 @click.command(name="run")
-@click.option("--methods", default="all", show_default=True, help="`all` or comma-separated method ids.")
+@click.option("--methods", default="all", show_default=True,
+              help="`all` or comma-separated method ids.")
 @click.option("--benchmarks", default="default", show_default=True,
               help="`default` (the benchmarks of the default run), `all` or comma-separated "
                    "benchmark ids. `default`/`all` skip, with a note, benchmarks whose data is "
@@ -124,12 +145,11 @@ def run_command(ctx: click.Context, **params: Any) -> None:
     if config_path is not None:
         override_items = _apply_run_file(ctx, config_path, params) + override_items
     checkpoints = params.pop("checkpoints")
-    if isinstance(checkpoints, str):  # from a run file
-        checkpoints = tuple(c for c in checkpoints.split(",") if c)
+    checkpoints_base = params.pop("checkpoints_base", None)
     if checkpoints:
         from ssl_bench.checkpoints import register_checkpoints
 
-        names = register_checkpoints(list(checkpoints))
+        names = register_checkpoints(list(checkpoints), checkpoints_base)
         if params["methods"].strip() != "all":  # every checkpoint is a row of the run
             params["methods"] = ",".join([params["methods"], *names])
     regs = resolved_registries()  # classes registered by path: imported, or load failures
