@@ -18,10 +18,6 @@ from ssl_bench import __version__
 from ssl_bench.errors import SSLBenchError
 
 
-class _State:
-    debug = False
-
-
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="""\b
@@ -35,7 +31,7 @@ Examples:
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
     """Benchmark self-supervised methods on surgical video and medical images with few labels."""
-    _State.debug = debug or os.environ.get("SSL_BENCH_DEBUG") == "1"
+    # --debug is read by main() (tracebacks) and by the commands through the root context
 
 
 def _registries() -> Any:
