@@ -108,6 +108,32 @@ def test_finetune_epochs_cut_the_finetune_protocol_only(tmp_path: Path) -> None:
     assert len(history("linear", finetune_epochs=1)) == 3  # not the linear protocol's
 
 
+def test_finetune_norm_eval_trains_weights_but_keeps_bn_statistics(tmp_path: Path) -> None:
+    def fine_tuned(**overrides: Any) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+        cell = make_cell(tmp_path / str(overrides), RecordingVolumeDataset(), protocol="finetune")
+        built: list[torch.nn.Module] = []
+        make = cell.make_encoder
+        cell.make_encoder = lambda: built.append(make()) or built[-1]
+        before = {k: v.clone() for k, v in make().state_dict().items()}
+        run(cell, **overrides)
+        return built[0], before
+
+    encoder, before = fine_tuned(finetune_norm_eval=True)
+    after = encoder.state_dict()
+    stats = [k for k in after if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(after[k], before[k]) for k in stats)
+    assert not torch.equal(after["stage1.0.weight"], before["stage1.0.weight"])
+    assert not torch.equal(after["stage1.1.weight"], before["stage1.1.weight"])  # BN affine
+    encoder, before = fine_tuned()  # default: train-mode BN updates its statistics
+    assert not torch.equal(encoder.state_dict()["stage1.1.running_mean"],
+                           before["stage1.1.running_mean"])
+
+
+def test_cpu_profile_fine_tunes_the_frozen_budget_with_bn_in_eval() -> None:
+    config = OrganSegmentation.make_config("cpu")
+    assert config.finetune_norm_eval and config.finetune_epochs in (None, config.epochs)
+
+
 def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
     a = run(make_cell(tmp_path / "a", RecordingVolumeDataset(), seed=1))
     b = run(make_cell(tmp_path / "b", RecordingVolumeDataset(), seed=1))

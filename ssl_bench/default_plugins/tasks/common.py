@@ -291,6 +291,9 @@ class MaskTaskConfig(TaskConfig):
     feature_batch_size: int = 64
     #: weight of a soft Dice term added to the cross-entropy (MONAI's DiceCE recipe for CT)
     dice_loss_weight: float = 0.0
+    #: finetune protocol: keep the encoder's batch-norm layers in eval mode (their running
+    #: statistics frozen, their affine weights trained; mmdet/mmseg ``norm_eval``)
+    finetune_norm_eval: bool = False
     #: linear protocol: standardise each frozen map per channel with the labelled training
     #: frames' mean and std before the decoder (:meth:`FPNDecoder.standardize_inputs`)
     standardize_features: bool = False
@@ -511,7 +514,13 @@ class MaskTask(ABC):
             return _predict_logits_batched(model, item["frames"], cell.device,
                                            cfg.feature_batch_size)
 
+        norm_eval = not freeze and cfg.finetune_norm_eval
+
         def step(idx: torch.Tensor) -> torch.Tensor:
+            if norm_eval:  # after _fit's model.train()
+                for m in encoder.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
             x = to_float_images(index.frames(idx), cell.device)
             target = torch.from_numpy(index.masks(idx)).to(cell.device).long()
             return self.loss(model(x), target, ignore)

@@ -45,7 +45,7 @@ SEMANTIC_SEGMENTATION_META = TaskMeta(
 
 ORGAN_SEGMENTATION_META = TaskMeta(
     id="organ-segmentation",
-    version="2",
+    version="3",
     name="Multi-organ CT segmentation (2-D slices)",
     description="FPN decoder on slices of the labelled CT volumes; slices stacked back per "
     "volume; MONAI Dice and HD95 per organ and volume, mean over organs",
