@@ -71,3 +71,20 @@ def test_generic_ssl_rows_start_from_the_imagenet_trunk() -> None:
     with pytest.raises(SSLBenchError, match="imagenet_init=false") as err:
         smoke_method(SimCLR, backbone="resnet18").build()
     assert "\n" not in str(err.value)
+
+
+def test_the_pooled_teacher_is_the_classifiers_penultimate_feature() -> None:
+    """The frozen image teacher of the distillation plugins (DistillSelf, iBoot): the ImageNet
+    classifier's pooled 1280-d feature (conv_head + bn2 + ReLU6), its input normalised."""
+    from ssl_bench.backbones import frozen_pooled_classifier
+
+    teacher = frozen_pooled_classifier()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        embedding = teacher.embed(x)
+        classifier = imagenet_classifier()
+        pre_logits = classifier.forward_head(classifier.forward_features((x - 0.5) / 0.5),
+                                             pre_logits=True)
+    assert teacher.embed_dim == 1280 and embedding.shape == (2, 1280)
+    torch.testing.assert_close(embedding, pre_logits)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
