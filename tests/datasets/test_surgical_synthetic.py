@@ -11,7 +11,7 @@ from PIL import Image
 
 from ssl_bench.default_plugins.datasets.cholec80 import Cholec80
 from ssl_bench.default_plugins.datasets.cholecseg8k import VIDEOS, CholecSeg8k
-from ssl_bench.default_plugins.synthetic.surgical import write_cholec80_video
+from ssl_bench.default_plugins.synthetic.surgical import phase_lengths, write_cholec80_video
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,16 @@ def test_synthetic_cholecseg8k_passes_check(tmp_path: Path) -> None:
     CholecSeg8k.write_synthetic(again, size="small", seed=0)
     for path in sorted(root.rglob("*.png"))[:20]:
         assert path.read_bytes() == (again / path.relative_to(root)).read_bytes()
+
+
+def test_synthetic_phase_lengths_vary_between_videos() -> None:
+    """Each video draws its own phase durations (sum = the video, each >= 1 s, Cholec80
+    order kept by the writer), spread enough that the position in a video tells the phase
+    only roughly: a phase's share varies between videos by about 40 % of its mean (the
+    writer's first version, with a uniform 0.6-1.5 factor: about 23 %)."""
+    totals = [1500 + 40 * k for k in range(40)]
+    lengths = np.asarray([phase_lengths(np.random.default_rng([0, k]), t)
+                          for k, t in enumerate(totals)])
+    assert lengths.sum(1).tolist() == totals and lengths.min() >= 25
+    shares = lengths / lengths.sum(1, keepdims=True)
+    assert (shares.std(0) / shares.mean(0)).mean() > 0.35

@@ -51,7 +51,7 @@ AMOS_CLASSES = ("background", "spleen", "right kidney", "left kidney", "gallblad
 
 CHOLEC80_META = DatasetMeta(
     id="cholec80",
-    version="1",
+    version="2",  # 2: the synthetic writer's textured world with varying phase lengths
     name="Cholec80",
     modality="video",
     domain="surgical",

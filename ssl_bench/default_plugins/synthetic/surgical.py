@@ -6,26 +6,40 @@ points and moving smoothly (their tips follow sums of slow sinusoids, so consecu
 differ by small displacements and optical flow is meaningful).
 
 **Cholec80 layout** (reader: ``datasets/cholec80.py``): ``videos/videoNN.mp4`` (H.264, 25 fps;
-all 80 videos of 40-70 s at 128x72 for ``default``, 16 videos of 8-11 s at 64x36 covering
-every split for ``small``), ``phase_annotations/videoNN-phase.txt`` (``Frame\\tPhase``, one row per
+all 80 videos of 30-80 s at 128x72 for ``default``, 16 videos of 8-11 s at 64x36 covering
+every split for ``small``), ``phase_annotations/videoNN-phase.txt`` (``Frame\tPhase``, one row per
 frame, phase names) and ``tool_annotations/videoNN-tool.txt`` (``Frame`` + the 7 tools, rows at
-frames 0, 25, 50, ...). The 7 phases follow the Cholec80 order with per-video durations drawn
-around typical shares of a procedure. What is visible depends on the phase:
+frames 0, 25, 50, ...). The 7 phases follow the Cholec80 order; each video draws its phase
+durations as typical shares of a procedure times a log-normal factor (sigma
+``PHASE_SPREAD``), so, as in Cholec80, a phase can take half or twice its usual share and the
+position in the video alone tells the phase only roughly. What is visible depends on the
+phase:
 
 ====  =====================  =============================================================
 id    phase                  visible
 ====  =====================  =============================================================
 0     Preparation            grasper (+ hook now and then); gallbladder covered by fat
-1     CalotTriangleDissect.  grasper + hook; the fat over the gallbladder neck thins out
-2     ClippingCutting        grasper, clipper then scissors; clips appear, the duct is cut
-3     GallbladderDissection  grasper + hook; gallbladder lifts off a red liver bed; smoke
+1     CalotTriangleDissect.  grasper + hook; the fat over the gallbladder neck is dissected
+                             away; light smoke from the hook
+2     ClippingCutting        grasper, clip applier then scissors; clips appear, duct is cut
+3     GallbladderDissection  grasper + hook; gallbladder lifts off a raw liver bed; smoke
 4     GallbladderPackaging   grasper + specimen bag; the gallbladder shrinks into the bag
 5     CleaningCoagulation    bipolar, irrigator; liver bed with bleeding spots; dense smoke
 6     GallbladderRetraction  grasper + specimen bag moving out of view
 ====  =====================  =============================================================
 
-The tool file is the exact presence of each drawn tool at its frame. Camera motion is a slow
-pan with per-phase amplitude; lighting flickers slightly.
+Tissues are textured (multi-scale noise: liver lobules, lobulated fat, mottled gallbladder
+wall, raw liver bed, plastic folds of the bag; vessels on wall, liver and gallbladder), and
+the textures move with the camera. Instruments look like their real counterparts: insulated
+black shafts with a specular line and metal ends (grasper jaws, L-hook, curved gold-coloured
+scissor blades), an all-metal clip applier holding a clip, a grey bipolar forceps with blue
+jaws, a white irrigation tube with suction holes; shafts are about 5 % of the frame wide, so
+they stay visible at the encoders' input size. Which instruments are in view is thus the
+main phase cue, with the tissue state (fat, clips, lifted gallbladder, bag). Lighting varies
+between procedures (light gain 0.75-1.15 and white balance +-8 % per channel per video) and
+within one (slow drift +-12 %, flicker +-4 %); electrocautery smoke (hook in phases 1 and 3,
+bipolar in 5) washes out part of the view. Camera motion is a slow pan with per-phase
+amplitude. The tool file is the exact presence of each drawn tool at its frame.
 
 **CholecSeg8k layout** (reader: ``datasets/cholecseg8k.py``): the 17 real video ids, clips
 ``videoNN/videoNN_SSSSS/`` of consecutive 25-fps frames ``frame_K_endo.png`` with
@@ -60,6 +74,9 @@ TOOLS = ("Grasper", "Bipolar", "Hook", "Scissors", "Clipper", "Irrigator", "Spec
 GRASPER, BIPOLAR, HOOK, SCISSORS, CLIPPER, IRRIGATOR, BAG = range(7)
 #: typical share of each phase in a procedure (rough Cholec80 statistics)
 PHASE_SHARE = (0.06, 0.33, 0.09, 0.24, 0.07, 0.12, 0.09)
+#: sigma of the log-normal factor on each phase's share in one video (Cholec80's phase
+#: durations vary between procedures about 2x either way around their median)
+PHASE_SPREAD = 0.5
 #: (tool, share of the phase it is present, where in the phase it starts: 0 early .. 1 late)
 PHASE_TOOLS: dict[int, tuple[tuple[int, float, float], ...]] = {
     0: ((GRASPER, 0.9, 0.5), (HOOK, 0.35, 1.0)),
@@ -97,8 +114,8 @@ CHOLEC_SIZES = {
     # (40/8/32: 8 train, 4 val, 4 test; 40/40: 6 train, 2 val, 8 test)
     "small": CholecSize(videos=(1, 2, 3, 4, 5, 6, 33, 34, 41, 42, 43, 44, 49, 50, 51, 52),
                         width=64, height=36, min_seconds=8, max_seconds=11, crf=30),
-    "default": CholecSize(videos=tuple(range(1, 81)), width=128, height=72, min_seconds=40,
-                          max_seconds=70, crf=30),
+    "default": CholecSize(videos=tuple(range(1, 81)), width=128, height=72, min_seconds=30,
+                          max_seconds=80, crf=30),
 }
 
 
@@ -159,11 +176,13 @@ def smooth_field(rng: np.random.Generator, height: int, width: int, cells: int =
 
 
 def phase_lengths(rng: np.random.Generator, total: int) -> list[int]:
-    """Frames per phase (each at least 1 s), summing to ``total``."""
-    share = np.asarray(PHASE_SHARE) * rng.uniform(0.6, 1.5, size=len(PHASE_SHARE))
+    """Frames per phase (each at least 1 s), summing to ``total``: each phase's typical share
+    times a log-normal factor (``PHASE_SPREAD``), so phase lengths vary between videos by
+    about 2x either way, as they do in Cholec80."""
+    share = np.asarray(PHASE_SHARE) * rng.lognormal(0.0, PHASE_SPREAD, size=len(PHASE_SHARE))
     share /= share.sum()
     lengths = np.maximum(25, np.floor(share * total)).astype(int)
-    lengths[1] += total - lengths.sum()  # the longest phase absorbs the rounding
+    lengths[int(np.argmax(lengths))] += total - lengths.sum()  # the longest absorbs rounding
     return [int(x) for x in lengths]
 
 
@@ -183,9 +202,36 @@ def tool_presence(rng: np.random.Generator, phases: np.ndarray) -> np.ndarray:
     return present
 
 
+def texture(rng: np.random.Generator, height: int, width: int, rgb: tuple[int, ...],
+            contrast: float, cells: tuple[int, ...] = (6, 18, 40)) -> np.ndarray:
+    """(height, width, 3) float32 tissue texture: ``rgb`` modulated by noise at several
+    scales (lobules, mottling, grain) and varied by up to 12 % per video."""
+    field = np.zeros((height, width), np.float32)
+    for k, c in enumerate(cells):
+        field += smooth_field(rng, height, width, c) * (0.6 ** k)
+    field /= np.abs(field).max() + 1e-6
+    colour = np.asarray(rgb, np.float32) * rng.uniform(0.88, 1.12, 3).astype(np.float32)
+    return colour * (1 + contrast * field)[..., None]
+
+
+def draw_vessels(rng: np.random.Generator, img: np.ndarray, count: int,
+                 rgb: tuple[int, int, int], width: int) -> None:
+    """Thin branching vessels (random walks) drawn into ``img`` in place."""
+    h, w = img.shape[:2]
+    for _ in range(count):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        angle = rng.uniform(0, 2 * math.pi)
+        pts = []
+        for _ in range(12):
+            pts.append((x, y))
+            angle += rng.normal(0, 0.45)
+            x, y = x + math.cos(angle) * w / 30, y + math.sin(angle) * w / 30
+        cv2.polylines(img, [np.asarray(pts, np.int32)], False, rgb, width, cv2.LINE_AA)
+
+
 @dataclass
 class VideoScene:
-    """Per-video appearance: where things are and what colour they are."""
+    """Per-video appearance: where things are, their textures and the lighting."""
 
     background: np.ndarray  # (H + 2m, W + 2m, 3) uint8 liver / wall / fat texture
     margin: int
@@ -193,78 +239,124 @@ class VideoScene:
     gb_colour: tuple[int, int, int]
     entries: np.ndarray  # (7, 2) trocar entry point of each tool
     targets: np.ndarray  # (7, 2) mean tip position of each tool
+    layers: dict[str, np.ndarray]  # uint8 textures (same size as background) of the overlays
+    light: np.ndarray  # (3,) per-video light gain per channel (intensity x white balance)
 
 
 def make_scene(rng: np.random.Generator, width: int, height: int) -> VideoScene:
     m = max(4, width // 10)
     bw, bh = width + 2 * m, height + 2 * m
-    shade = smooth_field(rng, bh, bw, 5)
-    base = np.empty((bh, bw, 3), dtype=np.float32)
-    wall = np.asarray([196, 140, 130], np.float32) * rng.uniform(0.9, 1.1)
-    base[:] = wall
-    liver = np.asarray([132, 40, 34], np.float32) * rng.uniform(0.85, 1.15)
     yy, xx = np.mgrid[0:bh, 0:bw].astype(np.float32)
+    base = texture(rng, bh, bw, (196, 140, 130), 0.18)  # abdominal wall
+    liver = texture(rng, bh, bw, (132, 40, 34), 0.3)
     edge = bh * rng.uniform(0.45, 0.6) + bh * 0.12 * np.sin(xx / bw * math.pi * rng.uniform(1, 2)
                                                               + rng.uniform(0, 6))
     is_liver = yy < edge
-    base[is_liver] = liver
-    fat = np.asarray([220, 192, 104], np.float32)
+    base[is_liver] = liver[is_liver]
+    fat = texture(rng, bh, bw, (220, 192, 104), 0.25, (10, 24, 48))
     fat_blob = (((xx - bw * rng.uniform(0.6, 0.9)) / (bw * 0.25)) ** 2
                 + ((yy - bh * 0.95) / (bh * 0.25)) ** 2) < 1
-    base[fat_blob] = fat
-    base *= (1 + 0.12 * shade)[..., None]
-    vignette = 1 - 0.45 * (((xx - bw / 2) / (bw / 2)) ** 2 + ((yy - bh / 2) / (bh / 2)) ** 2)
-    base *= np.clip(vignette, 0.3, 1)[..., None]
+    base[fat_blob] = fat[fat_blob]
     background = np.clip(base, 0, 255).astype(np.uint8)
+    draw_vessels(rng, background, 5, (150, 50, 60), max(1, width // 128))
+    shade = smooth_field(rng, bh, bw, 5)
+    vignette = 1 - 0.45 * (((xx - bw / 2) / (bw / 2)) ** 2 + ((yy - bh / 2) / (bh / 2)) ** 2)
+    gain = (1 + 0.12 * shade) * np.clip(vignette, 0.3, 1)
+    background = np.clip(background * gain[..., None], 0, 255).astype(np.uint8)
     cx = width * rng.uniform(0.4, 0.6)
     cy = height * rng.uniform(0.5, 0.62)
     a = width * rng.uniform(0.16, 0.22)
     b = height * rng.uniform(0.12, 0.17)
     gb_colour = tuple(int(c) for c in np.asarray([120, 150, 70]) * rng.uniform(0.85, 1.15, 3))
+    layers = {
+        "gallbladder": texture(rng, bh, bw, gb_colour, 0.25, (8, 20)),
+        "bed": texture(rng, bh, bw, (150, 22, 26), 0.45, (10, 30, 60)),  # raw liver bed
+        "fat": texture(rng, bh, bw, (226, 198, 110), 0.3, (12, 30, 60)),  # lobulated fat
+        "bag": texture(rng, bh, bw, (228, 230, 236), 0.12, (4, 10)),  # plastic with folds
+    }
+    for key in layers:
+        layers[key] = np.clip(layers[key] * gain[..., None], 0, 255).astype(np.uint8)
+    draw_vessels(rng, layers["gallbladder"], 3, (90, 110, 60), max(1, width // 128))
     corners = np.asarray([[0, 0], [width, 0], [0, height], [width, height]], np.float64)
     entries = np.asarray([corners[i % 4] + rng.uniform(-0.1, 0.1, 2) * [width, height]
                           for i in rng.permutation(len(TOOLS))])
     targets = np.asarray([[cx, cy]]) + rng.uniform(-0.15, 0.15, (len(TOOLS), 2)) * [width, height]
-    return VideoScene(background, m, (cx, cy, a, b), gb_colour, entries, targets)
+    # light source and camera white balance differ between procedures
+    light = (rng.uniform(0.75, 1.15) * rng.uniform(0.92, 1.08, 3)).astype(np.float32)
+    return VideoScene(background, m, (cx, cy, a, b), gb_colour, entries, targets, layers, light)
 
 
-TOOL_COLOURS = {GRASPER: (150, 150, 156), BIPOLAR: (90, 110, 190), HOOK: (200, 200, 206),
-                SCISSORS: (170, 160, 120), CLIPPER: (120, 124, 130), IRRIGATOR: (228, 228, 224)}
+#: (shaft, tip) colour of each drawn tool: insulated black shafts with metal tips for grasper,
+#: hook and scissors (gold-coloured blades), an all-metal clip applier, a grey bipolar with blue
+#: insulated jaws, a white irrigation tube
+TOOL_LOOKS = {GRASPER: ((46, 46, 50), (176, 176, 182)), HOOK: ((40, 40, 44), (206, 206, 212)),
+              SCISSORS: ((48, 46, 44), (196, 170, 104)),
+              CLIPPER: ((160, 162, 170), (220, 220, 226)),
+              BIPOLAR: ((96, 100, 110), (50, 80, 196)),
+              IRRIGATOR: ((226, 226, 222), (190, 196, 210))}
+#: shaft width of each tool in pixels at 128 px frame width
+TOOL_WIDTH = {GRASPER: 6, HOOK: 5, SCISSORS: 6, CLIPPER: 8, BIPOLAR: 6, IRRIGATOR: 7}
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:
     return int(x), int(y)
 
 
+def _lighter(rgb: tuple[int, int, int], k: float) -> tuple[int, int, int]:
+    return tuple(int(min(255, c + (255 - c) * k)) for c in rgb)  # type: ignore[return-value]
+
+
 def draw_tool(img: np.ndarray, tool: int, entry: tuple[float, float], tip: tuple[float, float],
               scale: float, t: int) -> None:
-    """A tool: shaft from its trocar to the tip and a tool-specific end."""
-    colour = TOOL_COLOURS[tool]
-    thick = max(1, int(round(scale * (3 if tool in (IRRIGATOR, CLIPPER) else 2))))
-    thin = max(1, thick - 1)
+    """A tool: a shaded cylindrical shaft from its trocar to the tip (a specular line along
+    it) and a tool-specific end: grasper jaws, L-hook, curved scissor blades, clip applier
+    jaws holding a clip, bipolar forceps, the irrigator's round tip."""
+    shaft, metal = TOOL_LOOKS[tool]
+    width = max(2, int(round(scale * TOOL_WIDTH[tool])))
     (ex, ey), (px, py) = entry, tip
-    cv2.line(img, _pt(ex, ey), _pt(px, py), colour, thick, cv2.LINE_AA)
     norm = math.hypot(px - ex, py - ey) + 1e-6
     dx, dy = (px - ex) / norm, (py - ey) / norm
     nx, ny = -dy, dx
-    jaw = max(2.0, 4 * scale)
-    if tool in (GRASPER, SCISSORS, BIPOLAR):
-        opening = 0.3 + 0.25 * (1 + math.sin(t / 6.0))
-        tip_colour = (60, 80, 200) if tool == BIPOLAR else colour
+    cv2.line(img, _pt(ex, ey), _pt(px, py), shaft, width, cv2.LINE_AA)
+    off = width * 0.25
+    cv2.line(img, _pt(ex + nx * off, ey + ny * off), _pt(px + nx * off, py + ny * off),
+             _lighter(shaft, 0.45), max(1, width // 4), cv2.LINE_AA)
+    jaw = max(3.0, 9 * scale)
+    thin = max(1, width // 3)
+    if tool in (GRASPER, BIPOLAR, SCISSORS):
+        opening = 0.15 + 0.2 * (1 + math.sin(t / 6.0))
         for side in (-1, 1):
             spread = side * jaw * opening
-            end = _pt(px + dx * jaw + nx * spread, py + dy * jaw + ny * spread)
-            cv2.line(img, _pt(px, py), end, tip_colour, thin, cv2.LINE_AA)
+            mid = (px + dx * jaw * 0.5 + nx * spread * 0.6, py + dy * jaw * 0.5 + ny * spread * 0.6)
+            bend = 0.35 * jaw if tool == SCISSORS else 0.0
+            end = (px + dx * jaw + nx * (spread + bend), py + dy * jaw + ny * (spread + bend))
+            pts = np.asarray([_pt(px, py), _pt(*mid), _pt(*end)], np.int32)
+            cv2.polylines(img, [pts], False, metal, max(1, width // 2), cv2.LINE_AA)
     elif tool == HOOK:
         end = (px + dx * jaw, py + dy * jaw)
-        cv2.line(img, _pt(px, py), _pt(*end), colour, thin, cv2.LINE_AA)
-        cv2.line(img, _pt(*end), _pt(end[0] + nx * jaw * 0.8, end[1] + ny * jaw * 0.8), colour,
+        cv2.line(img, _pt(px, py), _pt(*end), metal, thin, cv2.LINE_AA)
+        cv2.line(img, _pt(*end), _pt(end[0] + nx * jaw * 0.5, end[1] + ny * jaw * 0.5), metal,
                  thin, cv2.LINE_AA)
     elif tool == CLIPPER:
-        cv2.line(img, _pt(px, py), _pt(px + dx * jaw, py + dy * jaw), (235, 235, 240), thick + 1,
-                 cv2.LINE_AA)
+        for side in (-1, 1):
+            a0 = (px + nx * side * width * 0.35, py + ny * side * width * 0.35)
+            cv2.line(img, _pt(*a0), _pt(a0[0] + dx * jaw, a0[1] + dy * jaw), metal,
+                     max(1, width // 3), cv2.LINE_AA)
+        cv2.line(img, _pt(px + dx * jaw * 0.4, py + dy * jaw * 0.4),
+                 _pt(px + dx * jaw * 0.9, py + dy * jaw * 0.9), (236, 224, 180), thin, cv2.LINE_AA)
     elif tool == IRRIGATOR:
-        cv2.circle(img, _pt(px, py), max(1, thick), (170, 190, 230), -1, cv2.LINE_AA)
+        cv2.circle(img, _pt(px, py), max(1, width // 2 + 1), metal, -1, cv2.LINE_AA)
+        for k in (0.3, 0.7):  # suction holes
+            cv2.circle(img, _pt(px - dx * width * (1 + k), py - dy * width * (1 + k)),
+                       max(1, width // 5), (70, 70, 76), -1)
+
+
+def _overlay(img: np.ndarray, layer: np.ndarray, mask: np.ndarray, ox: int, oy: int, m: int
+             ) -> None:
+    """Copy the textured ``layer`` (camera crop at ``ox, oy``) onto ``img`` where ``mask``."""
+    h, w = img.shape[:2]
+    oy = min(max(oy, -m), m)
+    cv2.copyTo(layer[m + oy:m + oy + h, m + ox:m + ox + w], mask, img)
 
 
 def render_cholec80_video(rng: np.random.Generator, width: int, height: int, phases: np.ndarray,
@@ -288,7 +380,9 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
     tips = np.stack([np.stack([smooth_path(rng, n, 60, 0.1 * width),
                                smooth_path(rng, n, 70, 0.1 * height)], 1)
                      for _ in TOOLS]) + scene.targets[:, None, :]
-    flicker = 1 + smooth_path(rng, n, 90, 0.04)
+    # light: per-video gain and white balance, a slow drift (the scope moves nearer and
+    # farther) and a slight flicker
+    flicker = 1 + smooth_path(rng, n, 90, 0.04) + smooth_path(rng, n, 400, 0.12)
     haze = np.clip(smooth_path(rng, n, 50, 1.0) + 0.4, 0, 1)
     smoke_blob = np.zeros((3 * height, 3 * width), np.float32)
     cv2.circle(smoke_blob, (3 * width // 2, 3 * height // 2), int(width * 0.35), 1.0, -1)
@@ -297,6 +391,8 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
     cx, cy, a, b = scene.gallbladder
     m = scene.margin
     entries = [(float(x), float(y)) for x, y in scene.entries]
+    mask = np.zeros((height, width), np.uint8)
+    smoke_grey = np.full((height, width, 3), 215, np.uint8)
     for i in range(n):
         p, u = int(phases[i]), float(progress[i])
         ox, oy = int(cam_x[i]), int(cam_y[i])
@@ -305,14 +401,16 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
         lift = {3: u, 4: 1.0, 5: 1.0, 6: 1.0}.get(p, 0.0) * b * 0.8
         shrink = {4: 1 - 0.85 * u}.get(p, 1.0)
         gc = (cx - ox, cy - lift - oy)
-        if p >= 3:  # liver bed exposed under the lifted gallbladder
+        if p >= 3:  # raw liver bed exposed under the lifted gallbladder
             bed_axes = (int(a * 0.9), int(b * 0.6 * min(1, lift / b + 0.2)))
-            cv2.ellipse(img, _pt(cx - ox, cy - oy), bed_axes,
-                        0, 0, 360, (150, 20, 24), -1, cv2.LINE_AA)
+            mask[:] = 0
+            cv2.ellipse(mask, _pt(cx - ox, cy - oy), bed_axes, 0, 0, 360, 1, -1)
+            _overlay(img, scene.layers["bed"], mask, ox, oy, m)
         if p <= 4:
             gb_axes = (max(1, int(a * shrink)), max(1, int(b * shrink)))
-            cv2.ellipse(img, _pt(*gc), gb_axes,
-                        -15, 0, 360, scene.gb_colour, -1, cv2.LINE_AA)
+            mask[:] = 0
+            cv2.ellipse(mask, _pt(*gc), gb_axes, -15, 0, 360, 1, -1)
+            _overlay(img, scene.layers["gallbladder"], mask, ox, oy - int(lift), m)
         duct_a = np.asarray([cx - a * 0.9 - ox, cy + b * 0.3 - oy])
         duct_b = np.asarray([cx - a * 1.7 - ox, cy + b * 1.1 - oy])
         if p <= 2:  # cystic duct, cut at the end of clipping-cutting
@@ -320,23 +418,25 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
             mid = (duct_a + duct_b) / 2
             cv2.line(img, (int(duct_a[0]), int(duct_a[1])),
                      (int(mid[0] - (2 if cut else 0)), int(mid[1])), (200, 186, 140),
-                     max(1, int(2 * scale)), cv2.LINE_AA)
+                     max(1, int(3 * scale)), cv2.LINE_AA)
             cv2.line(img, (int(mid[0] + (2 if cut else 0)), int(mid[1] + (2 if cut else 0))),
-                     (int(duct_b[0]), int(duct_b[1])), (200, 186, 140), max(1, int(2 * scale)),
+                     (int(duct_b[0]), int(duct_b[1])), (200, 186, 140), max(1, int(3 * scale)),
                      cv2.LINE_AA)
-        # fat over the gallbladder neck: full in preparation, thinning during Calot dissection
+        # fat over the gallbladder neck: full in preparation, dissected away (a shrinking,
+        # fragmenting cover) during Calot triangle dissection
         fat = {0: 1.0, 1: 1 - 0.85 * u}.get(p, 0.0)
         if fat > 0:
-            over = img.copy()
-            cv2.ellipse(over, (int(duct_a[0]), int(duct_a[1])), (int(a * 0.9), int(b * 1.1)), 20, 0,
-                        360, (226, 198, 110), -1, cv2.LINE_AA)
-            img = cv2.addWeighted(over, fat * 0.85, img, 1 - fat * 0.85, 0)
+            mask[:] = 0
+            cv2.ellipse(mask, (int(duct_a[0]), int(duct_a[1])),
+                        (max(1, int(a * 0.9 * (0.4 + 0.6 * fat))), max(1, int(b * 1.1 * fat))),
+                        20, 0, 360, 1, -1)
+            _overlay(img, scene.layers["fat"], mask, ox, oy, m)
         clips = 0 if p < 2 else min(3, int(u * 5)) if p == 2 else 3
         for c in range(clips):
             q = duct_a + (duct_b - duct_a) * (0.25 + 0.15 * c)
-            cv2.line(img, (int(q[0] - 2 * scale), int(q[1] + 2 * scale)),
-                     (int(q[0] + 2 * scale), int(q[1] - 2 * scale)), (235, 235, 240),
-                     max(1, int(scale)), cv2.LINE_AA)
+            cv2.line(img, (int(q[0] - 3 * scale), int(q[1] + 3 * scale)),
+                     (int(q[0] + 3 * scale), int(q[1] - 3 * scale)), (235, 235, 240),
+                     max(1, int(2 * scale)), cv2.LINE_AA)
         if p == 5:  # bleeding spots on the liver bed
             for k, (bx, by) in enumerate(bleed):
                 r = max(1, int(scale * (2 + math.sin(i / 20 + k))))
@@ -344,8 +444,10 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
         if present[i, BAG]:  # specimen bag: white pouch, leaving the view during retraction
             exit_shift = (u * 1.3 * width) if p == 6 else 0.0
             bag = (cx + a * 0.6 - exit_shift - ox, cy - b * 0.2 - oy)
-            cv2.ellipse(img, (int(bag[0]), int(bag[1])), (int(a * 0.9), int(b * 1.2)), 30, 0, 360,
-                        (228, 230, 236), -1, cv2.LINE_AA)
+            mask[:] = 0
+            cv2.ellipse(mask, (int(bag[0]), int(bag[1])), (int(a * 0.9), int(b * 1.2)), 30, 0,
+                        360, 1, -1)
+            _overlay(img, scene.layers["bag"], mask, ox, oy, m)
             if p == 6:
                 cv2.ellipse(img, (int(bag[0]), int(bag[1])), (int(a * 0.4), int(b * 0.5)), 30, 0,
                             360, scene.gb_colour, -1, cv2.LINE_AA)
@@ -355,23 +457,23 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
                 if tool == GRASPER and p == 4:  # holding the gallbladder
                     tx, ty = gc[0] + (tx - gc[0]) * 0.3, gc[1] + (ty - gc[1]) * 0.3
                 draw_tool(img, tool, entries[tool], (tx, ty), scale, i)
-        smoke = 0.0
-        if p == 3 and present[i, HOOK]:
+        # smoke where electrocautery is used: the hook in Calot and gallbladder dissection,
+        # the bipolar in cleaning-coagulation
+        smoke, source = 0.0, HOOK
+        if p == 1 and present[i, HOOK]:
+            smoke = 0.3 * haze[i]
+        elif p == 3 and present[i, HOOK]:
             smoke = 0.45 * haze[i]
         elif p == 5 and present[i, BIPOLAR]:
-            smoke = 0.35 + 0.4 * haze[i]
-        if smoke <= 0:
-            yield cv2.convertScaleAbs(img, alpha=float(flicker[i]))
-            continue
-        out = img.astype(np.float32) * flicker[i]
+            smoke, source = 0.35 + 0.4 * haze[i], BIPOLAR
+        img = cv2.transform(img, np.diag(scene.light * float(flicker[i])))  # saturating gain
         if smoke > 0:
-            tip = tips[HOOK if p == 3 else BIPOLAR, i] - (ox, oy)
+            tip = tips[source, i] - (ox, oy)
             x0 = int(np.clip(3 * width // 2 - tip[0], 0, 2 * width))
             y0 = int(np.clip(3 * height // 2 - tip[1], 0, 2 * height))
-            alpha = smoke * smoke_blob[y0:y0 + height, x0:x0 + width, None]
-            out = out * (1 - alpha) + 215 * alpha
-        yield np.clip(out, 0, 255).astype(np.uint8)
-
+            alpha = float(smoke) * smoke_blob[y0:y0 + height, x0:x0 + width]
+            img = cv2.blendLinear(img, smoke_grey, 1 - alpha, alpha)
+        yield img
 
 def encode_mp4(path: Path, frames: Iterator[np.ndarray], width: int, height: int, crf: int
                ) -> None:

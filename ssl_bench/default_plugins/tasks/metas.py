@@ -12,7 +12,7 @@ from ssl_bench.meta import TaskMeta
 
 PHASE_RECOGNITION_META = TaskMeta(
     id="phase-recognition",
-    version="1",
+    version="2",
     name="Surgical phase recognition",
     description="per-frame features (1 fps by default) + causal MS-TCN (or DistillSelf's "
     "single-stage TCN); selection on val video accuracy; strict and relaxed (10 s) "
