@@ -152,6 +152,38 @@ def test_multi_class_supervised_loss_averages_the_binary_loss_over_softmax_chann
     # the binary loss of channel k with sigmoid(z_k) = p_k, i.e. z_k = logit(p_k)
     ref = np.mean([_binary_structure_loss(np.log(p[k] / (1 - p[k])), (mask[0] == k).astype(float))
                    for k in range(3)])
+    got = supervised_loss(torch.tensor(logits), torch.tensor(mask), ignore_index=255,
+                          multiclass="per-channel")
+    assert float(got) == pytest.approx(ref, rel=1e-5)
+
+
+def test_multi_class_supervised_loss_is_weighted_softmax_ce_plus_iou_of_present_classes() -> None:
+    """K > 2 default (version 4): weighted softmax CE + weighted IoU averaged over the classes
+    present in each image; an absent class adds no IoU term."""
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(1, 4, 5, 6))
+    mask = rng.integers(0, 3, size=(1, 5, 6))  # class 3 absent
+    e = np.exp(logits[0] - logits[0].max(axis=0))
+    p = e / e.sum(axis=0)
+    onehot = np.stack([(mask[0] == k).astype(float) for k in range(4)])
+    h, w = mask.shape[1:]
+    weights = []
+    for k in range(4):
+        pad = np.zeros((h + 30, w + 30))
+        pad[15:15 + h, 15:15 + w] = onehot[k]
+        pooled = np.array([[pad[i:i + 31, j:j + 31].sum() / 961.0 for j in range(w)]
+                           for i in range(h)])
+        weights.append(1 + 5 * np.abs(pooled - onehot[k]))
+    weights = np.stack(weights)
+    pix_w = weights.max(axis=0)
+    ce = -np.log((p * onehot).sum(axis=0))
+    wce = (pix_w * ce).sum() / pix_w.sum()
+    ious = []
+    for k in range(3):
+        inter = (p[k] * onehot[k] * weights[k]).sum()
+        union = ((p[k] + onehot[k]) * weights[k]).sum()
+        ious.append(1 - (inter + 1) / (union - inter + 1))
+    ref = wce + np.mean(ious)
     got = supervised_loss(torch.tensor(logits), torch.tensor(mask), ignore_index=255)
     assert float(got) == pytest.approx(ref, rel=1e-5)
 
