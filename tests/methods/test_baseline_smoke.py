@@ -26,8 +26,8 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 def test_registered_ids_and_profiles() -> None:
     ids = [m.meta.id for m in METHODS]
-    assert ids == ["random-init", "imagenet", "supervised", "simclr", "moco-v2", "byol",
-                   "dino", "mae"]
+    assert ids == ["random-init", "imagenet", "supervised", "bn-adapt", "bn-adapt-random",
+                   "simclr", "moco-v2", "byol", "dino", "mae"]
     for registered in METHODS:  # registered by path; load() checks meta and profile names
         method = registered.load()
         assert set(method.profiles) == set(PROFILES)
