@@ -10,7 +10,7 @@ PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 
 help:
 	@echo "make run    # set up .venv, then ssl-bench run --methods all --label-frac 0.01"
-	@echo "make test   # set up .venv, then the test suite"
+	@echo "make test   # set up .venv, then ruff, mypy and the test suite"
 	@echo "make bench  # set up .venv, then the performance suite (benchmarks/perf)"
 	@echo "make lock   # refresh $(LOCK) (the pinned reference environment) from the index"
 
@@ -37,7 +37,11 @@ setup: $(STAMP)
 run: setup
 	$(VENV)/bin/ssl-bench run --methods all --label-frac 0.01
 
+# Lint (ruff, with import sorting) and type-check (mypy: ssl_bench and every plugin package,
+# the `files` of [tool.mypy] in pyproject.toml) before the tests.
 test: setup
+	$(VENV)/bin/ruff check ssl_bench plugins
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 bench: setup

@@ -53,7 +53,6 @@ from ssl_bench.meta import (  # noqa: F401  (re-exported: the public API)
     TaskMeta,
 )
 
-
 # --------------------------------------------------------------------------------------
 # data
 
@@ -99,7 +98,8 @@ class Dataset(ABC):
     and resampled volumes are cached (written atomically).
     """
 
-    meta: ClassVar[DatasetMeta]
+    # Set on the class; an instance may replace it with a copy whose classes follow its options.
+    meta: DatasetMeta
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None,
@@ -357,10 +357,12 @@ class Method(ABC):
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
         raise NotImplementedError(f"{self.meta.id} has no pretraining stage")
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{self.meta.id} has no pretraining stage")
 
-    def after_step(self, model: nn.Module, progress: float) -> None:
+    def after_step(self, model: nn.Module, progress: float) -> None:  # noqa: B027 (optional hook)
         """Called after each optimiser step (``progress`` in [0, 1])."""
 
     def parameters_to_optimize(self, model: nn.Module) -> list[nn.Parameter]:

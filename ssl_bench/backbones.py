@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Any, Collection, Sequence, TypedDict
 
 import timm
 import torch
 from pydantic import Field, ValidationInfo, field_validator
+from timm.models import FeatureInfo
 from torch import nn
 
 from ssl_bench.api import Encoder, MethodConfig
@@ -71,7 +72,17 @@ def imagenet_classifier() -> nn.Module:
     return load_imagenet_lite0(model).eval()
 
 
+def feature_info(model: nn.Module) -> FeatureInfo:
+    """The ``feature_info`` of a timm ``features_only`` model (its levels' channels, strides)."""
+    info = model.feature_info
+    assert isinstance(info, FeatureInfo), type(info)
+    return info
+
+
 class Normalise(nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
@@ -111,7 +122,8 @@ class CNNEncoder(Encoder):
                  out_indices: Sequence[int] = (1, 2, 3, 4)) -> None:
         body = timm.create_model(name, pretrained=False, features_only=True,
                                  out_indices=tuple(out_indices))
-        super().__init__(body.feature_info.channels(), body.feature_info.reduction())
+        info = feature_info(body)
+        super().__init__(info.channels(), info.reduction())
         if imagenet:
             if name != "efficientnet_lite0":
                 raise SSLBenchError(f"offline ImageNet weights exist only for efficientnet_lite0, "
@@ -158,7 +170,13 @@ class ViTEncoder(Encoder):
         return [grid]
 
 
-VIT_SIZES: dict[str, dict[str, int]] = {
+class ViTSize(TypedDict):
+    embed_dim: int
+    depth: int
+    num_heads: int
+
+
+VIT_SIZES: dict[str, ViTSize] = {
     "vit-micro": {"embed_dim": 96, "depth": 4, "num_heads": 3},
     "vit-tiny": {"embed_dim": 192, "depth": 12, "num_heads": 3},
     "vit-small": {"embed_dim": 384, "depth": 12, "num_heads": 6},
@@ -260,7 +278,8 @@ class PooledFeatureEncoder(Encoder):
     :class:`~ssl_bench.api.Encoder` of one level."""
 
     def __init__(self, name: str) -> None:
-        body = timm.create_model(name, pretrained=False, num_classes=0)
+        # a timm classifier: forward_features, forward_head, feature_info (a list of dicts)
+        body: Any = timm.create_model(name, pretrained=False, num_classes=0)
         super().__init__([body.num_features], [body.feature_info[-1]["reduction"]])
         self.name = name
         self.pooled_dim = int(getattr(body, "head_hidden_size", None) or body.num_features)

@@ -56,7 +56,7 @@ class ArrayCache:
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         path = self.path(key)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, allow_pickle=True, **arrays)
         data = buf.getvalue()
         atomic.write_bytes(path, data)
         atomic.write_text(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest())
@@ -119,7 +119,7 @@ class NpyWriter:
                              f"{self.HEADER_BYTES} bytes")
         return b"\x93NUMPY\x01\x00" + struct.pack("<H", text_len) + text.encode("latin1")
 
-    def append(self, row: np.ndarray) -> None:
+    def append(self, row: np.ndarray | np.generic) -> None:
         row = np.asarray(row)
         if row.shape != self.row_shape:
             raise ValueError(f"{self.path}: row of shape {row.shape}, expected {self.row_shape}")

@@ -55,7 +55,7 @@ from torch import nn
 
 from ssl_bench import hookimpl
 from ssl_bench.api import ID_PATTERN, Encoder, Method, MethodConfig, MethodMeta
-from ssl_bench.backbones import Normalise, read_weights, strip_prefixes
+from ssl_bench.backbones import Normalise, feature_info, read_weights, strip_prefixes
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.profiles import IMAGE_SIZE
 
@@ -218,7 +218,7 @@ def _model_args(arch: str, model_args: dict[str, Any]) -> dict[str, Any]:
 def default_out_indices(arch: str, model_args: dict[str, Any]) -> tuple[int, ...]:
     """timm's default feature levels of ``arch`` without those finer than stride 4."""
     with torch.device("meta"):
-        info = _create(arch, features_only=True, **model_args).feature_info
+        info = feature_info(_create(arch, features_only=True, **model_args))
     chosen = tuple(i for i, r in zip(info.out_indices, info.reduction())
                    if r >= MIN_DEFAULT_STRIDE)
     return chosen or tuple(info.out_indices)
@@ -278,7 +278,8 @@ def target_layout(arch: str, model_args: dict[str, Any], out_indices: tuple[int,
         full = _create(arch, **model_args)
         body = _create(arch, features_only=True, out_indices=out_indices, **model_args)
     full_shapes = {k: tuple(v.shape) for k, v in full.state_dict().items()}
-    cfg = full.pretrained_cfg or {}
+    pretrained_cfg = full.pretrained_cfg
+    cfg: dict[str, Any] = pretrained_cfg if isinstance(pretrained_cfg, dict) else {}
     heads = cfg.get("classifier") or ()
     mean = tuple(float(m) for m in cfg.get("mean", (0.485, 0.456, 0.406)))
     std = tuple(float(s) for s in cfg.get("std", (0.229, 0.224, 0.225)))
@@ -329,7 +330,7 @@ class CheckpointEncoder(Encoder):
     returned as NCHW."""
 
     def __init__(self, body: nn.Module, mean: Triple, std: Triple) -> None:
-        info = body.feature_info
+        info = feature_info(body)
         super().__init__(info.channels(), info.reduction())
         self.normalise = Normalise(mean, std)
         self.body = body

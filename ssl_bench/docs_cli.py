@@ -67,7 +67,9 @@ def _anchor(path: str) -> str:
 def render_cli_reference(root: click.Command | None = None, prog_name: str = "ssl-bench") -> str:
     """The Markdown of ``docs/cli.md`` for ``root`` (default: the ``ssl-bench`` group)."""
     if root is None:
-        from ssl_bench.cli import cli as root
+        from ssl_bench.cli import cli
+
+        root = cli
     ctx = _context(root, prog_name, None)
     entries = _walk(root, ctx)
     lines = [_HEADER, "## Commands", ""]

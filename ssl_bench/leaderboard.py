@@ -42,7 +42,8 @@ def render_html(tables: list[BoardTable], plots: dict[int, str] | None = None,
 
 def plot_names(tables: list[BoardTable]) -> list[str]:
     """One figure file name per table: ``<benchmark>[-<n>]-<forest|label-efficiency>.png``."""
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for t in tables:
         n = seen.get(t.benchmark, 0)
         seen[t.benchmark] = n + 1

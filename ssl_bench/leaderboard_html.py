@@ -151,8 +151,8 @@ def _table(t: BoardTable) -> list[str]:
                 row.append(f'<td data-sort="{ranked.rank_low if ranked else ""}">'
                            f'{_e(rank_interval_text(ranked))}</td>')
         health = health_text(t.health.get(m))
-        klass = ' class="collapsed"' if t.collapsed(m) else ""
-        row.append(f'<td{klass} data-sort="{_e(health)}">{_e(health)}</td>')
+        health_class = ' class="collapsed"' if t.collapsed(m) else ""
+        row.append(f'<td{health_class} data-sort="{_e(health)}">{_e(health)}</td>')
         base = ' class="baseline"' if m in baselines else ""
         out.append(f"<tr{base}>" + "".join(row) + "</tr>")
     out.append("</tbody></table>")

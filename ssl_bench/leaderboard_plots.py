@@ -16,10 +16,15 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
 
 from ssl_bench import atomic
 from ssl_bench.board import BoardTable, LabelColumn
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Verdict = Literal["baseline", "better", "worse", "not significant"]
 
@@ -127,7 +132,7 @@ def forest_data(t: BoardTable, column: LabelColumn) -> ForestData:
                       not_compared=not_compared, caption=caption)
 
 
-def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def _figure(width: float, height: float) -> tuple[ModuleType, Figure, Axes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,7 +141,7 @@ def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
     return plt, *plt.subplots(figsize=(width, height), dpi=100)
 
 
-def _save(plt, fig, path: Path) -> None:  # type: ignore[no-untyped-def]
+def _save(plt: ModuleType, fig: Figure, path: Path) -> None:
     fig.tight_layout()
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
     plt.close(fig)
@@ -168,11 +173,12 @@ def plot_forest(t: BoardTable, column: LabelColumn, path: Path) -> None:
         ax.set_xlabel(caption, fontsize=7)
     else:
         ax.set_xlabel(f"Δ {t.main_score} ({column.header} labelled)\n" + caption, fontsize=7)
+        legend: list[tuple[Verdict, str]] = [("better", "significantly better"),
+                                             ("worse", "significantly worse"),
+                                             ("not significant", "not significant")]
         handles = [Line2D([], [], color=VERDICT_COLOURS[v], marker="o", linewidth=1.5,
                           label=label)
-                   for v, label in (("better", "significantly better"),
-                                    ("worse", "significantly worse"),
-                                    ("not significant", "not significant"))]
+                   for v, label in legend]
         ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title(f"{t.benchmark}" + (" (synthetic data)" if t.synthetic else ""), fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)

@@ -203,6 +203,7 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                 comps = [c for b in t.baselines if (c := t.comparison(m, col, b)) is not None]
                 ranked = t.rank_comparison(m, col)
                 health = t.health.get(m) or {}
+                rank = t.ranks[m]
                 rows.append({
                     "benchmark": t.benchmark, "task": t.task, "protocol": t.protocol,
                     "split": t.split, "method": m, "row_note": t.notes.get(m, ""),
@@ -216,7 +217,7 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                     "ci95_low": None if interval is None else round(interval[0], 6),
                     "ci95_high": None if interval is None else round(interval[1], 6),
                     "failed": stat.failed, "best": m in t.best(col),
-                    "rank": None if t.ranks[m] is None else round(t.ranks[m], 3),
+                    "rank": None if rank is None else round(rank, 3),
                     "comparisons": [c.as_json() for c in comps],
                     "rank_low": round_finite(ranked.rank_low) if ranked is not None else None,
                     "rank_high": round_finite(ranked.rank_high) if ranked is not None else None,
@@ -280,7 +281,8 @@ def render_json(tables: list[BoardTable], summary: Summary | None = None) -> str
                          "rank_low": round_finite(summary.rank_low[m]),
                          "rank_high": round_finite(summary.rank_high[m])} for m in summary.methods],
             "friedman": {"statistic": round_finite(summary.friedman_statistic),
-                         "p_value": round_finite(summary.friedman_p), "note": summary.friedman_note},
+                         "p_value": round_finite(summary.friedman_p),
+                         "note": summary.friedman_note},
             "critical_difference": round_finite(summary.critical_difference),
             "excluded": {m: list(b) for m, b in summary.excluded.items()},
         }

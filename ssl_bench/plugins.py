@@ -28,10 +28,10 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
@@ -39,6 +39,9 @@ from ssl_bench import hookspecs
 from ssl_bench.errors import describe_exception
 from ssl_bench.lazy import LazyClass, LazyLoadError
 from ssl_bench.registry import Registry
+
+if TYPE_CHECKING:
+    from ssl_bench.meta import DatasetMeta, MethodMeta, TaskMeta
 
 GROUP = "ssl_bench"
 CORE_DISTRIBUTION = "ssl-bench"
@@ -177,7 +180,8 @@ def plugin_home_page(distribution: str) -> str | None:
     for label in ("homepage", "home", "source", "repository", "documentation"):
         if urls.get(label):
             return urls[label]
-    return meta.get("Home-page") or None
+    home_page = meta.get_all("Home-page") or []
+    return home_page[0] if home_page and home_page[0] else None
 
 
 def source_root(obj: Any) -> Path:
@@ -220,7 +224,9 @@ class InvalidRegistration(Exception):
     """A plugin registered an object the registry cannot take (reported as a load failure)."""
 
 
-def _class_meta_id(meta_type: type) -> Callable[[Any], str]:
+def _class_meta_id(
+    meta_type: type[MethodMeta] | type[DatasetMeta] | type[TaskMeta],
+) -> Callable[[Any], str]:
     """The id of a registered class after checking its ``meta``."""
 
     def id_of(cls: Any) -> str:

@@ -277,7 +277,8 @@ def read_record(path: Path) -> CellRecord:
 
 def iter_records(results: Path) -> tuple[list[CellRecord], list[str]]:
     """All valid records under ``results/records`` and one warning line per bad file."""
-    records, warnings = [], []
+    records: list[CellRecord] = []
+    warnings: list[str] = []
     root = Path(results) / "records"
     if not root.exists():
         return records, warnings

@@ -39,7 +39,8 @@ def parse_label_fracs(text: str) -> list[float]:
             ) from None
         if not 0.0 < value <= 1.0:
             raise SSLBenchError(
-                f"--label-frac: {value:g} is outside (0, 1]; give fractions such as 0.01 (1%) or 1.0"
+                f"--label-frac: {value:g} is outside (0, 1]; give fractions such as 0.01 (1%) "
+                "or 1.0"
             )
         values.append(value)
     if not values:

@@ -23,7 +23,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -485,13 +485,13 @@ def plot_cd_diagram(mean_ranks: Mapping[str, float], cd: float, path: Path, titl
     ax.set_axis_off()
     ax.set_xlim(1 - reach, k + reach)
     ax.set_ylim(bottom, -0.9)  # y grows downwards, as in the classic layout
-    line = {"color": "black", "linewidth": 1.0}
+    line: dict[str, Any] = {"color": "black", "linewidth": 1.0}
     ax.plot([1, k], [0, 0], **line)
-    for r in range(1, k + 1):
-        ax.plot([r, r], [-0.08, 0], **line)
-        ax.text(r, -0.1, str(r), ha="center", va="bottom", fontsize=9)
-    for r in np.arange(1.5, k, 1.0):
-        ax.plot([r, r], [-0.04, 0], **line)
+    for tick in range(1, k + 1):
+        ax.plot([tick, tick], [-0.08, 0], **line)
+        ax.text(tick, -0.1, str(tick), ha="center", va="bottom", fontsize=9)
+    for half in np.arange(1.5, k, 1.0):
+        ax.plot([half, half], [-0.04, 0], **line)
     if cd > 0:
         ax.plot([1, 1 + cd], [-0.55, -0.55], color="black", linewidth=1.5)
         ax.plot([1, 1], [-0.6, -0.5], **line)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ssl_bench import atomic
+
+if TYPE_CHECKING:
+    from ssl_bench.api import Dataset
 
 MARKER = ".ssl-bench-synthetic.json"
 
@@ -23,11 +26,11 @@ def has_synthetic_writer(cls: Any) -> bool:
     from ssl_bench.api import Dataset
 
     method = getattr(cls, "write_synthetic", None)
-    return method is not None and getattr(method, "__func__", None) is not \
-        Dataset.write_synthetic.__func__
+    base = vars(Dataset)["write_synthetic"].__func__
+    return method is not None and getattr(method, "__func__", None) is not base
 
 
-def synthetic_datasets() -> list[type]:
+def synthetic_datasets() -> list[type[Dataset]]:
     """Registered datasets that can write themselves as synthetic data in their real layout."""
     from ssl_bench.plugins import resolved_registries
 

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_bench import hookimpl
-from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef
 from ssl_bench.api import (
     Benchmark,
     Dataset,
@@ -28,6 +27,7 @@ from ssl_bench.api import (
     Unit,
     UnitData,
 )
+from ssl_bench.records import CellRecord, Component, DatasetRef, Status, TaskRef
 
 
 class TinyConvEncoder(Encoder):
@@ -90,13 +90,17 @@ class DummyMethod(Method):
     def pretrain_dataset(self, pool: PretrainPool) -> torch.utils.data.Dataset:
         return _FrameDataset(pool)
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
+        assert isinstance(model, _DummyModel)
         z1 = model.projector(model.backbone.embed(batch))
         z2 = model.projector(model.backbone.embed(torch.flip(batch, dims=[3])))
         loss = 1 - F.cosine_similarity(z1, z2.detach()).mean()
         return {"loss": loss}
 
     def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, _DummyModel)
         return model.backbone
 
 
@@ -105,7 +109,9 @@ class FailingMethod(DummyMethod):
 
     meta = DummyMethod.meta.model_copy(update={"id": "failing", "name": "Failing"})
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
         raise RuntimeError("this method always fails")
 
 
@@ -116,7 +122,9 @@ class NanLossMethod(DummyMethod):
     meta = DummyMethod.meta.model_copy(update={"id": "nan-loss", "name": "NaN loss"})
     nan_from_call = 2
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
         self._calls = getattr(self, "_calls", 0) + 1
         loss = super().training_step(model, batch, progress)["loss"]
         if self._calls >= self.nan_from_call:
@@ -334,7 +342,7 @@ def cli_exit_code(args: list[str]) -> int:
 
 
 def score_record(method: str, seed: int, score: float | None, *, benchmark: str = "b1",
-                 label_frac: float = 0.5, profile: str = "smoke", status: str = "ok",
+                 label_frac: float = 0.5, profile: str = "smoke", status: Status = "ok",
                  plugin: str = "p", ssl_bench_version: str = "0.2.0") -> CellRecord:
     """A minimal result record of one cell (dataset ``d``, task ``t`` with main score ``acc``,
     higher is better; ``score`` None records no metric): input for leaderboard tests."""

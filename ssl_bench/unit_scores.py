@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class UnitParts:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> "UnitParts":
-        units = [str(u) for u in data["units"]]  # type: ignore[union-attr]
+        units = [str(u) for u in cast("Iterable[object]", data["units"])]
         return cls(units, _array(data["num"], len(units)), _array(data["den"], len(units)))
 
 
@@ -92,7 +92,7 @@ def mean_parts(values: Mapping[str, float]) -> UnitParts:
     return UnitParts(units, np.where(defined, v, 0.0), defined.astype(np.float64))
 
 
-def classwise_mean_parts(values: Mapping[str, Sequence[float]]) -> UnitParts:
+def classwise_mean_parts(values: Mapping[str, Sequence[float] | np.ndarray]) -> UnitParts:
     """Per class a mean over the units where it is defined (not NaN), then a mean over classes."""
     units = list(values)
     v = np.array([list(values[u]) for u in units], dtype=np.float64)

@@ -2,7 +2,8 @@
 
 ``data prepare`` fills the caches of every unit for every requested (size, fps) pair
 (:meth:`ssl_bench.api.Dataset.prepare`: a video is decoded once for all of them), ``--jobs``
-units at a time in worker processes (see :func:`worker_context`), longest first so that the last video does not start alone at the end. Workers report the
+units at a time in worker processes (see :func:`worker_context`), longest first so that the last
+video does not start alone at the end. Workers report the
 frames they decode through a queue; one progress display shows units done, frames/s and the
 ETA (a rich bar on a terminal, a plain line every 30 s in a log, nothing with ``--quiet``).
 The seconds per frame it measured are kept for the estimates of ``ssl-bench run --dry-run``.
@@ -10,6 +11,7 @@ The seconds per frame it measured are kept for the estimates of ``ssl-bench run 
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import queue as queue_module
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from ssl_bench.api import Dataset, Unit
 
 
-def _dataset(name: str, root: Path, options: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+def _dataset(name: str, root: Path, options: tuple[str, ...] = ()) -> Dataset:
     from ssl_bench.plugins import get_registries, load_failure_lines
 
     for line in load_failure_lines():
@@ -64,12 +66,12 @@ def data_group() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder to write into (default: the user cache dir, printed).")
 @click.option("--size", type=click.Choice(["small", "default"]), default="default",
-              show_default=True, help="small: seconds to write (tests); default: the make-run suite.")
+              show_default=True,
+              help="small: seconds to write (tests); default: the make-run suite.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_command(out: Path | None, size: str, seed: int) -> None:
     """Write the synthetic datasets in their real layouts (deterministic in --seed)."""
     from ssl_bench.paths import synthetic_root
-
     from ssl_bench.synthetic_suite import ensure_synthetic
 
     root = out or synthetic_root(size)
@@ -239,7 +241,7 @@ def prepare_dataset(dataset: "Dataset", variants: Sequence[tuple[int, float]], j
     if jobs == 1:
         with progress:
             for i in todo:
-                dataset.prepare(units[i], variants, lambda n, i=i: report(i, n))
+                dataset.prepare(units[i], variants, functools.partial(report, i))
                 finished(i)
     else:
         context = worker_context()

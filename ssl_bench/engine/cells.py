@@ -70,6 +70,11 @@ class CellOutcome:
     seconds: float = 0.0
 
 
+def _optional_values(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    """A task's per-class / per-unit values as a record holds them (where None is allowed)."""
+    return {name: {key: value for key, value in values.items()} for name, values in table.items()}
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -186,7 +191,8 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
             seed=base["cell_seed"], units=by_split,
             label_units=setup.label_units, method=method, make_encoder=make_encoder,
             checkpoint_id=checkpoint_id or "none",
-            cache=ArrayCache(ctx.cache_root / "features"), image_size=image_size(ctx.options.profile),
+            cache=ArrayCache(ctx.cache_root / "features"),
+            image_size=image_size(ctx.options.profile),
             device=torch.device(ctx.options.device), profile=ctx.options.profile, log=ctx.log,
             progress=ctx.progress,
         )
@@ -205,12 +211,12 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
 
         return CellRecord(
             **base, label_units=label_ids, metrics=dict(result.metrics),
-            main_score=result.metrics[main], per_class=result.per_class,
+            main_score=result.metrics[main], per_class=_optional_values(result.per_class),
             details=result.details, checkpoint=checkpoint_id,
             config_hash=config_hash({"method": method_config, "task": task_config,
                                      "protocol": bench.protocol}),
             method_config=method_config, task_config=task_config, timings=timings, status="ok",
-            identity=setup.identity, per_unit=result.per_unit,
+            identity=setup.identity, per_unit=_optional_values(result.per_unit),
             main_parts=result.main_parts.to_json() if result.main_parts is not None else None,
             health=health,
         )

@@ -17,8 +17,17 @@ from typing import Any, Callable
 
 import torch
 
-from ssl_bench.api import (AugmentPolicy, Dataset, Method, MethodContext, PretrainPool, Progress,
-                           Unit, no_progress)
+from ssl_bench.api import (
+    AugmentPolicy,
+    Dataset,
+    Method,
+    MethodContext,
+    PretrainPool,
+    Progress,
+    Unit,
+    UnitData,
+    no_progress,
+)
 from ssl_bench.engine.plan import DataSources, Pretraining, RunOptions, data_key
 from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
 from ssl_bench.errors import CellFailure, SSLBenchError
@@ -142,7 +151,7 @@ class SweepContext:
     def pool(self, domain: str, size: int, fps: float) -> PretrainPool:
         key = (domain, size, fps)
         if key not in self.pools:
-            sequences = []
+            sequences: list[UnitData] = []
             for part in self.pool_units(domain):
                 ds = part.dataset
                 dropped = (f"; {len(part.dropped)} dropped as their recording is in a val/test "

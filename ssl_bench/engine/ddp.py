@@ -206,12 +206,12 @@ def per_rank_batch_size(global_batch: int, n_items: int) -> int:
 
 
 def distributed_loader(dataset: torch.utils.data.Dataset, global_batch: int, num_workers: int,
-                       seed: int) -> torch.utils.data.DataLoader:
+                       seed: int) -> EndlessLoader:
     """A loader over this rank's shard; the global batch is split evenly over ranks."""
     n = len(dataset)  # type: ignore[arg-type]
     drop_last = n >= global_batch
-    sampler = torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=seed,
-                                                  drop_last=drop_last)
+    sampler: torch.utils.data.DistributedSampler[Any] = torch.utils.data.DistributedSampler(
+        dataset, shuffle=True, seed=seed, drop_last=drop_last)
     return EndlessLoader(
         dataset, batch_size=per_rank_batch_size(global_batch, n), sampler=sampler,
         drop_last=drop_last, num_workers=num_workers, persistent_workers=num_workers > 0)
@@ -267,7 +267,11 @@ def runner_arguments(launcher: str, seed: int) -> dict[str, Any]:
 def unwrap(model: nn.Module) -> nn.Module:
     from mmengine.model import is_model_wrapper
 
-    return model.module if is_model_wrapper(model) else model
+    if not is_model_wrapper(model):
+        return model
+    inner = model.module
+    assert isinstance(inner, nn.Module)
+    return inner
 
 
 def sync_buffers(net: nn.Module) -> None:

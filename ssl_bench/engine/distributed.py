@@ -18,6 +18,7 @@ from dataclasses import replace
 import torch
 from filelock import FileLock
 
+from ssl_bench.engine.context import SweepContext
 from ssl_bench.engine.ddp import (
     barrier,
     broadcast_object,
@@ -35,15 +36,13 @@ from ssl_bench.engine.plan import Pretraining, RunOptions
 from ssl_bench.engine.pretrain import (
     PretrainResult,
     checkpoint_is_intact,
-    checkpoint_path,
     checkpoint_key,
+    checkpoint_path,
     run_pretraining,
     save_checkpoint,
 )
-from ssl_bench.engine.context import SweepContext
 from ssl_bench.engine.run_plan import plan_run
 from ssl_bench.engine.sweep import run_sweep
-
 
 # ---- one pretraining on every rank ------------------------------------------------------------
 

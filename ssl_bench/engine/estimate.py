@@ -532,5 +532,6 @@ def estimate_lines(estimate: RunEstimate) -> list[str]:
 
 __all__ = ["CELL_LEVELS", "CellRateIndex", "DataWork", "Estimate", "Estimator", "GUESS_CELL_S",
            "GUESS_DECODE_S", "GUESS_STEP_S", "GUESS_STEPS", "PretrainSpec", "Quality",
-           "RunEstimate", "StageSummary", "spread", "WorkItem", "bytes_text", "clock_text", "data_work",
-           "estimate_lines", "estimate_run", "needed_pretrainings", "states_costs", "task_fps"]
+           "RunEstimate", "StageSummary", "spread", "WorkItem", "bytes_text", "clock_text",
+           "data_work", "estimate_lines", "estimate_run", "needed_pretrainings", "states_costs",
+           "task_fps"]

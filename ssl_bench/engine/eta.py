@@ -43,8 +43,8 @@ class EtaTracker:
         self.clock = clock
         self.estimator = estimate.estimator
         self.jobs = estimate.jobs
-        self.items = {(i.kind, i.key): i for i in estimate.items}
-        self.pending = dict(self.items)
+        self.items: dict[tuple[str, str], WorkItem] = {(i.kind, i.key): i for i in estimate.items}
+        self.pending: dict[tuple[str, str], WorkItem] = dict(self.items)
         self.running: dict[tuple[str, str], _Running] = {}
         #: earlier runs' predictions against this run's seconds, for the speed factor
         self.stored_predicted = 0.0

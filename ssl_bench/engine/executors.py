@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -47,6 +47,7 @@ from ssl_bench.engine.pretrain import checkpoint_is_intact, checkpoint_path
 from ssl_bench.engine.run_plan import plan_run
 from ssl_bench.engine.workers import PluginSetup, plugin_setup, worker_context
 from ssl_bench.errors import SSLBenchError
+
 
 @dataclass(frozen=True)
 class ExecutorOptions:
@@ -170,7 +171,7 @@ def _wait(jobs: list[tuple[Any, Any]], poll_s: float, on_done: Callable[[Any, An
 
 
 def _run_capped(submit: Callable[[Any, Callable[[], Any]], Any],
-                tasks: list[tuple[Any, Callable[[], Any]]], cap: int, poll_s: float,
+                tasks: Sequence[tuple[Any, Callable[[], Any]]], cap: int, poll_s: float,
                 on_done: Callable[[Any, Any, Any], None]) -> None:
     """Submit ``tasks`` keeping at most ``cap`` jobs running."""
     queue = list(tasks)

@@ -24,6 +24,7 @@ class EndlessLoader(torch.utils.data.DataLoader):
             yield from super().__iter__()
             epoch += 1
             for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(epoch)
+                set_epoch = getattr(sampler, "set_epoch", None)
+                if set_epoch is not None:
+                    set_epoch(epoch)
                     break

@@ -135,8 +135,10 @@ class RunOptions:
             bench_ids = regs.benchmarks.resolve(benchmarks)
         dev = resolve_device(device)
         if data_root is not None and not Path(data_root).is_dir():
-            raise SSLBenchError(f"--data-root {data_root} is not a folder; pass the folder that "
-                                "holds <dataset-id>/ subfolders, or omit it for the synthetic suite")
+            raise SSLBenchError(
+                f"--data-root {data_root} is not a folder; pass the folder that "
+                "holds <dataset-id>/ subfolders, or omit it for the synthetic suite"
+            )
         chosen_profile = profile or default_profile(dev)
         mode = pretraining or PRETRAINING_DEFAULT.get(chosen_profile, "per-seed")
         if mode not in PRETRAINING_MODES:

@@ -171,7 +171,7 @@ def _make_step_hook(method: Method, losses: list[float] | None = None,
         priority = "NORMAL"
 
         def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-            model = ddp.unwrap(runner.model)
+            model: Any = ddp.unwrap(runner.model)  # the MethodModel of _make_runner_model
             model.step = runner.iter
             model.progress = runner.iter / max(runner.max_iters, 1)
             factor = method.lr_factor(model.progress)
@@ -181,7 +181,7 @@ def _make_step_hook(method: Method, losses: list[float] | None = None,
 
         def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                              outputs: Any = None) -> None:
-            model = ddp.unwrap(runner.model)
+            model: Any = ddp.unwrap(runner.model)  # the MethodModel of _make_runner_model
             method.after_step(model.net, (runner.iter + 1) / max(runner.max_iters, 1))
             wanted = losses is not None or progress is not None
             loss = (float(outputs["loss"]) if wanted and isinstance(outputs, dict)
@@ -223,12 +223,14 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     torch.manual_seed(seed)
     net = method.build()
     dataset = method.pretrain_dataset(pool)
+    # a map-style dataset has a length; torch's Dataset type does not declare __len__
+    n_items = len(dataset)  # type: ignore[arg-type]
     cfg = method.config
-    steps = total_steps(method, len(dataset))
+    steps = total_steps(method, n_items)
     generator = torch.Generator().manual_seed(seed)
     loader = EndlessLoader(
-        dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True,
-        drop_last=len(dataset) >= cfg.batch_size, num_workers=cfg.num_workers,
+        dataset, batch_size=min(cfg.batch_size, n_items), shuffle=True,
+        drop_last=n_items >= cfg.batch_size, num_workers=cfg.num_workers,
         generator=generator, persistent_workers=cfg.num_workers > 0,
     )
     distributed_args: dict[str, Any] = {}
@@ -268,7 +270,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
                             max_keep_ckpts=1, save_last=True),
         ),
         custom_hooks=[_make_step_hook(method, losses, progress,
-                                      min(cfg.batch_size, len(dataset)), stages)],
+                                      min(cfg.batch_size, n_items), stages)],
         visualizer=dict(type="Visualizer", vis_backends=vis_backends,
                         name=f"vis-{work_dir.name}-{time.time_ns()}"),
         resume=(work_dir / "last_checkpoint").exists(),

@@ -10,8 +10,14 @@ from typing import Callable
 
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.identity import Reuse, cell_setup, check_reuse
-from ssl_bench.engine.plan import Cell, RunOptions, choose_benchmarks, data_ready, plan_cells, \
-    resolve_data
+from ssl_bench.engine.plan import (
+    Cell,
+    RunOptions,
+    choose_benchmarks,
+    data_ready,
+    plan_cells,
+    resolve_data,
+)
 from ssl_bench.plugins import get_registries
 
 

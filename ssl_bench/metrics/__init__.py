@@ -55,14 +55,28 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers see the real names
     from ssl_bench.metrics.phase import (  # noqa: F401
-        CHOLEC80_RELAXED_GROUPS, M2CAI16_RELAXED_GROUPS, MatlabSummary, VideoScores,
-        boundary_frames, gt_runs, matlab_aggregate, phase_metrics, relaxed_diff,
-        relaxed_video_scores, strict_video_scores, video_aggregate,
+        CHOLEC80_RELAXED_GROUPS,
+        M2CAI16_RELAXED_GROUPS,
+        MatlabSummary,
+        VideoScores,
+        boundary_frames,
+        gt_runs,
+        matlab_aggregate,
+        phase_metrics,
+        relaxed_diff,
+        relaxed_video_scores,
+        strict_video_scores,
+        video_aggregate,
     )
     from ssl_bench.metrics.segmentation import (  # noqa: F401
-        ConfusionMatrix, per_class_scores, segmentation_metrics,
+        ConfusionMatrix,
+        per_class_scores,
+        segmentation_metrics,
     )
     from ssl_bench.metrics.tools import average_precision, tool_ap, tool_metrics  # noqa: F401
     from ssl_bench.metrics.volume import (  # noqa: F401
-        binary_dice_hd95, field_of_view_diagonal, organ_metrics, volume_organ_scores,
+        binary_dice_hd95,
+        field_of_view_diagonal,
+        organ_metrics,
+        volume_organ_scores,
     )

@@ -28,7 +28,8 @@ Definitions (facts from the sources below; the code here is our own):
   (``utils/model_helpers.py`` ``mAP``: scikit-learn ``average_precision_score`` over the
   concatenated test frames, per tool, then averaged), the protocol of the published Cholec80
   tool-presence figures (SelfSupSurg; EndoNet, Twinanda et al., IEEE TMI 2017, reports AP per
-  tool on the test set). Reported alongside for comparison with those figures; it does not decompose over videos (a frame's rank depends on the
+  tool on the test set). Reported alongside for comparison with those figures; it does not
+  decompose over videos (a frame's rank depends on the
   other videos' frames), so it cannot be the main score of a per-unit bootstrap. SelfSupSurg
   divides the sum of the defined APs by the number of tools (all 7 tools occur in the Cholec80
   test videos, so this equals the NaN-excluding mean used here).
@@ -83,8 +84,8 @@ def nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
     """Mean over the defined (not NaN) values; NaN where none is defined, without a warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        out = np.nanmean(np.asarray(values, dtype=np.float64), axis=axis)
-    return float(out) if np.ndim(out) == 0 else out
+        out = np.asarray(np.nanmean(np.asarray(values, dtype=np.float64), axis=axis))
+    return float(out) if out.ndim == 0 else out
 
 
 def tool_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], names: Sequence[str]
@@ -98,6 +99,8 @@ def tool_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], names: 
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predicted videos for {len(gts)} ground-truth videos")
     k = len(names)
+    per_tool: np.ndarray
+    pooled: np.ndarray
     if not preds:
         nan = np.full(k, math.nan)
         video_ap, per_tool, pooled = np.zeros((0, k)), nan, nan
@@ -105,9 +108,9 @@ def tool_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], names: 
         video_ap = np.stack([tool_ap(p, g) for p, g in zip(preds, gts)])
         if video_ap.shape[1] != k:
             raise ValueError(f"{video_ap.shape[1]} tool columns for {k} tool names")
-        per_tool = nanmean(video_ap, axis=0)
+        per_tool = np.asarray(nanmean(video_ap, axis=0))
         pooled = tool_ap(np.concatenate(preds), np.concatenate(gts))
-    metrics = {"mAP": nanmean(per_tool), "frame_mAP": nanmean(pooled)}
+    metrics = {"mAP": float(nanmean(per_tool)), "frame_mAP": float(nanmean(pooled))}
     per_class = {"AP": {n: float(v) for n, v in zip(names, per_tool)},
                  "frame_AP": {n: float(v) for n, v in zip(names, pooled)}}
     return metrics, per_class, video_ap

@@ -104,12 +104,12 @@ import torch
 from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import update_momentum
 from pydantic import Field
+from torch import nn
+
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import FrameViews, ssl_augment
-from torch import nn
-
 from ssl_bench_distill.losses import distillation_kl, info_nce, moco_logits
 from ssl_bench_distill.meta import DISTILL_SELF_META
 from ssl_bench_distill.schedule import stage_cosine_factor
@@ -160,6 +160,14 @@ def effective_queue_length(pool_frames: int, batch_size: int, queue_size: int,
 
 class DistillSelfModel(nn.Module):
     """Every module of both stages; ``state_dict()`` is the checkpoint."""
+
+    # buffers (registered in __init__)
+    student_queue: torch.Tensor
+    teacher_queue: torch.Tensor
+    queue_ptr: torch.Tensor
+    queue_len: torch.Tensor
+    queue_filled: torch.Tensor
+    stage: torch.Tensor
 
     def __init__(self, config: DistillSelfConfig) -> None:
         super().__init__()
@@ -248,7 +256,9 @@ class DistillSelf(Method):
         self._key_views = FrameViews(pool, [augment])
         return FrameViews(pool, [augment, augment])
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
         assert isinstance(model, DistillSelfModel)
         view_q, view_k = batch[0], batch[1]
         if int(model.queue_len) == 0:

@@ -4,7 +4,8 @@ safetensors), or a MoCo v2 checkpoint.
 
 What the teacher embeds: the official code's MoCo head replaces ResNet-50's ``fc``
 (``moco/builder.py``, ``--mlp``), so it reads the classifier's pooled penultimate feature (2048-d
-after ``avgpool``). :class:`ssl_bench.backbones.PooledFeatureEncoder` gives the same feature of any timm classifier,
+after ``avgpool``). :class:`ssl_bench.backbones.PooledFeatureEncoder` gives the same feature of
+any timm classifier,
 ``forward_head(pre_logits=True)`` with the last linear layer removed: for EfficientNet-Lite0 the
 1280-d average of ``conv_head`` + ``bn2`` + ReLU6 on top of the last 320-channel stage (the
 offline ImageNet file holds those tensors and they are loaded), for ResNet-50 the 2048-d
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+
 from ssl_bench.backbones import (
     DEFAULT_CNN,
     PooledFeatureEncoder,
@@ -66,8 +68,10 @@ def load_teacher_backbone(name: str = DEFAULT_CNN, weights: str | None = None,
     """Frozen teacher (eval mode, no gradients) embedding the pooled penultimate feature."""
     if weights_format == "moco-v2":
         if weights is None:
-            raise SSLBenchError("teacher_weights_format='moco-v2' needs teacher_weights: the path "
-                                "of a local MoCo v2 checkpoint (e.g. moco_v2_800ep_pretrain.pth.tar)")
+            raise SSLBenchError(
+                "teacher_weights_format='moco-v2' needs teacher_weights: the path "
+                "of a local MoCo v2 checkpoint (e.g. moco_v2_800ep_pretrain.pth.tar)"
+            )
         path = Path(weights).expanduser()
         # only DDP's ``module.`` goes: ``encoder_q.`` must stay to tell the query encoder apart
         raw = strip_prefixes(read_weights(path, "teacher_weights")[0], prefixes=("module.",))

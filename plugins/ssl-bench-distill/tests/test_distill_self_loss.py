@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from ssl_bench_distill.losses import distillation_kl, info_nce, moco_logits
 from ssl_bench_distill.method import effective_queue_length
 

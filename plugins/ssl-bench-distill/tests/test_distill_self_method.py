@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.testing import first_batch, smoke_method, tiny_pool
 from ssl_bench_distill.method import STAGE_STUDENT, DistillSelf
@@ -71,7 +72,7 @@ def test_loss_falls_on_a_fixed_batch(batch, teacher_fraction: float) -> None:
     saved = {name: getattr(model, name).clone() for name in queues}
     opt = torch.optim.Adam(method.parameters_to_optimize(model), lr=1e-3)
     losses = []
-    for step in range(5):
+    for _ in range(5):
         out = method.training_step(model, batch, progress=0.5)
         opt.zero_grad()
         out["loss"].backward()
@@ -115,6 +116,7 @@ def test_checkpoint_round_trip_and_encoder() -> None:
 def test_teacher_weights_from_local_files(tmp_path: Path) -> None:
     import timm
     from safetensors.torch import save_file
+
     from ssl_bench.backbones import CNNEncoder
 
     torch.manual_seed(1)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
 from ssl_bench.engine.pretrain import run_pretraining
 from ssl_bench.testing import smoke_method, tiny_pool
 from ssl_bench_distill.method import DistillSelf
 from ssl_bench_distill.schedule import stage_cosine_factor
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -8,6 +8,7 @@ so); a val/test unit here is refused rather than trained on.
 from __future__ import annotations
 
 import torch
+
 from ssl_bench.api import PretrainPool
 from ssl_bench.errors import DataError, SSLBenchError
 from ssl_bench.transforms import Clips, Transform

@@ -68,12 +68,12 @@ import torch
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.models.utils import update_momentum
 from pydantic import Field, model_validator
+from torch import nn
+
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import ssl_augment
-from torch import nn
-
 from ssl_bench_iboot.data import ClipPairs
 from ssl_bench_iboot.meta import IBOOT_META
 from ssl_bench_iboot.teacher import load_teacher_backbone
@@ -183,7 +183,9 @@ class IBoot(Method):
                                                           policy=pool.augment_policy),
                          step=c.clip_step, max_gap=c.max_gap)
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
         assert isinstance(model, IBootModel)
         clips = batch["clips"] if isinstance(batch, dict) else batch
         if clips.dim() != 6 or clips.shape[1] != 2:
@@ -196,10 +198,9 @@ class IBoot(Method):
             targets = [model.teacher.embed(v.flatten(0, 1)) for v in views]  # (B*T, Dt)
         if c.teacher_view == "other-view":
             targets = targets[::-1]  # view 1 predicts the teacher on view 2, and vice versa
-        image_loss = sum(
-            negative_cosine_loss(model.image_head(h.flatten(0, 1)), t)
-            for h, t in zip(features, targets)
-        ) / 2
+        view_losses = [negative_cosine_loss(model.image_head(h.flatten(0, 1)), t)
+                       for h, t in zip(features, targets)]
+        image_loss = (view_losses[0] + view_losses[1]) / 2
         out = {"image": image_loss.detach()}
         loss = c.image_weight * image_loss
         if model.clip_byol:  # project addition

@@ -4,7 +4,8 @@ safetensors, :func:`ssl_bench.backbones.read_state_dict`).
 
 The target is the image model's representation, the pooled penultimate feature of the
 classifier (:class:`ssl_bench.backbones.PooledFeatureEncoder`: ``forward_head(pre_logits=True)``
-with the last linear layer removed): for EfficientNet-Lite0 the 1280-d average of ``conv_head`` + ``bn2`` + ReLU6 on top of the last
+with the last linear layer removed): for EfficientNet-Lite0 the 1280-d average of ``conv_head`` +
+``bn2`` + ReLU6 on top of the last
 320-channel stage (the offline ImageNet file holds those tensors and they are loaded); for a
 ResNet the average of ``layer4``.
 

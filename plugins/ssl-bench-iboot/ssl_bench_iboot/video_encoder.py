@@ -13,9 +13,10 @@ first ``R - 1`` frames).
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from ssl_bench.api import Encoder
 from ssl_bench.backbones import CNNEncoder
-from torch import nn
 
 
 class CausalTemporalConv(nn.Module):
@@ -24,10 +25,12 @@ class CausalTemporalConv(nn.Module):
     def __init__(self, dim: int, kernel: int = 3, layers: int = 2) -> None:
         super().__init__()
         self.kernel = kernel
-        self.convs = nn.ModuleList(nn.Conv1d(dim, dim, kernel) for _ in range(layers))
-        for conv in self.convs:
+        convs = [nn.Conv1d(dim, dim, kernel) for _ in range(layers)]
+        for conv in convs:
             nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+        self.convs = nn.ModuleList(convs)
         self.act = nn.GELU()
 
     @property

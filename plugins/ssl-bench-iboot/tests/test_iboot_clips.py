@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ssl_bench.api import PretrainPool, Unit, UnitData
 from ssl_bench.errors import DataError, SSLBenchError
 from ssl_bench_iboot.data import ClipPairs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.testing import first_batch, fit_fixed_batch, smoke_method, tiny_pool
 from ssl_bench_iboot.method import IBoot, IBootModel

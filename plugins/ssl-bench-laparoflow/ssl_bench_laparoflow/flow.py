@@ -44,7 +44,8 @@ def farneback_flow(frame_a: np.ndarray, frame_b: np.ndarray, params: FarnebackPa
     (dx, dy) in pixels: ``frame_a[y, x]`` moves to ``frame_b[y + dy, x + dx]``."""
     grey_a = cv2.cvtColor(np.ascontiguousarray(frame_a), cv2.COLOR_RGB2GRAY)
     grey_b = cv2.cvtColor(np.ascontiguousarray(frame_b), cv2.COLOR_RGB2GRAY)
-    flow = cv2.calcOpticalFlowFarneback(
+    # OpenCV takes None for the output ``flow``; its stubs do not say so.
+    flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
         grey_a, grey_b, None, params.pyr_scale, params.levels, params.winsize,
         params.iterations, params.poly_n, params.poly_sigma, 0,
     )

@@ -141,6 +141,7 @@ class LaparoflowSSL(Method):
 
     def training_step(self, model: nn.Module, batch: Any, progress: float
                       ) -> dict[str, torch.Tensor]:
+        assert isinstance(model, LaparoflowModel)
         cfg = self.config
         device = next(model.parameters()).device
         z1 = model.pixel_embeddings(batch["view1"].to(device), batch["grid1"].to(device))
@@ -152,4 +153,5 @@ class LaparoflowSSL(Method):
         return {"loss": loss, "mean_pair_weight": off_diag.mean().detach()}
 
     def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, LaparoflowModel)
         return model.backbone

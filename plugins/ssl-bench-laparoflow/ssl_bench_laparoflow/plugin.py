@@ -12,7 +12,6 @@ from typing import Any, Callable
 from ssl_bench import hookimpl
 from ssl_bench.lazy import LazyClass
 from ssl_bench.meta import PROFILES
-
 from ssl_bench_laparoflow.meta import LAPAROFLOW_SSL_META
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from ssl_bench_laparoflow.flow import FarnebackParams, FlowCache, farneback_flow
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from ssl_bench_laparoflow.loss import flow_pair_weights, flow_targets, flow_weighted_pixel_infonce
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 

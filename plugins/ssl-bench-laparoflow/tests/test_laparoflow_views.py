@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from ssl_bench_laparoflow.views import ViewTransform, overlapping_views, sample_points
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 

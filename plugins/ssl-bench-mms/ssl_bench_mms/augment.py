@@ -30,7 +30,8 @@ REFERENCE_SIDE = 288
 
 
 def strong_transform() -> v2.Compose:
-    """uint8 (3, H, W) -> float (3, H, W) in [0, 1]: the code's strong photometric/geometric view."""
+    """uint8 (3, H, W) -> float (3, H, W) in [0, 1]: the code's strong photometric/geometric
+    view."""
     return v2.Compose([
         v2.RandomRotation(90),
         v2.RandomVerticalFlip(0.5),

@@ -174,7 +174,8 @@ def patch_contrastive_loss(query: torch.Tensor, key: torch.Tensor, temperature: 
     cross-entropy towards index 0; mean over all B*h*w positions. ``positive=False`` fixes the
     positive logit at 0 (the all-negative term)."""
     if query.shape != key.shape:
-        raise ValueError(f"feature maps differ in shape: {tuple(query.shape)} vs {tuple(key.shape)}")
+        raise ValueError(f"feature maps differ in shape: {tuple(query.shape)} vs "
+                         f"{tuple(key.shape)}")
     b, c = query.shape[:2]
     q = _normalise(query.float().reshape(b, c, -1).transpose(1, 2), norm)  # (B, N, C)
     k = _normalise(key.detach().float().reshape(b, c, -1).transpose(1, 2), norm)

@@ -108,7 +108,6 @@ from torch import nn
 from ssl_bench.api import Encoder, Method, MethodConfig, SemiSupervisedData
 from ssl_bench.backbones import DEFAULT_CNN
 from ssl_bench.errors import SSLBenchError
-
 from ssl_bench_mms.augment import StrongView
 from ssl_bench_mms.losses import (
     all_negative_loss,
@@ -118,7 +117,6 @@ from ssl_bench_mms.losses import (
 )
 from ssl_bench_mms.meta import MMS_META
 from ssl_bench_mms.networks import MMSModel, SegPredictor, head_input
-
 
 #: the leaderboard's note beside an ``mms`` row (which of the two networks the row is)
 ROW_NOTE = "network 1 of 2 (the one trained with unlabelled data); network 2 in details"
@@ -281,7 +279,10 @@ class MMSMethod(Method):
                                 "that the labelled units have masks")
         torch.manual_seed(data.seed)
         generator = torch.Generator().manual_seed(data.seed)
-        hw = tuple(cfg.input_hw) if cfg.input_hw is not None else None
+        hw: tuple[int, int] | None = None
+        if cfg.input_hw is not None:
+            height, width = cfg.input_hw
+            hw = (height, width)
 
         model = self.build(data.num_classes).to(device)
         images = _images(data.labelled_frames, device, hw)

@@ -26,7 +26,8 @@ def _patchnce_loops(q: np.ndarray, k: np.ndarray, tau: float, positive: bool, p:
     for i in range(b):
         qs = [q[i, :, y, x] for y in range(h) for x in range(w)]
         ks = [k[i, :, y, x] for y in range(h) for x in range(w)]
-        norm = (lambda v: v / np.abs(v).sum()) if p == 1 else (lambda v: v / np.sqrt((v ** 2).sum()))
+        norm = ((lambda v: v / np.abs(v).sum()) if p == 1
+                else (lambda v: v / np.sqrt((v ** 2).sum())))
         qs, ks = [norm(v) for v in qs], [norm(v) for v in ks]
         for a in range(n):
             logits = [float(qs[a] @ ks[a]) if positive else 0.0]

@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ssl_bench_reprec.method import (ParallelRepRecEncoder, RepRec, RepRecConfig, RepRecEncoder,
-                                         RepRecModel, StackedRepRecEncoder)
+    from ssl_bench_reprec.method import (
+        ParallelRepRecEncoder,
+        RepRec,
+        RepRecConfig,
+        RepRecEncoder,
+        RepRecModel,
+        StackedRepRecEncoder,
+    )
 
 __all__ = ["RepRec", "RepRecConfig", "RepRecEncoder", "ParallelRepRecEncoder",
            "StackedRepRecEncoder", "RepRecModel"]

@@ -3,7 +3,7 @@
 Paper: Xiangyi Yan, Junayed Naushad, Shanlin Sun, Kun Han, Hao Tang, Deying Kong, Haoyu Ma,
 Chenyu You, Xiaohui Xie, "Representation Recovering for Self-Supervised Pre-training on Medical
 Images", IEEE/CVF WACV 2023 (pages 2684-2694 in the publisher record at
-https://researchconnect.stonybrook.edu/en/publications/representation-recovering-for-self-supervised-pre-training-on-med/ ;
+https://researchconnect.stonybrook.edu/en/publications/representation-recovering-for-self-supervised-pre-training-on-med/;
 ../shared/specs/METHODS.md gives 2685-2695).
 Official code: none found (../shared/specs/METHODS.md, section (d)). Only the abstract was
 available to us; everything it does not state is a choice, listed below.
@@ -99,8 +99,7 @@ from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, VIT_SIZES, CNNEncoder, ViTEncoder, vit_encoder
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import FrameViews, ssl_augment
-from ssl_bench_reprec.losses import (cnn_patch_targets, masked_recovery_loss,
-                                     normalised_tokens)
+from ssl_bench_reprec.losses import cnn_patch_targets, masked_recovery_loss, normalised_tokens
 from ssl_bench_reprec.meta import REPREC_META
 
 
@@ -316,6 +315,7 @@ class RepRec(Method):
 
     def training_step(self, model: nn.Module, batch: Any, progress: float
                       ) -> dict[str, torch.Tensor]:
+        assert isinstance(model, RepRecModel)
         device = next(model.parameters()).device
         view1, view2 = (v.to(device) for v in batch)
         b = view1.shape[0]

@@ -8,7 +8,6 @@ import torch
 from ssl_bench.testing import first_batch, fit_fixed_batch, smoke_method, tiny_pool
 from ssl_bench_reprec.method import RepRec
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 

@@ -10,7 +10,6 @@ from ssl_bench.testing import smoke_method
 from ssl_bench_reprec.losses import cnn_patch_targets, masked_recovery_loss
 from ssl_bench_reprec.method import RepRec
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 TOPOLOGIES = ["stacked", "parallel"]
 

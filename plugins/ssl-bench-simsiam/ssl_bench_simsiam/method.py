@@ -28,7 +28,6 @@ from torch import nn
 from ssl_bench.api import Encoder, Method, PretrainPool
 from ssl_bench.backbones import CNNEncoder, CNNMethodConfig
 from ssl_bench.transforms import FrameViews, ssl_augment
-
 from ssl_bench_simsiam.meta import SIMSIAM_META
 
 
@@ -59,6 +58,7 @@ class SimSiam(Method):
                   "optimizer": "sgd", "weight_decay": 1e-4, "proj_dim": 2048,
                   "pred_hidden_dim": 512, "backbone": "resnet50"},
     }
+    config: SimSiamConfig
 
     def __init__(self, config: SimSiamConfig, context: Any) -> None:
         super().__init__(config, context)
@@ -71,7 +71,10 @@ class SimSiam(Method):
         view = ssl_augment(self.config.image_size, policy=pool.augment_policy)
         return FrameViews(pool, [view, view])
 
-    def training_step(self, model: nn.Module, batch: Any, progress: float) -> dict[str, torch.Tensor]:
+    def training_step(
+        self, model: nn.Module, batch: Any, progress: float
+    ) -> dict[str, torch.Tensor]:
+        assert isinstance(model, SimSiamModel)
         x1, x2 = batch
         z1 = model.projector(model.backbone.embed(x1))
         z2 = model.projector(model.backbone.embed(x2))
@@ -80,4 +83,5 @@ class SimSiam(Method):
         return {"loss": loss}
 
     def encoder(self, model: nn.Module) -> Encoder:
+        assert isinstance(model, SimSiamModel)
         return model.backbone

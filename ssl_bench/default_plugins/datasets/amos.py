@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import ClassVar
 
-from ssl_bench.api import DatasetMeta, Unit
-from ssl_bench.default_plugins.datasets.metas import AMOS_META
-from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
-    AMOS_CLASSES)
+from ssl_bench.api import Unit
+from ssl_bench.default_plugins.datasets.metas import AMOS_CLASSES, AMOS_META  # noqa: F401  (re-exported: the labels)
 from ssl_bench.default_plugins.datasets.volume import (
     VolumeCase,
     VolumeDataset,
@@ -42,7 +39,7 @@ _AMOS_NAME = re.compile(r"^amos_(\d+)$")
 class Amos(VolumeDataset):
     """AMOS22 abdominal CT (ids <= 500)."""
 
-    meta: ClassVar[DatasetMeta] = AMOS_META
+    meta = AMOS_META
 
     def _base(self) -> Path:
         nested = self.root / "amos22"

@@ -46,12 +46,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from ssl_bench.api import DatasetMeta, Unit
-from ssl_bench.default_plugins.datasets.metas import BTCV_META
-from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
-    BTCV_CLASSES)
+from ssl_bench.api import Unit
+from ssl_bench.default_plugins.datasets.metas import BTCV_CLASSES, BTCV_META  # noqa: F401  (re-exported: the labels)
 from ssl_bench.default_plugins.datasets.volume import (
     VolumeCase,
     VolumeDataset,
@@ -98,7 +96,7 @@ class BtcvOptions(VolumeOptions):
 class Btcv(VolumeDataset):
     """BTCV multi-organ CT in the raw Synapse or the MONAI ``imagesTr`` layout."""
 
-    meta: ClassVar[DatasetMeta] = BTCV_META
+    meta = BTCV_META
     Options = BtcvOptions
 
     # -- layout -----------------------------------------------------------------------

@@ -35,9 +35,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ssl_bench.api import Unit
-from ssl_bench.default_plugins.datasets.metas import CHOLEC80_META, CHOLEC80_TOOLS as TOOLS
-from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
-    CHOLEC80_PHASES as PHASES)
+from ssl_bench.default_plugins.datasets.metas import CHOLEC80_META
+from ssl_bench.default_plugins.datasets.metas import CHOLEC80_PHASES as PHASES  # noqa: F401  (re-exported: the labels)
+from ssl_bench.default_plugins.datasets.metas import CHOLEC80_TOOLS as TOOLS
 from ssl_bench.default_plugins.datasets.phase_video import PhaseVideoDataset, read_tool_file
 from ssl_bench.errors import DataError
 

@@ -54,9 +54,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import grey_lut, read_grey
+from ssl_bench.default_plugins.datasets.metas import CHOLECSEG8K_CLASSES_13 as CLASSES_13  # noqa: F401  (re-exported: the labels)
 from ssl_bench.default_plugins.datasets.metas import CHOLECSEG8K_META
-from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
-    CHOLECSEG8K_CLASSES_13 as CLASSES_13)
 from ssl_bench.default_plugins.datasets.segmentation import (
     FrameSegmentationDataset,
     unknown_values_problem,

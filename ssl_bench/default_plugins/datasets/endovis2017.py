@@ -36,8 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import grey_lut, read_grey, read_rgb
-from ssl_bench.default_plugins.datasets.metas import (ENDOVIS2017_CLASSES as CLASSES,
-                                                      ENDOVIS2017_META)
+from ssl_bench.default_plugins.datasets.metas import ENDOVIS2017_CLASSES as CLASSES
+from ssl_bench.default_plugins.datasets.metas import ENDOVIS2017_META
 from ssl_bench.default_plugins.datasets.segmentation import (
     FrameSegmentationDataset,
     unknown_values_problem,

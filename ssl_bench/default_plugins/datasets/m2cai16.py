@@ -21,9 +21,8 @@ import re
 from pathlib import Path
 
 from ssl_bench.api import Unit
+from ssl_bench.default_plugins.datasets.metas import M2CAI16_PHASES as PHASES  # noqa: F401  (re-exported: the labels)
 from ssl_bench.default_plugins.datasets.metas import M2CAI16_WORKFLOW_META
-from ssl_bench.default_plugins.datasets.metas import (  # noqa: F401  (re-exported: the labels)
-    M2CAI16_PHASES as PHASES)
 from ssl_bench.default_plugins.datasets.phase_video import PhaseVideoDataset
 from ssl_bench.errors import DataError
 

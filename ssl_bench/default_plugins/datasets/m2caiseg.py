@@ -33,8 +33,8 @@ from PIL import Image
 
 from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.images import colour_to_class, read_channels
-from ssl_bench.default_plugins.datasets.metas import (M2CAISEG_CLASS_COLOURS as CLASS_COLOURS,
-                                                      M2CAISEG_META)
+from ssl_bench.default_plugins.datasets.metas import M2CAISEG_CLASS_COLOURS as CLASS_COLOURS
+from ssl_bench.default_plugins.datasets.metas import M2CAISEG_META
 from ssl_bench.default_plugins.datasets.segmentation import FrameSegmentationDataset
 from ssl_bench.errors import DataError
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
-from ssl_bench.api import DatasetMeta, Unit
+from ssl_bench.api import Unit
 from ssl_bench.default_plugins.datasets.metas import MSD_META
 from ssl_bench.default_plugins.datasets.volume import (
     VolumeCase,
@@ -80,7 +80,7 @@ def parse_labels(labels: Any, manifest: Path) -> tuple[str, ...]:
 class Msd(VolumeDataset):
     """A Medical Segmentation Decathlon task (any ``TaskNN_Name`` folder)."""
 
-    meta: ClassVar[DatasetMeta] = MSD_META
+    meta = MSD_META
     Options = MsdOptions
 
     def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None,
@@ -138,7 +138,8 @@ class Msd(VolumeDataset):
             if image.is_file() and label.is_file():
                 found.append((nifti_stem(image), image, label))
         found.sort(key=lambda item: natural_key(item[0]))
-        cases, seen = [], set()
+        cases: list[VolumeCase] = []
+        seen: set[str] = set()
         for cid, image, label in found:
             if cid in seen:
                 problems.append(f"{self.manifest_path}: case {cid!r} is listed twice; keep one "

@@ -29,7 +29,7 @@ import contextlib
 import errno
 import hashlib
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -130,7 +130,7 @@ def video_frame_count(path: Path, native_fps: float | None = None) -> tuple[int,
 
 def decode_frames(path: Path, rates: Sequence[float], native_fps: float | None = None,
                   threads: int = 0, progress: Callable[[int], None] | None = None
-                  ) -> Iterator[tuple[int, np.ndarray, tuple[bool, ...]]]:
+                  ) -> Generator[tuple[int, np.ndarray, tuple[bool, ...]], None, None]:
     """One decode pass over ``path``: yields (frame id, (H, W, 3) uint8 RGB frame, which of
     ``rates`` keep it) for every frame that at least one rate keeps, in order.
 

@@ -188,9 +188,13 @@ def file_fingerprint(path: Path) -> str:
 def nifti_shape(path: Path) -> tuple[int, ...]:
     """The data shape from a NIfTI header (no voxel data read)."""
     import nibabel as nib
+    from nibabel.dataobj_images import DataobjImage
 
     try:
-        return tuple(int(n) for n in nib.load(str(path)).shape)
+        image = nib.load(str(path))
+        if not isinstance(image, DataobjImage):
+            raise TypeError(f"{type(image).__name__} holds no voxel data")
+        return tuple(int(n) for n in image.shape)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; restore it from the dataset archive") from None
     except Exception as exc:  # nibabel raises many types for a bad header

@@ -63,7 +63,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -133,7 +133,7 @@ SEG_SIZES = {
 }
 
 
-def _check_size(size: str, table: dict) -> None:  # type: ignore[type-arg]
+def _check_size(size: str, table: Mapping[str, object]) -> None:
     if size not in table:
         raise ValueError(f"unknown synthetic size {size!r}; expected one of {sorted(table)}")
 
@@ -267,7 +267,8 @@ def make_scene(rng: np.random.Generator, width: int, height: int) -> VideoScene:
     cy = height * rng.uniform(0.5, 0.62)
     a = width * rng.uniform(0.16, 0.22)
     b = height * rng.uniform(0.12, 0.17)
-    gb_colour = tuple(int(c) for c in np.asarray([120, 150, 70]) * rng.uniform(0.85, 1.15, 3))
+    gb = np.asarray([120, 150, 70]) * rng.uniform(0.85, 1.15, 3)
+    gb_colour = (int(gb[0]), int(gb[1]), int(gb[2]))
     layers = {
         "gallbladder": texture(rng, bh, bw, gb_colour, 0.25, (8, 20)),
         "bed": texture(rng, bh, bw, (150, 22, 26), 0.45, (10, 30, 60)),  # raw liver bed
@@ -384,7 +385,7 @@ def render_cholec80_video(rng: np.random.Generator, width: int, height: int, pha
     # farther) and a slight flicker
     flicker = 1 + smooth_path(rng, n, 90, 0.04) + smooth_path(rng, n, 400, 0.12)
     haze = np.clip(smooth_path(rng, n, 50, 1.0) + 0.4, 0, 1)
-    smoke_blob = np.zeros((3 * height, 3 * width), np.float32)
+    smoke_blob: np.ndarray = np.zeros((3 * height, 3 * width), np.float32)
     cv2.circle(smoke_blob, (3 * width // 2, 3 * height // 2), int(width * 0.35), 1.0, -1)
     smoke_blob = cv2.GaussianBlur(smoke_blob, (0, 0), width * 0.15)
     bleed = rng.uniform([0.3, 0.55], [0.7, 0.75], size=(4, 2)) * [width, height]

@@ -21,18 +21,25 @@ from __future__ import annotations
 
 import itertools
 import random
-from abc import ABC, abstractmethod
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.api import (CellInputs, Encoder, SemiSupervisedData, TaskConfig, TaskResult, Unit,
-                           UnitData)
+from ssl_bench.api import (
+    CellInputs,
+    Encoder,
+    SemiSupervisedData,
+    TaskConfig,
+    TaskResult,
+    Unit,
+    UnitData,
+)
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.fpn import EncoderDecoder, FPNDecoder
 from ssl_bench.unit_scores import UnitParts
@@ -131,7 +138,7 @@ def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerpr
     return entry
 
 
-def make_optimizer(params: Sequence[nn.Parameter] | Sequence[dict[str, Any]], name: str,
+def make_optimizer(params: Iterable[nn.Parameter] | Iterable[dict[str, Any]], name: str,
                    lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -236,7 +243,7 @@ class FrameIndex:
 
     def __init__(self, data: Sequence[UnitData], keep: Sequence[np.ndarray] | None = None) -> None:
         self.data = list(data)
-        pairs = []
+        pairs: list[tuple[int, int]] = []
         for u, d in enumerate(self.data):
             frames = range(len(d.frames)) if keep is None else np.flatnonzero(keep[u])
             pairs.extend((u, int(t)) for t in frames)

@@ -252,7 +252,7 @@ class PhaseRecognition(Task):
                  device: torch.device, chunk: int = 8) -> list[np.ndarray]:
         """Last-stage argmax per video; videos are padded at the end and run ``chunk`` at a
         time (the model is causal, so the padding never changes a real frame's output)."""
-        preds = []
+        preds: list[np.ndarray] = []
         with torch.no_grad():
             for i in range(0, len(videos), chunk):
                 group = videos[i:i + chunk]

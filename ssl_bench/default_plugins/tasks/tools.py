@@ -22,7 +22,8 @@ al., IEEE TMI 2017, for the task and its annotations):
 * ``finetune`` (the ``supervised`` row always; SelfSupSurg's tool fine-tuning): encoder and a
   linear head on its pooled embedding are trained end to end on the labelled frames. ``paper``
   follows SelfSupSurg: Adam, lr 1e-5 dropped to 1e-6 after 25 of 50 epochs, weight decay
-  5e-4, 64 frames per batch (per GPU there). Departures: the backbone and image size are the harness's, not
+  5e-4, 64 frames per batch (per GPU there). Departures: the backbone and image size are the
+  harness's, not
   SelfSupSurg's ResNet-50 at its own resolution; no AMP / synchronised BatchNorm.
 * Selection: the epoch with the best val ``mAP`` (the main score, video-wise); the test videos
   are scored once with :func:`ssl_bench.metrics.tools.tool_metrics`.
@@ -258,7 +259,8 @@ class ToolPresence(Task):
 
         def predict(feats: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                z = (torch.from_numpy(np.asarray(feats, np.float32)).to(cell.device) - shift) / scale
+                raw = torch.from_numpy(np.asarray(feats, np.float32)).to(cell.device)
+                z = (raw - shift) / scale
                 return head(z).double().cpu().numpy()
 
         def step(idx: torch.Tensor) -> torch.Tensor:
@@ -296,10 +298,14 @@ class ToolPresence(Task):
             data.tools = self._check_tools(cell, u, data.tools, k)
             return data
 
+        def tool_labels(data: UnitData) -> np.ndarray:
+            assert data.tools is not None  # load() checked them
+            return data.tools
+
         train_data = [load(u) for u in cell.label_units]
         val_data = [load(u) for u in cell.units["val"]]
-        train = FrameIndex(train_data, keep=[annotated(d.tools) for d in train_data])
-        labels = (np.concatenate([d.tools[annotated(d.tools)] for d in train_data])
+        train = FrameIndex(train_data, keep=[annotated(tool_labels(d)) for d in train_data])
+        labels = (np.concatenate([tool_labels(d)[annotated(tool_labels(d))] for d in train_data])
                   if train_data else np.zeros((0, k), np.uint8))
         params = list(encoder.parameters()) + list(head.parameters())
         optimizer = make_optimizer(params, cfg.optimizer, cfg.finetune_lr,
@@ -322,11 +328,11 @@ class ToolPresence(Task):
             y = torch.from_numpy(train.tools(idx).astype(np.float32)).to(cell.device)
             return criterion(head(encoder.embed(x)), y)
 
-        val_keep = [annotated(d.tools) for d in val_data]
+        val_keep = [annotated(tool_labels(d)) for d in val_data]
         info = self._fit(cell, [encoder, head], optimizer, scheduler, cfg.finetune_epochs,
                          cfg.finetune_batch_size, cfg.finetune_max_steps_per_epoch, len(train),
                          step, lambda: [predict(d.frames)[m] for d, m in zip(val_data, val_keep)],
-                         [d.tools[m] for d, m in zip(val_data, val_keep)], names, generator)
+                         [tool_labels(d)[m] for d, m in zip(val_data, val_keep)], names, generator)
         timer.downstream += time.perf_counter() - t0
         info["n_train_frames"] = len(train)
 
@@ -335,7 +341,7 @@ class ToolPresence(Task):
             out = []
             for u in cell.units["test"]:
                 data = load(u)
-                out.append((predict(data.frames), data.tools))
+                out.append((predict(data.frames), tool_labels(data)))
             timer.features += time.perf_counter() - t1
             return out
 
