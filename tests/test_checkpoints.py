@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: timm's small test ResNet (0.5 M parameters; pretrained_cfg mean = std = 0.5) keeps most tests
-#: fast; the round trip the issue asks for uses the real resnet18
+#: fast; the full round trip uses the real resnet18
 SMALL = "test_resnet"
 HALF = (0.5, 0.5, 0.5)
 

@@ -1,4 +1,4 @@
-"""Lazy registration (issue 23, item 6): classes registered by import path with their metadata.
+"""Lazy registration: classes registered by import path with their metadata.
 Start-up commands import no torch; a class is imported and checked against its registration
 only when a command needs it; a broken or mismatched one is one line naming the plugin; a
 class registered directly keeps working."""

@@ -1,5 +1,5 @@
 """Plugin failures, as a third-party author would meet them: each is caught and explained in
-one line naming the plugin (issue: a record is what it says it is, item 5)."""
+one line naming the plugin, so that a record is what it says it is."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The benchmarks that follow published protocols (issue 21): registered, not in the default
+"""The benchmarks that follow published protocols: registered, not in the default
 run, their datasets / tasks / options valid, their label counts possible on the real splits,
 and their reference rows consistent with the task's metrics."""
 

@@ -1,4 +1,4 @@
-"""Reliability against bad input and untrusted files (issue 13): every user mistake is a
+"""Reliability against bad input and untrusted files: every user mistake is a
 one-line error with a non-zero exit and no traceback; malformed records are reported with their
 path and skipped; pickles that would run code are refused wherever weights are loaded; the HTML
 leaderboard escapes record strings.

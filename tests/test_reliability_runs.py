@@ -1,4 +1,4 @@
-"""Reliability of `ssl-bench run` (issue 13): determinism, kill and resume, concurrency,
+"""Reliability of `ssl-bench run`: determinism, kill and resume, concurrency,
 damaged caches and non-finite losses, over the test doubles of :mod:`ssl_bench.testing`.
 
 Kills are deterministic: the child process below SIGKILLs itself at a chosen point (the N-th

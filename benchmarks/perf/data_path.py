@@ -10,7 +10,7 @@ For every pretraining method at the ``cpu`` profile (same synthetic surgical poo
 * ``step``: images/s the training step consumes: batch size / the best time of forward +
   backward + optimiser step on a fixed batch (no loading).
 
-Target: loader >= 2x the step's consumption (issue 15, item 3). With ``num_workers=0`` (the
+Target: loader >= 2x the step's consumption. With ``num_workers=0`` (the
 ``cpu`` profile) loading runs in the training process, so its time adds to every iteration:
 the ``loading share`` column is the fraction of an iteration spent loading.
 

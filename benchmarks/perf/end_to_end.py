@@ -6,7 +6,7 @@ directory, under ``/usr/bin/time -v`` when it exists (its "Maximum resident set 
 peak RSS of the largest process of the run), else with
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``. The embedded synthetic suite is written
 first (outside the timing) when missing, as ``make run`` would reuse it on a second run.
-Targets (issue 5): <= 20 minutes and <= 6 GB on a 2-core machine.
+Targets: <= 20 minutes and <= 6 GB on a 2-core machine.
 
 Prints a table and writes ``benchmarks/perf/results/end_to_end.json``.
 

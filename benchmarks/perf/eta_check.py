@@ -1,5 +1,5 @@
-"""The run's ETA against the truth (issue 23: the ETA shown after the first cell is within 2x
-of the time the run then takes).
+"""The run's ETA against the truth (the target: the ETA shown after the first cell is within
+2x of the time the run then takes).
 
 Runs ``make run``'s command (``ssl-bench run --methods all --label-frac 0.01 --profile cpu
 --device cpu``; smaller with the options below) on a fresh results directory, with stderr a
@@ -142,7 +142,7 @@ def render(result: dict[str, Any]) -> str:
                 f"{result['stderr_tail']}")
     verdict = "within 2x" if result["within_2x"] else "NOT within 2x"
     return f"""`eta_check.py`: the ETA the run printed after its first cell against the time its
-remaining cells then took (issue 23: within 2x), in plain-line (log) mode:
+remaining cells then took (target: within 2x), in plain-line (log) mode:
 
     {result['command']}
 

@@ -3,12 +3,12 @@
 Two measurements on the synthetic suite with one method and one ``linear`` benchmark
 (default ``random-init`` for part 1, ``simclr`` for part 2, ``cholec80-phase``):
 
-1. **Feature cache** (issue 4): the 4 label fractions x 3 seeds (0.01, 0.05, 0.1, 1.0 x 0, 1, 2)
+1. **Feature cache**: the 4 label fractions x 3 seeds (0.01, 0.05, 0.1, 1.0 x 0, 1, 2)
    are evaluated through the engine's ``evaluate_cell`` twice in one process: ``cached`` with
    the run's feature cache shared by the 12 cells (features computed once per (checkpoint,
    split, unit)), and ``recompute`` with the feature cache emptied before every cell (every
    cell extracts its features again). Same cells, same seeds, same pretrained checkpoint.
-2. **Sweep reuse** (issue 15, item 4): wall time of ``run_sweep`` (what ``ssl-bench run``
+2. **Sweep reuse**: wall time of ``run_sweep`` (what ``ssl-bench run``
    calls) for ``--label-frac 0.01,0.05,0.1,1.0 --seeds 0,1,2`` divided by that of a single
    (0.01, seed 0) run of the same method, each on a fresh results directory (pretraining
    included in both; the decoded-frame cache is shared and warm), on the ``--sweep-size``

@@ -1,6 +1,6 @@
 """Full scale: Cholec80 at its real number and length of videos, simulated at a small resolution.
 
-**Lengths.** Cholec80 is 80 videos at 25 fps of about 38 minutes each (issue 23; EndoNet,
+**Lengths.** Cholec80 is 80 videos at 25 fps of about 38 minutes each (EndoNet,
 Twinanda et al. 2017). No per-video list of lengths was at hand, so the lengths are an
 **assumption**: a log-normal spread with a coefficient of variation of 0.4, taken at the 80
 evenly spaced quantiles (no randomness) and scaled to a mean of exactly 38 minutes (13-92
@@ -79,8 +79,8 @@ FULL_RES = (854, 480)
 MIN_FRAMES = 200
 BUDGET_S = 15 * 60
 LENGTH_BASIS = ("assumption: log-normal, coefficient of variation 0.4, at the 80 evenly "
-                "spaced quantiles, scaled to a mean of 38 min (issue 23: 'about 38 minutes "
-                "each'); no per-video list of Cholec80 lengths was at hand")
+                "spaced quantiles, scaled to a mean of 38 min; no per-video list of Cholec80 "
+                "lengths was at hand")
 
 
 # ---- the 80 lengths -----------------------------------------------------------------------

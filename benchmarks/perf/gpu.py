@@ -1,4 +1,4 @@
-"""The pretraining measurements on a CUDA GPU (issue 15, item 6), reported apart from the CPU
+"""The pretraining measurements on a CUDA GPU, reported apart from the CPU
 figures: what mixed precision, channels-last and ``torch.compile`` buy, and whether the host's
 data loading keeps the GPU fed.
 

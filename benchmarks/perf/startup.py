@@ -8,7 +8,7 @@ pass`` is timed the same way: the interpreter's own start-up, which no change to
 remove. ``leaderboard`` reads a temporary results folder of 2 methods x 3 seeds of one
 benchmark (records written here, no training). One more run of each command, in-process
 through ``ssl_bench.cli.main``, names the heavy libraries it imported (torch, timm, monai,
-mmengine, lightly). Targets (issue 23, item 6): ``--help`` and ``list`` <= 1 s on an idle
+mmengine, lightly). Targets: ``--help`` and ``list`` <= 1 s on an idle
 machine; ``leaderboard`` imports no torch.
 
 Prints a table, writes ``benchmarks/perf/results/startup.json`` and the ``startup`` section of
@@ -156,7 +156,7 @@ untimed run. `python -c pass` is the interpreter's own start-up. Heavy imports: 
 timm, monai, mmengine and lightly the command imported (the built-ins and the seed plugins
 register their classes by import path with their metadata, `ssl_bench.lazy.LazyClass`, so
 these commands import none of them). `leaderboard` reads 6 records (2 methods x 3 seeds).
-Targets (issue 23, item 6): `--help` and `list` <= 1 s on an idle machine; `leaderboard`
+Targets: `--help` and `list` <= 1 s on an idle machine; `leaderboard`
 imports no torch.
 
     python benchmarks/perf/startup.py

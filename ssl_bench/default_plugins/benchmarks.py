@@ -49,7 +49,7 @@ BENCHMARKS = [
 
 
 # --------------------------------------------------------------------------------------
-# Published protocols (issue 21): benchmarks that follow a paper's or a tutorial's protocol as
+# Published protocols: benchmarks that follow a paper's or a tutorial's protocol as
 # closely as the harness allows, with the published figures as reference rows. Not part of the
 # default run. docs/reproducing.md tells how to reproduce each row and what to expect.
 

@@ -12,7 +12,6 @@ Sources (facts only; the code here is our own):
   1 fps, aggregation ``video_relaxed``) in its ``utils/generate_test_results.py``.
 - Funke et al., "Metrics Matter in Surgical Phase Recognition", arXiv 2305.13961, which surveys
   these inconsistencies.
-- /work/shared/specs/DATASETS.md section 3 (summary of the above).
 
 The relaxed boundary (both relaxed modes)
 -----------------------------------------

@@ -5,7 +5,7 @@ gives NaN when the GT of a class is empty) and ``monai.metrics.compute_hausdorff
 (``percentile=95``, ``spacing=`` in the array's axis order; surfaces are the mask minus its
 binary erosion; symmetric: the max of the two directed 95th percentiles), as used by the MONAI
 BTCV/UNETR evaluation (Project-MONAI/research-contributions UNETR/BTCV) and the TransUNet
-Synapse protocol (DSC and HD95 per organ); /work/shared/specs/DATASETS.md section 9.
+Synapse protocol (DSC and HD95 per organ).
 
 Per volume and organ c (labels 1..K-1; label 0 is the background and is not scored):
 

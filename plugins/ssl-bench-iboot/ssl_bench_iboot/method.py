@@ -9,7 +9,7 @@ available to us:
   used inside a video SSL framework; the typical video SSL design and objective are changed so
   that the video encoder *subsumes* the image model's semantic content; it learns in fewer
   epochs and with a smaller batch.
-* [S] a secondary description of the paper (quoted in the project's audit, issue 22): iBoot is
+* [S] a secondary description of the paper (quoted in the project's audit): iBoot is
   "BYOL without EMA": the BYOL target network is replaced by the frozen image model, the online
   network is a video (3D CNN) encoder, and a linear mapping head maps its features to the
   image model's space.

@@ -2,7 +2,7 @@
 
 Laparoflow-SSL (Moens et al., MIDL 2024) weights contrasted pixel pairs by the difference of
 their optical flows; the paper's flow estimator is not reproduced here because learned flow
-models need weights that cannot be fetched offline (../shared/DESIGN.md, "optical flow"). We
+models need weights that cannot be fetched offline. We
 use Farneback's polynomial-expansion method (G. Farneback, "Two-Frame Motion Estimation Based
 on Polynomial Expansion", SCIA 2003) through OpenCV's ``cv2.calcOpticalFlowFarneback``
 (parameters documented at docs.opencv.org, "Optical Flow" tutorial: pyr_scale 0.5, levels 3,

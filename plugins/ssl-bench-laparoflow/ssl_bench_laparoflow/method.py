@@ -3,7 +3,7 @@
 Paper: Karel Moens, Jonas De Vylder, Matthew B. Blaschko, Tinne Tuytelaars, "Laparoflow-SSL:
 Image Analysis From a Tiny Dataset Through Self-Supervised Transformers Leveraging Unlabeled
 Surgical Video", MIDL 2024, PMLR 250:986-1010, https://proceedings.mlr.press/v250/moens24a.html.
-Official code: none found (../shared/specs/METHODS.md, section (b)). Only the abstract was
+Official code: none found. Only the abstract was
 available to us; everything below that the abstract does not state is a choice.
 
 From the abstract: a ViT backbone; an InfoNCE loss between the pixel representations of two

@@ -19,7 +19,7 @@ from ssl_bench_mms.losses import (
 
 
 def _patchnce_loops(q: np.ndarray, k: np.ndarray, tau: float, positive: bool, p: int) -> float:
-    """Explicit loops over images and positions (the formula in ../shared/specs/METHODS.md)."""
+    """Explicit loops over images and positions (the PatchNCE of MMS's ``ConLoss``)."""
     b, c, h, w = q.shape
     n = h * w
     total, count = 0.0, 0

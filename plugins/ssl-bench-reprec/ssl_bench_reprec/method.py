@@ -4,8 +4,8 @@ Paper: Xiangyi Yan, Junayed Naushad, Shanlin Sun, Kun Han, Hao Tang, Deying Kong
 Chenyu You, Xiaohui Xie, "Representation Recovering for Self-Supervised Pre-training on Medical
 Images", IEEE/CVF WACV 2023 (pages 2684-2694 in the publisher record at
 https://researchconnect.stonybrook.edu/en/publications/representation-recovering-for-self-supervised-pre-training-on-med/;
-../shared/specs/METHODS.md gives 2685-2695).
-Official code: none found (../shared/specs/METHODS.md, section (d)). Only the abstract was
+other listings give 2685-2695).
+Official code: none found. Only the abstract was
 available to us; everything it does not state is a choice, listed below.
 
 From the abstract: a hybrid framework; a convolutional encoder is pre-trained contrastively to

@@ -1,6 +1,6 @@
 """AMOS22 multi-organ CT (``amos``), CT cases only.
 
-Facts (../shared/specs/DATASETS.md section 11; zenodo 7155725; MIC-DKFZ/nnUNet
+Facts (zenodo 7155725; MIC-DKFZ/nnUNet
 ``Dataset218_Amos2022_task1.py``; torch-em ``amos.py``):
 
 * Layout ``amos22/{imagesTr, labelsTr, imagesVa, labelsVa, imagesTs, dataset.json}``, files

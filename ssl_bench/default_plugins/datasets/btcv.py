@@ -1,6 +1,6 @@
 """BTCV / Synapse multi-organ abdominal CT (``btcv``).
 
-Facts (../shared/specs/DATASETS.md section 9, checked against the public files it names):
+Facts (checked against the public files named below):
 
 * Raw layout (Synapse syn3193805 ``RawData.zip``; torch-em ``btcv.py``):
   ``RawData/Training/img/img0001.nii.gz`` and ``RawData/Training/label/label0001.nii.gz`` for

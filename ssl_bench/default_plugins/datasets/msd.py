@@ -1,6 +1,6 @@
 """Any Medical Segmentation Decathlon task (``msd``), read through its ``dataset.json``.
 
-Facts (../shared/specs/DATASETS.md section 10; Simpson et al. 2019; MIC-DKFZ/nnUNet
+Facts (Simpson et al. 2019; MIC-DKFZ/nnUNet
 ``convert_MSD_dataset.py``; MONAI ``load_decathlon_datalist``):
 
 * Layout ``TaskNN_Name/{imagesTr, labelsTr, imagesTs, dataset.json}``; ``dataset.json`` has

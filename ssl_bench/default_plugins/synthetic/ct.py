@@ -8,7 +8,7 @@ voxel order (affine ``diag(-dx, -dy, dz)``, spacing in the header), so readers m
 
 Anatomy, in RAS+ world mm around the body centre (x towards the patient's right, y anterior,
 z superior; textbook abdominal cross-section anatomy, e.g. Netter's Atlas plates 263-269,
-and the relative positions of the BTCV labels in ../shared/specs/DATASETS.md section 9):
+and the relative positions of the 13 BTCV organ labels):
 
 * body: an elliptic cylinder (~31 x 22 cm) of subcutaneous fat (-100 HU) around an abdominal
   wall muscle ring (50 HU), a bowel/mesenteric fat mixture inside and air (-1000 HU) outside;

@@ -1,7 +1,7 @@
 """Shared pieces of the built-in tasks: seeding, data loading, feature caching, optimisers,
 and the training/selection loop of the two mask tasks (semantic and organ segmentation).
 
-Protocols (see specs/METHODS.md and the task modules):
+Protocols (see docs/index.md, "Concepts", and the task modules):
 
 * ``linear``: the encoder is frozen (``eval()``, no gradients). Its outputs are computed once
   per (checkpoint, dataset fingerprint, split, unit, image size, feature kind) and kept in the

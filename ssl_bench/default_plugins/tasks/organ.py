@@ -1,6 +1,6 @@
 """Multi-organ CT segmentation (BTCV, MSD, AMOS), 2-D slice protocol.
 
-Protocol (issue 4; specs/METHODS.md "BTCV"):
+Protocol (the BTCV one: per-volume Dice and HD95 over the organs, averaged over the organs):
 
 * Every 2-D method applies: a volume is its stack of axial slices (``UnitData.frames``, HU
   windowed and replicated to 3 channels by the reader). The FPN decoder

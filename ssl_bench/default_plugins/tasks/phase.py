@@ -1,7 +1,6 @@
 """Surgical phase recognition (Cholec80, M2CAI16-workflow): per-frame features + causal MS-TCN.
 
-Protocol (specs/METHODS.md: DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO,
-EndoViT):
+Protocol (as in DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO, EndoViT):
 
 * Frames at ``feature_fps`` (default 1 fps; ``dataset.load(..., fps=feature_fps)``).
 * ``linear``: the frozen encoder's per-frame features (``Encoder.frame_features``; video

@@ -1,6 +1,6 @@
 """Semantic segmentation of surgical scenes (CholecSeg8k, m2caiSeg, EndoVis, ...).
 
-Protocol (specs/METHODS.md "Segmentation"; EndoViT, MMS):
+Protocol (as in EndoViT and MMS):
 
 * ``linear``: a small FPN decoder (:mod:`ssl_bench.heads.fpn`) trained on the frozen encoder's
   multi-scale maps, cached as float16 per (checkpoint, unit); ``finetune``: encoder + decoder
@@ -15,7 +15,7 @@ Protocol (specs/METHODS.md "Segmentation"; EndoViT, MMS):
 
 Budgets: ``paper`` uses AdamW 1e-4 on the decoder and encoder for 50 epochs, batch 16 -- the
 order of EndoViT's CholecSeg8k fine-tuning (DPT head, AdamW ~1e-4); the exact schedule of
-the anchors was not retrieved (specs/METHODS.md), so these values are this benchmark's choice.
+the anchors was not retrieved, so these values are this benchmark's choice.
 """
 
 from __future__ import annotations
