@@ -102,3 +102,12 @@ def test_a_bad_checkpoint_mapping_is_one_line(tmp_path: Path, capsys) -> None:
     assert cli_exit_code(["run", "--config", str(run_file)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "gone.pth" in err[0], err
+
+
+@pytest.mark.parametrize(("profile", "seeds"), [("smoke", [0, 1, 2]), ("cpu", [0, 1, 2, 3, 4])])
+def test_the_profile_chooses_the_seeds_when_none_are_given(tmp_path: Path, capsys,
+                                                           profile: str, seeds: list[int]
+                                                           ) -> None:
+    out = _dry_run(tmp_path, {"methods": "dummy", "label-frac": 0.5, "profile": profile},
+                   capsys=capsys)
+    assert _planned(out) == [f"dummy|tiny-seg|0.5|{s}" for s in seeds]

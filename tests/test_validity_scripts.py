@@ -229,8 +229,8 @@ def test_replication_options_name_the_measurement_and_its_commands(tmp_path: Pat
     import replication
 
     cases = {(): (True, "replication"), ("--threads-b", "2"): (True, "replication_threads2"),
-             ("--threads-b", "2", "--seeds-b", "0,1,2"): (True,
-                                                          "replication_threads2_same_seeds"),
+             ("--threads-b", "2", "--seeds-b", "0,1,2,3,4"): (True,
+                                                              "replication_threads2_same_seeds"),
              ("--seeds-b", "0,1,2"): (False, "replication"),
              ("--profile", "smoke"): (False, "replication"),
              ("--results-a", "results", "--skip-runs"): (True, "replication")}

@@ -118,7 +118,7 @@ def render(result: dict[str, Any]) -> str:
                          sorted(result["slowest_rows_s"].items(), key=lambda kv: -kv[1]))
         parts = (f"\nWhere the time went (the records' own timings): pretraining "
                  f"{result['pretrain_s'] / 60:.1f} min for {result['pretrainings']} checkpoints; "
-                 f"cells (features + downstream) {by_bench}. Slowest rows (3 seeds): {slow}.\n")
+                 f"cells (features + downstream) {by_bench}. Slowest rows (all seeds): {slow}.\n")
     command = re.sub(r"^\S*ssl-bench ", "ssl-bench ", result["command"])
     return f"""`make run`'s command on a fresh results directory (synthetic suite `{result['size']}`
 already written), timed with `/usr/bin/time -v`; peak memory is the largest process's maximum

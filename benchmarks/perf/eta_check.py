@@ -45,7 +45,7 @@ from end_to_end import ssl_bench_exe  # noqa: E402
 NAME = "eta_check"
 TITLE = "ETA: the first cell's against the truth"
 #: make run's options: only such a run writes the README section
-MAKE_RUN = {"methods": "all", "benchmarks": "default", "label_frac": "0.01", "seeds": "0,1,2",
+MAKE_RUN = {"methods": "all", "benchmarks": "default", "label_frac": "0.01", "seeds": "0,1,2,3,4",
             "profile": "cpu", "size": "default"}
 PLAN = re.compile(r"^run: (\d+) cells and (\d+) pretraining runs to compute; estimated "
                   r"(\d+):(\d\d):(\d\d) \((.*)\)$")
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--methods", default="all")
     parser.add_argument("--benchmarks", default="default")
     parser.add_argument("--label-frac", default="0.01")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
     parser.add_argument("--size", choices=["small", "default"], default="default",
                         help="synthetic suite size (make run uses default)")

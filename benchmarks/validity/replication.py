@@ -1,6 +1,6 @@
 """Do the leaderboard's significance calls replicate? The default board (`ssl-bench run
 --methods all --label-frac 0.01`, default benchmarks, `cpu` profile) is run twice, with
-disjoint seed sets (A: 0,1,2; B: 3,4,5 by default), each into its own results folder, and
+disjoint seed sets (A: 0-4, the default run's; B: 5-9 by default), each into its own results folder, and
 the two boards' calls against ``random-init`` (and against ``bn-adapt`` when both boards have
 that row) are compared.
 
@@ -23,13 +23,13 @@ of every pretraining and training step (``docs/reliability.md``); ``--pretrainin
 ``ssl-bench run --pretraining`` to both runs.
 
     .venv/bin/python benchmarks/validity/replication.py [--results-a results]
-        [--seeds-a 0,1,2 --seeds-b 3,4,5] [--threads-b 2] [--skip-runs]
+        [--seeds-a 0,1,2,3,4 --seeds-b 5,6,7,8,9] [--threads-b 2] [--skip-runs]
 
-``--results-a results`` reuses the folder of a ``make run`` (seeds 0,1,2): resume recomputes
+``--results-a results`` reuses the folder of a ``make run`` (seeds 0-4): resume recomputes
 nothing there when the code is unchanged. ``--skip-runs`` only compares the two folders as
 they are. With the default run options the figures go to ``replication.json`` next to this
 script (``replication_threads<N>.json`` with ``--threads-b``) and to the generated section of
-``README.md``; ``--threads-b N --seeds-b 0,1,2`` (A's seeds) isolates the thread count
+``README.md``; ``--threads-b N --seeds-b 0,1,2,3,4`` (A's seeds) isolates the thread count
 (``replication_threads<N>_same_seeds.json``). With other options (profile, size, methods,
 benchmarks, label fraction, seeds, bootstrap replicates) the figures go to
 ``results/replication_custom*.json`` only.
@@ -205,8 +205,8 @@ def readme_section(result: dict[str, Any]) -> str:
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, bool]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--seeds-a", default="0,1,2")
-    parser.add_argument("--seeds-b", default="3,4,5")
+    parser.add_argument("--seeds-a", default="0,1,2,3,4")
+    parser.add_argument("--seeds-b", default="5,6,7,8,9")
     parser.add_argument("--results-a", type=Path, default=None,
                         help="Results folder of board A (e.g. the results/ of a make run); "
                              "default benchmarks/validity/results/replication-a.")

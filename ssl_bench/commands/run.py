@@ -63,7 +63,9 @@ def _option_value(param: click.Parameter, value: Any, path: Path) -> Any:
               help="Number(s) of labelled training units (videos, clips, volumes), "
                    "comma-separated, e.g. 2,4,8; nested and stratified like fractions. "
                    "Default: each benchmark's own.")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--seeds", default=None,
+              help="Comma-separated seeds. Default: 0,1,2,3,4 with the cpu profile, 0,1,2 with "
+                   "smoke and paper.")
 @click.option("--pretraining", type=click.Choice(["per-seed", "shared"]), default=None,
               help="per-seed: seed s pretrains its own checkpoint with seed s (the seeds' "
                    "spread includes the pretraining's); shared: every seed reads one "
@@ -163,7 +165,7 @@ def run_command(ctx: click.Context, **params: Any) -> None:
     options = RunOptions.from_cli(
         methods=params["methods"], benchmarks=params["benchmarks"],
         label_frac=params["label_frac"], label_count=params["label_count"],
-        seeds=str(params["seeds"]), profile=params["profile"],
+        seeds=None if params["seeds"] is None else str(params["seeds"]), profile=params["profile"],
         data_root=Path(params["data_root"]) if params["data_root"] else None,
         synthetic_size=params["synthetic_size"], results=Path(params["results"]),
         device=params["device"], jobs=params["jobs"], dry_run=bool(params["dry_run"]),

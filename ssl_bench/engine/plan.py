@@ -31,6 +31,7 @@ from ssl_bench.profiles import (
     IMAGE_SIZE,
     PRETRAINING_DEFAULT,
     PRETRAINING_MODES,
+    SEEDS_DEFAULT,
     default_profile,
 )
 from ssl_bench.splits import parse_label_counts, parse_label_fracs
@@ -116,7 +117,8 @@ class RunOptions:
     debug: bool = False
 
     @classmethod
-    def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None, seeds: str,
+    def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None,
+                 seeds: str | None,
                  profile: str | None, data_root: Path | None, synthetic_size: str,
                  results: Path, device: str, jobs: int | str, dry_run: bool, quiet: bool,
                  launcher: str = "none", label_count: str | None = None,
@@ -144,7 +146,9 @@ class RunOptions:
         if mode not in PRETRAINING_MODES:
             raise SSLBenchError(f"--pretraining {mode!r}: use {' or '.join(PRETRAINING_MODES)}")
         return cls(methods=method_ids, benchmarks=bench_ids, label_fracs=fracs,
-                   seeds=parse_seeds(seeds), profile=chosen_profile, pretraining=mode,
+                   seeds=(parse_seeds(seeds) if seeds is not None
+                          else list(SEEDS_DEFAULT.get(chosen_profile, (0, 1, 2)))),
+                   profile=chosen_profile, pretraining=mode,
                    data_root=Path(data_root) if data_root else None,
                    synthetic_size=synthetic_size, results=Path(results), device=dev,
                    jobs=resolve_jobs(jobs, dev),
