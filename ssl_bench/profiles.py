@@ -33,8 +33,12 @@ SEEDS_DEFAULT: dict[str, tuple[int, ...]] = {"smoke": (0, 1, 2), "cpu": (0, 1, 2
                                              "paper": (0, 1, 2)}
 
 
-def default_profile(device: str) -> str:
-    return "paper" if device.startswith("cuda") else "cpu"
+def default_profile(device: str, data_root: object | None) -> str:
+    """The profile when ``--profile`` is not given: ``paper`` only on a CUDA device with real
+    data (``--data-root``); ``cpu`` everywhere else. The synthetic suite (no ``--data-root``)
+    runs ``cpu`` on every device, so ``make run`` on a GPU machine does not start the paper
+    budgets (GPU-days) on synthetic data; ``--profile paper`` still asks for them."""
+    return "paper" if device.startswith("cuda") and data_root is not None else "cpu"
 
 
 __all__ = ["PROFILES", "IMAGE_SIZE", "PRETRAINING_DEFAULT", "PRETRAINING_MODES",

@@ -72,7 +72,8 @@ def _option_value(param: click.Parameter, value: Any, path: Path) -> Any:
                    "pretraining run per method (seed 0), and the tables say so. Default: "
                    "per-seed with the smoke and cpu profiles, shared with paper.")
 @click.option("--profile", type=click.Choice(["smoke", "cpu", "paper"]), default=None,
-              help="Budget profile. Default: cpu without a GPU, paper with one.")
+              help="Budget profile. Default: paper on a GPU with --data-root, cpu otherwise "
+                   "(the synthetic suite runs cpu on every device).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Folder holding real datasets as <root>/<dataset-id>/. "
                    "Default: the embedded synthetic suite.")

@@ -141,7 +141,7 @@ class RunOptions:
                 f"--data-root {data_root} is not a folder; pass the folder that "
                 "holds <dataset-id>/ subfolders, or omit it for the synthetic suite"
             )
-        chosen_profile = profile or default_profile(dev)
+        chosen_profile = profile or default_profile(dev, data_root)
         mode = pretraining or PRETRAINING_DEFAULT.get(chosen_profile, "per-seed")
         if mode not in PRETRAINING_MODES:
             raise SSLBenchError(f"--pretraining {mode!r}: use {' or '.join(PRETRAINING_MODES)}")
