@@ -57,3 +57,27 @@ def test_pretraining_over_many_epochs_never_pauses_between_them(
     _net, steps = run_pretraining(method, pool, tmp_path / "run", 0, log=lambda _m: None)
     assert steps >= 6  # several epoch boundaries crossed
     assert not [s for s in pauses if s >= 1.0]
+
+
+def test_loader_workers_are_capped_by_the_cores_the_process_may_use(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import warnings
+
+    from ssl_bench.engine.loader import PREFETCH_FACTOR, loader_options
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    data = torch.arange(16)
+    with pytest.warns(UserWarning, match="worker processes"):  # torch's own check, uncapped
+        torch.utils.data.DataLoader(data, num_workers=8).check_worker_number_rationality()
+    options = loader_options(8, cuda=False)
+    assert options == {"num_workers": 2, "pin_memory": False, "persistent_workers": True,
+                       "prefetch_factor": PREFETCH_FACTOR}
+    assert loader_options(8, cuda=True)["pin_memory"] is True
+    assert loader_options(0, cuda=True) == {"num_workers": 0, "pin_memory": True}
+    loader = EndlessLoader(data, batch_size=4, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loader.check_worker_number_rationality()
+        first = next(iter(loader))  # two worker processes really start and feed
+    assert first.tolist() == [0, 1, 2, 3]

@@ -55,7 +55,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ssl_bench.engine.loader import EndlessLoader
+from ssl_bench.engine.loader import EndlessLoader, loader_options
 from ssl_bench.engine.steps import apply_losses
 from ssl_bench.errors import SSLBenchError
 
@@ -214,7 +214,7 @@ def distributed_loader(dataset: torch.utils.data.Dataset, global_batch: int, num
         dataset, shuffle=True, seed=seed, drop_last=drop_last)
     return EndlessLoader(
         dataset, batch_size=per_rank_batch_size(global_batch, n), sampler=sampler,
-        drop_last=drop_last, num_workers=num_workers, persistent_workers=num_workers > 0)
+        drop_last=drop_last, **loader_options(num_workers))
 
 
 def _register_wrapper() -> str:

@@ -30,7 +30,7 @@ from ssl_bench import atomic
 from ssl_bench.api import Method, PretrainPool, Progress
 from ssl_bench.engine import ddp
 from ssl_bench.engine.health import step_stage
-from ssl_bench.engine.loader import EndlessLoader
+from ssl_bench.engine.loader import EndlessLoader, loader_options
 from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
 from ssl_bench.errors import SSLBenchError
 
@@ -230,8 +230,8 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     generator = torch.Generator().manual_seed(seed)
     loader = EndlessLoader(
         dataset, batch_size=min(cfg.batch_size, n_items), shuffle=True,
-        drop_last=n_items >= cfg.batch_size, num_workers=cfg.num_workers,
-        generator=generator, persistent_workers=cfg.num_workers > 0,
+        drop_last=n_items >= cfg.batch_size, generator=generator,
+        **loader_options(cfg.num_workers),
     )
     distributed_args: dict[str, Any] = {}
     if launcher != "none":
