@@ -24,9 +24,10 @@ from ssl_bench.board import (
     summarise,
 )
 from ssl_bench.errors import SSLBenchError
-from ssl_bench.leaderboard_html import render_page
+from ssl_bench.leaderboard_html import render_page, table_slugs
+from ssl_bench.leaderboard_latex import parse_latex_columns, render_latex, render_table_latex
 from ssl_bench.leaderboard_plots import plot_kind, plot_table
-from ssl_bench.leaderboard_text import render_csv, render_json, render_latex, render_markdown
+from ssl_bench.leaderboard_text import render_csv, render_json, render_markdown
 from ssl_bench.records import iter_records
 
 RENDERERS = {"md": ("leaderboard.md", render_markdown), "csv": ("leaderboard.csv", render_csv),
@@ -36,27 +37,40 @@ CD_DIAGRAM = "cd-diagram.png"
 
 
 def render_html(tables: list[BoardTable], plots: dict[int, str] | None = None,
-                summary: Summary | None = None, cd_png: str | None = None) -> str:
-    return render_page(tables, plots or {}, summary, cd_png)
+                summary: Summary | None = None, cd_png: str | None = None,
+                downloads: bool = False) -> str:
+    return render_page(tables, plots or {}, summary, cd_png, downloads)
 
 
 def plot_names(tables: list[BoardTable]) -> list[str]:
     """One figure file name per table: ``<benchmark>[-<n>]-<forest|label-efficiency>.png``."""
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for t in tables:
-        n = seen.get(t.benchmark, 0)
-        seen[t.benchmark] = n + 1
-        slug = t.benchmark if n == 0 else f"{t.benchmark}-{n + 1}"
-        names.append(f"{re.sub(r'[^A-Za-z0-9._-]', '_', slug)}-{plot_kind(t)}.png")
-    return names
+    return [f"{re.sub(r'[^A-Za-z0-9._-]', '_', slug)}-{plot_kind(t)}.png"
+            for t, slug in zip(tables, table_slugs(tables))]
+
+
+def write_table_downloads(tables: list[BoardTable], out: Path,
+                          latex_columns: Sequence[str] | None = None) -> list[Path]:
+    """Each table's own ``<slug>.csv`` and ``<slug>.tex`` beside the HTML page, which links to
+    them (the "download" links of each section)."""
+    written = []
+    for i, slug in enumerate(table_slugs(tables)):
+        csv_path, tex_path = out / f"{slug}.csv", out / f"{slug}.tex"
+        atomic.write_text(csv_path, render_csv([tables[i]]))
+        atomic.write_text(tex_path, render_table_latex(tables, i, latex_columns))
+        written += [csv_path, tex_path]
+    return written
 
 
 def write_outputs(tables: list[BoardTable], out: Path, formats: list[str],
-                  summary: Summary | None = None) -> list[Path]:
+                  summary: Summary | None = None,
+                  latex_columns: Sequence[str] | None = None) -> list[Path]:
+    """Write ``formats`` (and the figures) into ``out``; ``latex_columns``: the columns of the
+    LaTeX tables (:data:`ssl_bench.leaderboard_latex.LATEX_COLUMNS`; None: the default). The
+    HTML page comes with each table's csv and tex beside it."""
     for fmt in formats:
         if fmt not in FORMATS:
             raise SSLBenchError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    parse_latex_columns(latex_columns)  # an unknown column fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
     written = []
     plots: dict[int, str] = {}
@@ -77,10 +91,15 @@ def write_outputs(tables: list[BoardTable], out: Path, formats: list[str],
         if fmt == "html":
             path = out / "leaderboard.html"
             atomic.write_text(path, render_html(tables, plots, summary,
-                                                str(out / cd_png) if cd_png else None))
+                                                str(out / cd_png) if cd_png else None,
+                                                downloads=True))
+            written += write_table_downloads(tables, out, latex_columns)
         elif fmt == "md":
             path = out / "leaderboard.md"
             atomic.write_text(path, render_markdown(tables, summary, cd_png))
+        elif fmt == "latex":
+            path = out / "leaderboard.tex"
+            atomic.write_text(path, render_latex(tables, summary, latex_columns))
         else:
             name, render = RENDERERS[fmt]
             path = out / name
@@ -105,11 +124,12 @@ def write_run_leaderboard(results: Path, benchmarks: list[str],
 
 
 def leaderboard_main(results: Path, formats: list[str], out: Path | None, check: bool,
-                     baseline: str | Sequence[str] | None = None) -> None:
+                     baseline: str | Sequence[str] | None = None,
+                     latex_columns: str | None = None) -> None:
     """``ssl-bench leaderboard``; ``baseline``: one id, comma-separated ids or a list. None
     means the default baselines (:data:`ssl_bench.board.DEFAULT_BASELINES`), each skipped
     with a note where it has no row; a named baseline must have records somewhere (a table
-    without it is still skipped with a note)."""
+    without it is still skipped with a note). ``latex_columns``: ``--latex-columns``."""
     import click
 
     if not results.exists():
@@ -129,12 +149,13 @@ def leaderboard_main(results: Path, formats: list[str], out: Path | None, check:
                                 f"{', '.join(missing)} under {results}; name methods that "
                                 f"have records ({', '.join(known)}) or leave --baseline out "
                                 f"for the default ({','.join(DEFAULT_BASELINES)})")
+    columns = parse_latex_columns(latex_columns) if latex_columns is not None else None
     tables = build_tables(records, baseline=baselines)
     summary = summarise(tables)
     out = out or results / "leaderboard"
     if check:
         with tempfile.TemporaryDirectory() as tmp:
-            fresh = write_outputs(tables, Path(tmp), formats, summary)
+            fresh = write_outputs(tables, Path(tmp), formats, summary, columns)
             stale = []
             for path in fresh:
                 target = out / path.name
@@ -146,13 +167,14 @@ def leaderboard_main(results: Path, formats: list[str], out: Path | None, check:
                     stale.append(path.name)
         if stale:
             again = f" --baseline {','.join(baselines)}" if baseline is not None else ""
+            again += f" --latex-columns {','.join(columns)}" if columns is not None else ""
             raise SSLBenchError(f"leaderboard files in {out} differ from the records: "
                                 f"{', '.join(stale)}; regenerate them with `ssl-bench leaderboard "
                                 f"--results {results} --out {out} --format {','.join(formats)}"
                                 f"{again}`")
         click.echo(f"{out}: up to date with {len(records)} records")
         return
-    for path in write_outputs(tables, out, formats, summary):
+    for path in write_outputs(tables, out, formats, summary, columns):
         click.echo(str(path))
     if "md" in formats:
         click.echo(render_markdown(tables, summary, CD_DIAGRAM if summary else None))

@@ -4,6 +4,11 @@ and significance mark, rank intervals, encoder health (collapsed encoders flagge
 rows, method names linking to their paper and plugin, the forest plot (one label setting) or
 label-efficiency curves (several) and the critical-difference diagram inlined as data URIs,
 and provenance. No network at view time. Every string from records or plugins is escaped.
+
+Each section's id is its benchmark (``<benchmark>-2`` for a second table of it), so a link to
+``leaderboard.html#cholec80-phase`` stays valid when benchmarks are added, and its heading
+carries that permalink. With ``downloads`` each section links to its table's own csv and tex
+files, written beside the page (:func:`ssl_bench.leaderboard.write_table_downloads`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from pathlib import Path
 
 from ssl_bench.board import BoardTable, Summary
@@ -43,6 +49,7 @@ tr.baseline td.method{text-decoration:underline}
 .prov{font-size:0.85em;color:#555}
 .caveat{font-weight:bold;color:#8a4b00}
 .synthetic{background:#fff3cd;padding:2px 6px;border-radius:3px}
+a.permalink{color:#999;text-decoration:none;margin-left:0.3em}
 img{max-width:640px}
 th[data-order=asc]::after{content:" \\25B2"}
 th[data-order=desc]::after{content:" \\25BC"}
@@ -82,6 +89,20 @@ document.querySelectorAll('table.board').forEach(function(table){
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def table_slugs(tables: list[BoardTable]) -> list[str]:
+    """One file-name- and anchor-safe name per table: ``<benchmark>`` for the first table of a
+    benchmark, ``<benchmark>-<n>`` for its n-th (characters outside letters, digits, ``.``,
+    ``_`` and ``-`` become ``_``)."""
+    slugs: list[str] = []
+    seen: dict[str, int] = {}
+    for t in tables:
+        n = seen.get(t.benchmark, 0)
+        seen[t.benchmark] = n + 1
+        slug = t.benchmark if n == 0 else f"{t.benchmark}-{n + 1}"
+        slugs.append(re.sub(r"[^A-Za-z0-9._-]", "_", slug))
+    return slugs
 
 
 def _image(path: str, alt: str) -> str:
@@ -172,8 +193,10 @@ def _table(t: BoardTable) -> list[str]:
 
 
 def render_page(tables: list[BoardTable], plots: dict[int, str],
-                summary: Summary | None = None, cd_png: str | None = None) -> str:
-    """The page; ``plots[i]`` is the figure file of ``tables[i]``."""
+                summary: Summary | None = None, cd_png: str | None = None,
+                downloads: bool = False) -> str:
+    """The page; ``plots[i]`` is the figure file of ``tables[i]``; ``downloads``: link each
+    section to its table's ``<slug>.csv`` and ``<slug>.tex`` beside the page."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
              '<link rel="icon" href="data:,">',
@@ -185,7 +208,7 @@ def render_page(tables: list[BoardTable], plots: dict[int, str],
              "bold green = significant at 0.05. Health: "
              "embedding std (× √d) and RankMe on val frames; ⚠ = collapsed encoder. Click a "
              "column header to sort. Bold: best per column.</p>"]
-    anchors = [f"t{i}-{t.benchmark}" for i, t in enumerate(tables)]
+    anchors = table_slugs(tables)
     nav = " · ".join(f'<a href="#{_e(a)}">{_e(t.benchmark)}'
                      f'{" [" + _e(t.split) + "]" if t.split else ""}</a>'
                      for a, t in zip(anchors, tables))
@@ -195,7 +218,13 @@ def render_page(tables: list[BoardTable], plots: dict[int, str],
     for i, t in enumerate(tables):
         badge = ' <span class="synthetic">synthetic data</span>' if t.synthetic else ""
         heading = title(t).replace(" — synthetic data", "")
-        parts.append(f'<section id="{_e(anchors[i])}"><h2>{_e(heading)}{badge}</h2>')
+        link = (f' <a class="permalink" href="#{_e(anchors[i])}" title="permalink to this '
+                f'table">#</a>')
+        parts.append(f'<section id="{_e(anchors[i])}"><h2>{_e(heading)}{badge}{link}</h2>')
+        if downloads:
+            parts.append(f'<p class="downloads">download this table: <a href="{_e(anchors[i])}'
+                         f'.csv" download>csv</a> · <a href="{_e(anchors[i])}.tex" '
+                         f'download>tex</a></p>')
         parts.append(f'<p class="prov">{_e(provenance(t))}</p>')
         parts.append(f'<p class="prov">{_e(environment_text(t))}</p>')
         parts += _table(t)

@@ -1,6 +1,7 @@
-"""Text renderings of the leaderboard: markdown, CSV, JSON and LaTeX, and the cell texts the
-HTML page shares. Every output is a deterministic function of the tables (no timestamps but
-the records' own), so ``ssl-bench leaderboard --check`` can regenerate and compare.
+"""Text renderings of the leaderboard: markdown, CSV and JSON, and the cell texts the HTML page
+and the LaTeX tables (:mod:`ssl_bench.leaderboard_latex`) share. Every output is a deterministic
+function of the tables (no timestamps but the records' own), so ``ssl-bench leaderboard
+--check`` can regenerate and compare.
 """
 
 from __future__ import annotations
@@ -289,64 +290,10 @@ def render_json(tables: list[BoardTable], summary: Summary | None = None) -> str
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-        text = text.replace(a, b)
-    return (text.replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$")
-            .replace("→", r"$\to$"))
-
-
-def render_latex(tables: list[BoardTable], summary: Summary | None = None) -> str:
-    out = []
-    for t in tables:
-        baselines = t.baselines
-        per_col = 1 + len(baselines)
-        n_cols = 2 + per_col * len(t.columns)
-        out += [f"% {title(t)}", f"% {provenance(t)}", f"% {environment_text(t)}"]
-        out += [f"% {_latex_escape(note)}" for note in table_notes(t)]
-        out += [f"\\begin{{tabular}}{{{'l' * n_cols}}}", "\\toprule"]
-        header = ["Rank", "Method"]
-        for col in t.columns:
-            header.append(_latex_escape(col.header))
-            header += [_latex_escape(f"Δ vs {b}") for b in baselines]
-        out += [" & ".join(header) + r" \\", "\\midrule"]
-        for m in t.methods:
-            rank = t.ranks[m]
-            row = [f"{rank:.1f}" if rank is not None else "--",
-                   _latex_escape(method_text(t, m) + (" (collapsed)" if t.collapsed(m) else ""))]
-            for col in t.columns:
-                text = _latex_escape(cell_text(t.cells.get((m, col)), ci=False))
-                row.append(f"\\textbf{{{text}}}" if m in t.best(col) else text)
-                for b in baselines:
-                    comp = t.comparison(m, col, b)
-                    if comp is None:
-                        row.append("")
-                    elif m == comp.baseline:
-                        row.append("baseline")
-                    else:
-                        row.append(_latex_escape(f"{comp.delta:+.2f}")
-                                   + ("$^{*}$" if comp.significant else ""))
-            out.append(" & ".join(row) + r" \\")
-        if t.published:
-            out.append("\\midrule")
-            for p in t.published:
-                out.append(_latex_escape(f"-- & {p.method} (published, "
-                                         f"{published_value_text(t, p.column)}) & "
-                                         f"{p.value:.2f}") + " & " * (per_col * len(t.columns) - 1)
-                           + r" \\")
-        if t.caveat:  # in the table itself, so that it is printed with it
-            out += ["\\midrule",
-                    f"\\multicolumn{{{n_cols}}}{{l}}{{\\footnotesize "
-                    f"{_latex_escape(t.caveat)}}} \\\\"]
-        out += ["\\bottomrule", "\\end{tabular}", ""]
-    return "\n".join(out)
-
-
 def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
 __all__ = ["cell_text", "delta_text", "environment_text", "health_text", "method_text",
-           "provenance", "rank_interval_text", "render_csv", "render_json", "render_latex",
+           "provenance", "rank_interval_text", "render_csv", "render_json",
            "render_markdown", "table_notes", "title"]

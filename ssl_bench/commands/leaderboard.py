@@ -19,10 +19,15 @@ import click
                    "difference, CI and Holm p-value column per baseline, each its own Holm "
                    "family; a table without one skips it with a note.  "
                    "[default: random-init,bn-adapt]")
+@click.option("--latex-columns", default=None,
+              help="Comma-separated columns of the LaTeX tables, in order: rank, method, "
+                   "score, ci, delta, delta-ci, p, rank-ci, health (score, ci, delta, "
+                   "delta-ci, p and rank-ci repeat under each label setting).  "
+                   "[default: rank,method,score,delta]")
 @click.option("--check", is_flag=True,
               help="Exit non-zero if the files in --out differ from what the records give.")
 def leaderboard_command(results: Path, formats: str, out: Path | None, baseline: str | None,
-                        check: bool) -> None:
+                        latex_columns: str | None, check: bool) -> None:
     """Build leaderboards from result records: mean ± std over seeds with a 95% CI, the
     paired difference to each baseline row (hierarchical bootstrap over seeds and test units,
     Holm-adjusted p-value, significance mark, rank interval), a caveat where seeds share a
@@ -36,8 +41,9 @@ def leaderboard_command(results: Path, formats: str, out: Path | None, baseline:
       ssl-bench leaderboard --out leaderboards --check
       ssl-bench leaderboard --baseline imagenet
       ssl-bench leaderboard --baseline random-init,bn-adapt,imagenet
+      ssl-bench leaderboard --format latex --latex-columns method,score,delta,p
     """
     from ssl_bench.leaderboard import leaderboard_main
 
     leaderboard_main(results, [f.strip() for f in formats.split(",") if f.strip()], out, check,
-                     baseline)
+                     baseline, latex_columns)
