@@ -6,6 +6,11 @@ task config hash; within a table each method's rows use one method config (the o
 latest record; records of an earlier config form a table of their own). Every split table
 says why it is separate. Methods are rows, label settings (fractions or unit counts) columns.
 
+**Same labelled units.** Label settings that selected the same labelled units (equal
+``label_units`` on every seed they share; small datasets round 1 %, 5 % and 10 % to the same one
+unit) are one column, headed by all of them (``1% = 5% = 10%: 1 unit``), with the records of the
+first of them (per method, the first that has one) and its statistics computed once.
+
 **Cells.** The main score's mean ± sample std over seeds, the number of seeds and a 95% CI of
 the mean (Student t with n-1 degrees of freedom). The best mean per column is marked.
 
@@ -58,17 +63,34 @@ SHARED_PRETRAINING = ("one pretraining run per method: Δ is about these checkpo
 
 @dataclass(frozen=True, order=True)
 class LabelColumn:
-    """A label setting: ``kind`` "count" (``value`` units) sorts before "frac" (``value``)."""
+    """A label setting: ``kind`` "count" (``value`` units) sorts before "frac" (``value``).
+
+    ``same_as`` names the other settings merged into this column because they selected the
+    same labelled units, ``n_units`` how many units that is; neither is part of the column's
+    identity (equality, hash and order are those of ``kind`` and ``value``)."""
 
     kind: str
     value: float
+    same_as: tuple[LabelColumn, ...] = field(default=(), compare=False)
+    n_units: int | None = field(default=None, compare=False)
 
     @property
-    def header(self) -> str:
+    def setting(self) -> str:
+        """This setting alone: ``1%`` or ``4 units``."""
         if self.kind == "count":
             n = int(self.value)
             return f"{n} unit" + ("" if n == 1 else "s")
         return f"{self.value * 100:g}%"
+
+    @property
+    def header(self) -> str:
+        """The column's heading: the setting, or every merged setting and their units
+        (``1% = 5% = 10%: 1 unit``)."""
+        if not self.same_as:
+            return self.setting
+        names = " = ".join(c.setting for c in (self, *self.same_as))
+        n = self.n_units or 0
+        return f"{names}: {n} unit" + ("" if n == 1 else "s")
 
     @property
     def text(self) -> str:
@@ -399,7 +421,7 @@ def _table(recs: list[CellRecord], split: str, baselines: tuple[str, ...],
         if method_links:
             links[r.method.id] = method_links
     _check_shared_subsets(first.benchmark, subsets)
-    columns = sorted({column_of(r) for r in recs})
+    columns = _merge_same_units(cells, subsets, sorted({column_of(r) for r in recs}))
     methods = sorted({r.method.id for r in recs})
     ranks = _mean_ranks(cells, methods, columns, hib)
     methods.sort(key=lambda m: (ranks[m] is None, ranks[m] or 0.0, m))
@@ -453,6 +475,55 @@ def _check_shared_subsets(benchmark: str,
             raise SSLBenchError(f"benchmark {benchmark!r}, label {col.header}, seed {seed}: "
                                 f"methods were given different label subsets ({listing}); "
                                 "their records come from different data or code: rerun them")
+
+
+def same_units_groups(subsets: dict[tuple[LabelColumn, int], dict[str, tuple[str, ...]]],
+                      columns: list[LabelColumn]) -> list[list[LabelColumn]]:
+    """``columns`` grouped by the labelled units they selected, in order: two columns are in
+    one group when they share a seed with scored records and every shared seed gave both the
+    same non-empty units (the subsets are a prefix of one ordering per seed, so equal sizes
+    mean equal units on every seed)."""
+    units: dict[LabelColumn, dict[int, tuple[str, ...]]] = defaultdict(dict)
+    for (col, seed), by_method in subsets.items():
+        units[col][seed] = next(iter(by_method.values()))
+    groups: list[list[LabelColumn]] = []
+    for col in columns:
+        for group in groups:
+            head, mine = units.get(group[0], {}), units.get(col, {})
+            shared = set(head) & set(mine)
+            if shared and all(head[s] and head[s] == mine[s] for s in shared):
+                group.append(col)
+                break
+        else:
+            groups.append([col])
+    return groups
+
+
+def _merge_same_units(cells: dict[tuple[str, LabelColumn], Stat],
+                      subsets: dict[tuple[LabelColumn, int], dict[str, tuple[str, ...]]],
+                      columns: list[LabelColumn]) -> list[LabelColumn]:
+    """Merge the columns that selected the same labelled units into their first one: ``cells``
+    keeps, per method, the cell of the first member that has a score (else of the first that
+    has any cell) under the first member, and loses the others. Returns the table's columns,
+    a merged one naming its members (:attr:`LabelColumn.same_as`)."""
+    out = []
+    for group in same_units_groups(subsets, columns):
+        head = group[0]
+        if len(group) == 1:
+            out.append(head)
+            continue
+        methods = sorted({m for (m, c) in cells if c in group})
+        for m in methods:
+            member = [cells[(m, c)] for c in group if (m, c) in cells]
+            chosen = next((st for st in member if st.n), member[0])
+            for c in group:
+                cells.pop((m, c), None)
+            cells[(m, head)] = chosen
+        n_units = len(next(u for (c, _), by in subsets.items() if c == head
+                           for u in by.values()))
+        out.append(LabelColumn(head.kind, head.value, same_as=tuple(group[1:]),
+                               n_units=n_units))
+    return out
 
 
 def _published(recs: list[CellRecord]) -> list[Published]:
@@ -591,4 +662,4 @@ def summarise(tables: list[BoardTable]) -> Summary | None:
 
 __all__ = ["BoardTable", "Comparison", "DEFAULT_BASELINES", "LabelColumn", "N_BOOT",
            "Published", "SHARED_PRETRAINING", "Stat", "Summary", "build_tables", "checkpoint_of",
-           "column_of", "parse_baselines", "round_finite", "summarise"]
+           "column_of", "parse_baselines", "round_finite", "same_units_groups", "summarise"]

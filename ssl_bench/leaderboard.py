@@ -24,6 +24,7 @@ from ssl_bench.board import (
     summarise,
 )
 from ssl_bench.errors import SSLBenchError
+from ssl_bench.label_aliases import write_label_aliases
 from ssl_bench.leaderboard_html import render_page, table_slugs
 from ssl_bench.leaderboard_latex import parse_latex_columns, render_latex, render_table_latex
 from ssl_bench.leaderboard_plots import plot_kind, plot_table
@@ -113,7 +114,10 @@ def write_run_leaderboard(results: Path, benchmarks: list[str],
     """Called at the end of ``ssl-bench run``: write md/csv/json/png under results/leaderboard
     for every record there, and return the markdown of the benchmarks just run. The
     baselines are those of ``ssl-bench leaderboard`` without ``--baseline``, so the run's
-    board is the one that command writes."""
+    board is the one that command writes. The copies of records whose label settings
+    selected the same units are made first (:func:`ssl_bench.label_aliases.
+    write_label_aliases`), so the board names every setting of the run."""
+    write_label_aliases(results)
     records, warnings = iter_records(results)
     for w in warnings:
         print(f"warning: {w}")

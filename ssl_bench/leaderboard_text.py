@@ -211,6 +211,7 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                     "label_setting": col.kind,
                     "label_frac": col.value if col.kind == "frac" else None,
                     "label_count": int(col.value) if col.kind == "count" else None,
+                    "label_header": col.header,
                     "metric": t.main_score, "higher_is_better": t.higher_is_better,
                     "status": stat.status,
                     "mean": None if not stat.n else round(stat.mean, 6),

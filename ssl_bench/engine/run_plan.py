@@ -10,6 +10,7 @@ from typing import Callable
 
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.identity import Reuse, cell_setup, check_reuse
+from ssl_bench.engine.label_collapse import collapse_label_settings
 from ssl_bench.engine.plan import (
     Cell,
     RunOptions,
@@ -61,6 +62,7 @@ def plan_run(options: RunOptions, log: Callable[[str], None], write_synthetic: b
                 reuse[cell] = Reuse(False, f"cannot be set up: {error_line(exc)}")
                 continue
         reuse[cell] = check_reuse(ctx, cell, expected)
+    cells = collapse_label_settings(ctx, cells, reuse, log)
     return RunPlan(options, ctx, cells, reuse, choice.skipped)
 
 
