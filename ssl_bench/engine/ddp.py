@@ -28,18 +28,26 @@ How one pretraining runs on N processes (each holding one GPU, or CPU with gloo)
   each rank loads ``batch_size // world_size`` so the number of steps and the schedule are
   those of a one-process run.
 * BatchNorm layers become ``torch.nn.SyncBatchNorm`` when the method's config has
-  ``sync_bn: bool = True``; torch's SyncBatchNorm only runs on GPU (``SyncBatchNorm.forward``
-  raises on CPU input), so on CPU the conversion is skipped with a log line.
+  ``sync_bn: bool = True`` (timm's fused ``BatchNormAct2d``, used by the EfficientNets, becomes
+  timm's ``SyncBatchNormAct`` and keeps its activation, which torch's own converter drops);
+  torch's SyncBatchNorm only runs on GPU (``SyncBatchNorm.forward`` raises on CPU input), so
+  on CPU the conversion is skipped with a log line.
 * Only rank 0 takes the checkpoint cache's file lock, writes the safetensors checkpoint and its
   JSON, and evaluates cells / writes records; the other ranks wait at a barrier.
   mmengine's CheckpointHook already saves its resume checkpoints from rank 0 only
   (``@master_only``).
 * Buffers (BatchNorm statistics, queues) are not averaged by DDP; after the last step every
   rank takes rank 0's buffers (``torch.distributed.broadcast``) so the replicas end identical.
-  Methods that keep cross-sample state (MoCo queues, DINO centering) should gather it with
+  Methods that keep cross-sample state (MoCo queues, DINO centering) gather it with
   :func:`all_gather_concat` / :func:`all_reduce_mean` (identity in one process), as the
   official MoCo (``concat_all_gather`` in facebookresearch/moco, moco/builder.py) and DINO
-  (``update_center`` all-reduce in facebookresearch/dino, main_dino.py) do.
+  (``update_center`` all-reduce in facebookresearch/dino, main_dino.py) do: distill-self
+  enqueues ``all_gather_concat`` of its keys. Where lightly's loss does the same gather, the
+  methods use it instead: ``NTXentLoss(gather_distributed=True)`` scores each rank's views
+  against the global batch through lightly's gradient-preserving all-gather
+  (``lightly.utils.dist.gather``; simclr, reprec) and, with a memory bank, enqueues the keys
+  of every rank (lightly's ``concat_all_gather``; moco-v2); lightly's ``DINOLoss`` all-reduces
+  its center. In one process none of them gathers anything.
 """
 
 from __future__ import annotations
@@ -186,12 +194,21 @@ def wants_sync_bn(method: "Method") -> bool:
 def convert_sync_batchnorm(net: nn.Module, device_type: str,
                            log: Callable[[str], None] = lambda _m: None) -> nn.Module:
     """``net`` with every BatchNorm as SyncBatchNorm on GPU; unchanged (and logged) on CPU,
-    where torch's SyncBatchNorm cannot run."""
+    where torch's SyncBatchNorm cannot run.
+
+    timm's converter (``timm.layers.convert_sync_batchnorm``) turns timm's norm + activation
+    layers (``BatchNormAct2d``) into ``SyncBatchNormAct`` with the same activation and every
+    other BatchNorm into ``torch.nn.SyncBatchNorm``; torch's converter would turn a
+    ``BatchNormAct2d`` into a plain SyncBatchNorm and silently drop its activation. The
+    parameters, buffers and state-dict keys are kept."""
     if device_type == "cpu":
         log("sync_bn requested but training runs on CPU: torch's SyncBatchNorm needs a GPU; "
             "keeping per-process BatchNorm")
         return net
-    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    from timm.layers import convert_sync_batchnorm as timm_convert_sync_batchnorm
+
+    converted: nn.Module = timm_convert_sync_batchnorm(net)
+    return converted
 
 
 def prepare_model(method: "Method", net: nn.Module, log: Callable[[str], None]) -> nn.Module:

@@ -34,6 +34,12 @@ Departures:
   blur rather than before it;
 * paper profile: SGD with momentum 0.9 instead of LARS, batch 256 (one device) with lr
   0.2 x 256 / 256 = 0.2, 300 epochs (the paper's ablation length);
+* BatchNorm under DDP: per device by default; the official code accumulates BN statistics
+  across devices (``'cross_replica_axis': 'i'`` in ``bn_config``, ``byol/configs/byol.py``),
+  which ``sync_bn=True`` gives on GPUs (every BatchNorm of both networks becomes
+  ``torch.nn.SyncBatchNorm``, :func:`ssl_bench.engine.ddp.prepare_model`; torch's
+  SyncBatchNorm does not run on CPU, where the option is skipped with a log line). Off by
+  default; in one process the option does nothing;
 * ``smoke``/``cpu``: narrower MLPs (64 / 1024 hidden) and AdamW for a short CPU run.
 """
 
@@ -79,6 +85,9 @@ class BYOLConfig(CNNMethodConfig):
     tau_base: float = 0.996
     proj_hidden_dim: int = 4096
     proj_output_dim: int = 256
+    #: under DDP on GPUs: BatchNorm statistics over the global batch (official code); off by
+    #: default, no effect in one process
+    sync_bn: bool = False
 
 
 class BYOLModel(nn.Module):
