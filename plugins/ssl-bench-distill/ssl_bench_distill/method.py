@@ -48,6 +48,14 @@ What the code does that the paper does not say (read in ``main_moco.py`` and
 * Loss: ``loss += loss + w * kd``, i.e. ``2 L_moco + w L_kd``.
 * Schedule: two jobs, each ``--cos`` from lr 0.01 (``adjust_learning_rate`` per epoch).
 
+Queues under DDP: each step's keys (stage 1 the teacher's, stage 2 the student's
+and the teacher's) are all-gathered from every rank in rank order before the enqueue
+(``ssl_bench.engine.ddp.all_gather_concat``, no gradient), as the code's
+``_dequeue_and_enqueue`` does with ``concat_all_gather`` (``moco/builder.py``), so every rank's
+two queues hold the same keys at the same columns and advance by one global batch per step, as
+in one process. The stage-start fill needs no gather: every rank draws the same frames and
+views (one seed) through the same (synced) key encoders. In one process nothing is gathered.
+
 Departures (each also where it applies below):
 * CT pools (calibrated, lateralized data; :class:`ssl_bench.api.AugmentPolicy`): the views drop
   colour jitter, grayscale and horizontal flips, keeping crop and blur.
@@ -85,7 +93,8 @@ Departures (each also where it applies below):
   2), and then the KD term uses only the columns written since stage 2 began.
 * Queue length is scaled to the pool (see :func:`effective_queue_length`); the code uses 2048
   for Cholec80 (~2% of its ~90k train frames at 1 fps).
-* No shuffling BN (single device); MoCo's cross-GPU shuffle needs DDP.
+* No shuffling BN: under DDP a rank's query and key encoders both normalise over its own
+  sub-batch (MoCo's cross-GPU shuffle is not done).
 * The student is ``efficientnet_lite0`` (random init) in smoke/cpu so leaderboard rows are
   comparable; the paper profile uses ResNet-50 (random init), as the code.
 * cpu profile: AdamW lr 1e-3 and m 0.99 for a ~40-step budget (SGD 0.01 and m 0.999 barely move
@@ -108,6 +117,7 @@ from torch import nn
 
 from ssl_bench.api import Encoder, Method, MethodConfig, PretrainPool
 from ssl_bench.backbones import DEFAULT_CNN, CNNEncoder
+from ssl_bench.engine.ddp import all_gather_concat
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.transforms import FrameViews, ssl_augment
 from ssl_bench_distill.losses import distillation_kl, info_nce, moco_logits
@@ -315,7 +325,7 @@ class DistillSelf(Method):
                 model.teacher_key_head(self._teacher_embed(model, view_k)), dim=1)
         logits = moco_logits(q, k, self._queue(model, "teacher_queue"), self.config.temperature)
         loss = info_nce(logits)
-        model.enqueue(None, k)
+        model.enqueue(None, all_gather_concat(k))  # every rank's keys (identity in 1 process)
         return {"loss": loss, "teacher_moco": loss.detach(), "stage": model.stage.float()}
 
     def _student_step(self, model: DistillSelfModel, view_q: torch.Tensor,
@@ -338,7 +348,8 @@ class DistillSelf(Method):
         columns = 1 + int(model.queue_filled)
         kd = distillation_kl(logits[:, :columns], teacher_logits[:, :columns])
         loss = (2.0 if c.double_moco_term else 1.0) * moco + c.distill_weight * kd
-        model.enqueue(k, tk)
+        # every rank's keys, in the same rank order for both queues (identity in 1 process)
+        model.enqueue(all_gather_concat(k), all_gather_concat(tk))
         return {"loss": loss, "moco": moco.detach(), "kd": kd.detach(),
                 "stage": model.stage.float()}
 

@@ -51,7 +51,12 @@ Choices (not stated in the abstract):
 * CNN: ``efficientnet_lite0`` (the harness's DEFAULT_CNN, random init) so rows compare with the
   other CNN methods; ``cnn`` can name any timm CNN (e.g. ``resnet50``).
 * Contrastive loss: SimCLR NT-Xent with in-batch negatives, temperature 0.2, 2-layer projection
-  head on the globally pooled coarsest CNN map.
+  head on the globally pooled coarsest CNN map. Under DDP the negatives come from the global
+  batch: lightly's ``gather_distributed=True`` all-gathers the projections of every rank with a
+  gradient-preserving all-gather (``lightly.utils.dist.gather``), so the mean of the ranks'
+  losses is the one-process loss of the global batch, as SimCLR's own code does across TPU
+  replicas; in one process nothing is gathered. The recovery loss needs nothing from other
+  ranks (a mean over each sample's masked tokens, the same count per sample).
 * Recovered level: the CNN map at stride ``patch_size`` (lite0: 40 channels at stride 8, 112 at
   16), i.e. mid/low-level features; normalised per token over channels (LayerNorm without
   affine, as MAE's ``norm_pix_loss``); stop-gradient on the targets (and, stacked, on the
@@ -291,7 +296,9 @@ class RepRec(Method):
 
     def __init__(self, config: MethodConfig, context: Any) -> None:
         super().__init__(config, context)
-        self.contrastive = NTXentLoss(temperature=self.config.temperature)
+        # global negatives under DDP; no gather in one process
+        self.contrastive = NTXentLoss(temperature=self.config.temperature,
+                                      gather_distributed=True)
 
     def build(self) -> nn.Module:
         cfg = self.config

@@ -9,6 +9,13 @@ Built on lightly: ``NTXentLoss`` with a memory bank (exactly MoCo's InfoNCE: log
 ``[q.k+, q.queue] / T`` with the positive at index 0, then the keys are enqueued),
 ``MoCoProjectionHead``, ``update_momentum`` and ``deactivate_requires_grad``.
 
+The queue under DDP: the loss is built with ``gather_distributed=True``, so with N > 1 ranks the
+keys of every rank are all-gathered (in rank order, without gradient) before they are enqueued,
+as the official code's ``_dequeue_and_enqueue`` does with ``concat_all_gather``
+(``moco/builder.py``). Every rank's queue then holds the same keys in the same order, the queue
+turns over once per K / (global batch) steps as in one process, and each rank scores its own
+queries against that shared queue. In one process nothing is gathered.
+
 Facts used (MoCo v2 paper and official code, ``--mlp --moco-t 0.2 --aug-plus --cos``):
 * query encoder f_q (backbone + 2-layer MLP head, hidden 2048, ReLU, 128-d output, no BN);
   key encoder f_k = momentum copy, ``theta_k <- m theta_k + (1 - m) theta_q``, m = 0.999;
@@ -29,7 +36,8 @@ Departures:
   2023), and from random init the ``cpu`` budget lowers the score below random init
   (``benchmarks/validity/README.md``);
 * no shuffling BN: it only matters with per-GPU BN over sub-batches; on one device BN sees the
-  whole batch in both encoders;
+  whole batch in both encoders; under DDP a rank's query and key encoders both normalise over
+  its own sub-batch (no cross-rank shuffle, unlike the official code);
 * the key encoder is updated after each optimiser step (``after_step``) rather than at the
   start of the next forward: the same sequence of updates;
 * ``smoke``/``cpu``: queue scaled down (16 / 512 keys, so the queue turns over within the run)
@@ -66,9 +74,12 @@ def moco_infonce(queue_size: int, dim: int, temperature: float) -> NTXentLoss:
     """MoCo's InfoNCE with a FIFO queue of ``queue_size`` keys of ``dim`` dimensions.
 
     ``loss(q, k)`` normalises both, scores ``q`` against its key and the queue, and (when ``q``
-    requires grad) enqueues ``k``. The queue buffers are made persistent so that they are part
-    of the checkpoint (lightly registers them as non-persistent)."""
-    loss = NTXentLoss(temperature=temperature, memory_bank_size=(queue_size, dim))
+    requires grad) enqueues ``k``; under DDP the keys of every rank, gathered in rank order
+    (``gather_distributed``), so the queues of all ranks stay identical. The queue buffers are
+    made persistent so that they are part of the checkpoint (lightly registers them as
+    non-persistent)."""
+    loss = NTXentLoss(temperature=temperature, memory_bank_size=(queue_size, dim),
+                      gather_distributed=True)
     bank = loss.memory_bank
     bank.register_buffer("bank", bank.bank, persistent=True)
     bank.register_buffer("bank_ptr", bank.bank_ptr, persistent=True)

@@ -6,6 +6,15 @@ Official code: https://github.com/google-research/simclr (TensorFlow).
 Built on lightly: ``lightly.loss.NTXentLoss`` (normalised-temperature cross entropy over the
 2N views, in-batch negatives) and ``lightly.models.modules.SimCLRProjectionHead``.
 
+Negatives under DDP: the loss is built with ``gather_distributed=True``, so with N > 1 ranks each
+rank scores its own views against the views of the *global* batch, gathered with lightly's
+gradient-preserving all-gather (``lightly.utils.dist.gather``); the mean over ranks is then the
+one-process loss of the global batch. This is the paper's loss (Sec. 2.1: the other 2(N - 1)
+views of the minibatch of N are the negatives, N being the global batch over all TPU cores) and
+the official code's (``add_contrastive_loss`` in ``objective.py`` gathers both views across
+replicas with ``tpu_cross_replica_concat``). In one process the option does nothing (no
+gather, the same operations).
+
 Facts used (paper, Sec. 2-4, Appendix B):
 * two views per image: random resized crop (scale 0.08-1), horizontal flip, colour jitter of
   strength s = 1 (brightness/contrast/saturation 0.8, hue 0.2) with p 0.8, grayscale p 0.2,
@@ -32,7 +41,8 @@ Departures (paper profile):
   score below random init (``benchmarks/validity/README.md``);
 * optimiser: SGD with momentum 0.9 instead of LARS (the harness has no LARS), lr 0.3 for
   batch 256 (the paper's linear scaling rule applied to 256);
-* batch 256 instead of 4096 (one device); BN statistics are per device, no global BN.
+* batch 256 instead of 4096; under DDP, BN statistics are per device (no global BN, which
+  the paper uses); the negatives are global (see above).
 """
 
 from __future__ import annotations
@@ -95,7 +105,9 @@ class SimCLR(Method):
     def __init__(self, config: MethodConfig, context: Any) -> None:
         super().__init__(config, context)
         self.config: SimCLRConfig
-        self.criterion = NTXentLoss(temperature=self.config.temperature)
+        # global negatives under DDP; no gather in one process
+        self.criterion = NTXentLoss(temperature=self.config.temperature,
+                                    gather_distributed=True)
 
     def build(self) -> nn.Module:
         return SimCLRModel(self.config)
