@@ -8,8 +8,8 @@ bit-identical to those of the plain (non-gathering) lightly loss.
 How the comparison is made fair: every rank builds the same model (seed 0, as DDP's broadcast
 from rank 0 would leave it) and runs it in eval mode, so BatchNorm uses its running statistics
 and a sample's embedding does not depend on which other samples share its batch; the batches
-are fixed tensors (seeded), rank r taking rows ``[r * B / 2, (r + 1) * B / 2)``. Rank 0 computes
-the one-process reference before it joins the process group.
+are fixed tensors (seeded), rank r taking rows ``[r * B / 2, (r + 1) * B / 2)``. The ranks
+compute the one-process reference (half of the methods each) before they join the process group.
 
 Tolerances: the distributed and the one-process computations do the same float32 operations
 on the same numbers, but over differently shaped tensors (a convolution over 4 images instead
@@ -109,8 +109,7 @@ def head_grads(loss_fn, seed):
     return loss.detach(), part(z.grad.transpose(0, 1)).transpose(0, 1)
 
 
-def run():
-    out = {}
+def contrastive(out):
     method, model = build(SimCLR)
     loss = method.training_step(model, views(1), 0.0)["loss"]
     loss.backward()
@@ -121,6 +120,8 @@ def run():
     out["reprec_contrastive"] = method.training_step(model, views(3), 0.0)["contrastive"]
     out["reprec_head_loss"], out["reprec_head_grad"] = head_grads(method.contrastive, 4)
 
+
+def queues(out):
     method, model = build(MoCoV2)  # smoke: queue of 16 keys, so step 2 wraps around
     bank = model.criterion.memory_bank
     for step in (1, 2):
@@ -135,15 +136,19 @@ def run():
         out[f"distill_stage{step}"] = model.stage.clone()
         for name in ("teacher_queue", "student_queue", "queue_ptr", "queue_filled"):
             out[f"distill_{name}{step}"] = getattr(model, name).clone()
-    return out
 
 
-if RANK == 0:
-    torch.save(run(), os.path.join(OUT, "single.pt"))
+# the one-process reference, half of it on each rank before the group forms
+reference = {}
+(contrastive if RANK == 0 else queues)(reference)
+torch.save(reference, os.path.join(OUT, f"single{RANK}.pt"))
 dist.init_process_group("gloo", init_method="env://", rank=RANK, world_size=WORLD,
                         timeout=datetime.timedelta(seconds=120))
 assert ddp.get_world_size() == WORLD
-torch.save(run(), os.path.join(OUT, f"rank{RANK}.pt"))
+results = {}
+contrastive(results)
+queues(results)
+torch.save(results, os.path.join(OUT, f"rank{RANK}.pt"))
 dist.barrier()
 dist.destroy_process_group()
 '''
@@ -172,7 +177,7 @@ def _run_two_ranks(tmp_path: Path) -> tuple[dict, list[dict]]:
                 p.kill()
     for r, p in enumerate(procs):
         assert p.returncode == 0, f"rank {r}:\n{logs[r][-3000:]}"
-    single = torch.load(tmp_path / "single.pt")
+    single = {**torch.load(tmp_path / "single0.pt"), **torch.load(tmp_path / "single1.pt")}
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
     return single, ranks
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 from ssl_bench.engine.cells import CellOutcome
 from ssl_bench.engine.display import Display
-from ssl_bench.engine.estimate import Estimate, Estimator, RunEstimate, WorkItem
+from ssl_bench.engine.cost import Estimate, ItemCost, ItemKey
+from ssl_bench.engine.estimate import Estimator, RunEstimate
+from ssl_bench.engine.eta import EtaTracker
 from ssl_bench.engine.rates import CellRate, Rates
 from ssl_bench.engine.plan import Cell, Pretraining
 from ssl_bench.testing import FakeClock
@@ -16,20 +19,26 @@ from ssl_bench.testing import FakeClock
 CELLS = [Cell("m1", "b1", 0.1, 0), Cell("m1", "b1", 0.1, 1)]
 
 
+def work(kind: str, key: str, stage: str, estimate: Estimate,
+         fields: dict[str, str] | None = None, **kw: Any) -> tuple[ItemKey, ItemCost]:
+    """One item of a run's estimate: its (kind, key) and its cost."""
+    return (kind, key), ItemCost(stage, estimate, dict(fields or {}), **kw)
+
+
 def plan_estimate() -> RunEstimate:
     """A pretraining guessed at 100 s, and two cells an earlier run measured at 50 s each."""
     fields = {"benchmark": "b1", "task": "t1", "protocol": "linear", "method": "m1",
               "label": "0.1", "profile": "cpu", "device": "cpu"}
     estimator = Estimator(Rates(cells={"b1|m1": CellRate(fields, 50.0, 3)}))
-    items = [WorkItem("pretrain", "m1|surgical|0", "pretraining", Estimate(100.0, "guess", "g"),
+    items = [work("pretrain", "m1|surgical|0", "pretraining", Estimate(100.0, "guess", "g"),
                       steps=100)]
-    items += [WorkItem("cell", c.key, "t1", estimator.cell(fields), fields) for c in CELLS]
-    return RunEstimate(items, [], estimator)
+    items += [work("cell", c.key, "t1", estimator.cell(fields), fields) for c in CELLS]
+    return RunEstimate(dict(items), [], estimator)
 
 
 def drive(display: Display, clock: FakeClock, fail_second: bool = False) -> None:
     """A run of one pretraining (100 steps of 1 s) and two cells with a downstream stage."""
-    display.begin(len(CELLS), plan_estimate())
+    display.begin(len(CELLS), EtaTracker(plan_estimate(), clock), pretraining_runs=1)
     display.log("loading the surgical pretraining pool")
     display.pretraining(Pretraining("m1", "surgical", 0))
     for step in range(1, 101):
@@ -80,7 +89,7 @@ def test_live_display_renders_the_stage_and_the_run_eta(monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")
     out, clock = io.StringIO(), FakeClock()
     display = Display(False, stream=out, live=True, every_s=30.0, clock=clock)
-    display.begin(len(CELLS), plan_estimate())
+    display.begin(len(CELLS), EtaTracker(plan_estimate(), clock), pretraining_runs=1)
     display.pretraining(Pretraining("m1", "surgical", 0))
     for step in range(1, 51):
         clock.now += 1.0

@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 
 from ssl_bench.api import Dataset, DatasetMeta, Unit, UnitData
+from ssl_bench.engine.cost import Estimate, ItemCost, ItemKey, PretrainSpec
 from ssl_bench.engine.estimate import (
     GUESS_CELL_S,
-    Estimate,
     Estimator,
-    PretrainSpec,
     RunEstimate,
     StageSummary,
-    WorkItem,
     _unit_work,
     bytes_text,
     clock_text,
@@ -52,6 +50,12 @@ def cell_rate(seconds: float, n: int = 1, **kw: Any) -> CellRate:
 def spec(method: str = "m1", domain: str = "surgical", max_steps: int | None = None,
          config: str = "c", pool: str = "p") -> PretrainSpec:
     return PretrainSpec(method, domain, "cpu", "cpu", config, pool, max_steps)
+
+
+def work(kind: str, key: str, stage: str, estimate: Estimate,
+         fields: dict[str, str] | None = None, **kw: Any) -> tuple[ItemKey, ItemCost]:
+    """One item of a run's estimate: its (kind, key) and its cost."""
+    return (kind, key), ItemCost(stage, estimate, dict(fields or {}), **kw)
 
 
 # ---- rates lookups ----------------------------------------------------------------------
@@ -142,12 +146,12 @@ def test_eta_follows_items_by_hand() -> None:
                       "m1", "cpu", "surgical", "cpu", 2.0, 50, "c", "p")})
     est = Estimator(rates)
     pre, steps = est.pretraining(spec())
-    items = [WorkItem("pretrain", "m1|surgical", "pretraining", pre, spec=spec(), steps=steps)]
+    items = [work("pretrain", "m1|surgical", "pretraining", pre, spec=spec(), steps=steps)]
     for key, f in (("c1", fields("b1", "m1")), ("c2", fields("b1", "m1", label="0.1")),
                    ("c3", fields("b2", "m1", task="t2"))):
-        items.append(WorkItem("cell", key, f["task"], est.cell(f), f))
+        items.append(work("cell", key, f["task"], est.cell(f), f))
     clock = FakeClock()
-    eta = EtaTracker(RunEstimate(items, [], est), clock)
+    eta = EtaTracker(RunEstimate(dict(items), [], est), clock)
     assert eta.remaining() == pytest.approx(100 + 10 + 10 + 10)
     eta.start("pretrain", "m1|surgical")
     clock.now = 5.0
@@ -175,10 +179,10 @@ def test_eta_follows_items_by_hand() -> None:
 
 def test_eta_replaces_guesses_with_this_runs_measures_and_spreads_cells_over_jobs() -> None:
     est = Estimator(Rates())
-    items = [WorkItem("cell", key, f["task"], est.cell(f), f) for key, f in (
+    items = [work("cell", key, f["task"], est.cell(f), f) for key, f in (
         ("c1", fields("b1", "m1")), ("c2", fields("b1", "m2")),
         ("c3", fields("b2", "m1", task="t2")))]
-    eta = EtaTracker(RunEstimate(items, [], est, jobs=2), FakeClock())
+    eta = EtaTracker(RunEstimate(dict(items), [], est, jobs=2), FakeClock())
     assert eta.remaining() == pytest.approx(3 * GUESS_CELL_S["cpu"] / 2)
     eta.finish("cell", "c1", 30.0)
     assert eta.speed_factor() == 1.0  # guesses say nothing about this machine's speed
@@ -216,11 +220,11 @@ def test_first_cell_eta_is_within_2x_of_the_remaining_time_on_a_synthetic_plan()
     items = []
     for m in ("m1", "m2", "m3"):
         e, steps = est.pretraining(spec(method=m))
-        items.append(WorkItem("pretrain", f"{m}|surgical", "pretraining", e, spec=spec(method=m),
+        items.append(work("pretrain", f"{m}|surgical", "pretraining", e, spec=spec(method=m),
                               steps=steps))
-    items += [WorkItem("cell", key, f["task"], est.cell(f), f) for key, f in est_items]
+    items += [work("cell", key, f["task"], est.cell(f), f) for key, f in est_items]
     clock = FakeClock()
-    eta = EtaTracker(RunEstimate(items, [], est), clock)
+    eta = EtaTracker(RunEstimate(dict(items), [], est), clock)
     for m in ("m1", "m2", "m3"):
         eta.start("pretrain", f"{m}|surgical")
         clock.now += 1.4 * 200 * rng.uniform(0.9, 1.1)
@@ -302,14 +306,14 @@ def test_estimate_lines_label_guesses_and_unknowns() -> None:
                            seconds=100.0, qualities={"guess": 1}),
               StageSummary("phase-recognition", cells=2, seconds=240.0,
                            qualities={"guess": 2})]
-    items = [WorkItem("pretrain", "m|d", "pretraining", Estimate(100.0, "guess", "g")),
-             WorkItem("cell", "c1", "phase-recognition", Estimate(120.0, "guess", "g")),
-             WorkItem("cell", "c2", "phase-recognition", Estimate(120.0, "guess", "g"))]
-    text = "\n".join(estimate_lines(RunEstimate(items, stages, est, jobs=2)))
+    items = [work("pretrain", "m|d", "pretraining", Estimate(100.0, "guess", "g")),
+             work("cell", "c1", "phase-recognition", Estimate(120.0, "guess", "g")),
+             work("cell", "c2", "phase-recognition", Estimate(120.0, "guess", "g"))]
+    text = "\n".join(estimate_lines(RunEstimate(dict(items), stages, est, jobs=2)))
     assert "frames not known for every dataset" in text and "d1: the reader does not" in text
     assert "1 pretraining runs (0 cached), 100 steps, checkpoints unknown" in text
     assert "phase-recognition      2 cells, 0:04:00 (2 guess)" in text
     # the pretraining and the two cells shared out over two processes: (100 + 2 x 120) / 2
     assert "total                  0:02:50 with --jobs 2" in text
     assert clock_text(3725.4) == "1:02:05" and bytes_text(1_500_000) == "1.5 MB"
-    assert np.isfinite(RunEstimate(items, stages, est).seconds)
+    assert np.isfinite(RunEstimate(dict(items), stages, est).seconds)

@@ -208,8 +208,8 @@ def test_harness_checkpoints_never_unpickle(tmp_path) -> None:
     """A pickle planted as the cached checkpoint or as mmengine's resume checkpoint is never
     executed: the checkpoint fails its checksum, the resume state is refused (weights-only) and
     discarded, and pretraining starts over."""
-    from ssl_bench.engine.pretrain import (checkpoint_is_intact, checkpoint_key, load_pretrained,
-                                           pretrain_cached)
+    from ssl_bench.engine.checkpoint_store import checkpoint_is_intact, load_pretrained
+    from ssl_bench.engine.pretrain import checkpoint_key, pretrain_cached
     from ssl_bench.testing import DummyMethod, smoke_method, tiny_pool
 
     method = smoke_method(DummyMethod)

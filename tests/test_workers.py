@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from ssl_bench.engine.cells import CellOutcome
+from ssl_bench.engine.cost import ItemCost
 from ssl_bench.engine.display import Display
-from ssl_bench.engine.estimate import spread
-from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, Pretraining, resolve_jobs
-from ssl_bench.engine.estimate import Estimator, RunEstimate, WorkItem
+from ssl_bench.engine.estimate import Estimator, RunEstimate, spread
 from ssl_bench.engine.eta import EtaTracker
+from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, Pretraining, resolve_jobs
 from ssl_bench.engine.rates import Rates
-from ssl_bench.engine.workers import CellItem, live_order, next_item, schedule_order
+from ssl_bench.engine.work import CellItem, PretrainItem, WorkItem
+from ssl_bench.engine.workers import live_order, next_item, schedule_order
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 from ssl_bench.testing import FakeClock, cli_exit_code
@@ -79,7 +80,8 @@ def test_workers_give_the_records_of_one_process(testing_plugin, torch_one_threa
 def test_pretrainings_first_then_cells_longest_first() -> None:
     cells = [CellItem(Cell("a", "b1", 0.5, s), Pretraining("a", "surgical", s)) for s in (0, 1)]
     cells.append(CellItem(Cell("r", "b1", 0.5, 0), None))
-    pretrain = [Pretraining("a", "surgical", 0), Pretraining("z", "ct", 0)]
+    pretrain = [PretrainItem(Pretraining("a", "surgical", 0)),
+                PretrainItem(Pretraining("z", "ct", 0))]
     seconds = {("pretrain", "a|surgical|0"): 10.0, ("pretrain", "z|ct|0"): 30.0,
                ("cell", cells[0].key): 1.0, ("cell", cells[1].key): 5.0,
                ("cell", cells[2].key): 5.0}
@@ -98,9 +100,10 @@ def test_the_order_follows_what_the_run_learns_on_a_machine_without_rates() -> N
         return {"benchmark": "b1", "task": "t1", "protocol": "linear",
                 "method": item.cell.method, "label": "0.5", "profile": "cpu", "device": "cpu"}
 
-    items = [WorkItem("cell", c.key, "t1", est.cell(fields(c)), fields(c)) for c in cells]
-    tracker = EtaTracker(RunEstimate(items, [], est, jobs=2), FakeClock())
-    assert live_order(cells, tracker) == cells  # equal guesses: the plan's order
+    costs = {("cell", c.key): ItemCost("t1", est.cell(fields(c)), fields(c)) for c in cells}
+    tracker = EtaTracker(RunEstimate(costs, [], est, jobs=2), FakeClock())
+    waiting: list[WorkItem] = list(cells)
+    assert live_order(waiting, tracker) == cells  # equal guesses: the plan's order
     tracker.finish("cell", cells[0].key, 10.0)  # fast, seed 0
     tracker.finish("cell", cells[3].key, 100.0)  # slow, seed 0
     waiting = [c for c in cells if c.cell.seed > 0]
@@ -111,17 +114,18 @@ def test_the_order_follows_what_the_run_learns_on_a_machine_without_rates() -> N
 def test_a_cell_waits_while_a_cell_of_its_method_and_benchmark_runs() -> None:
     a0, a1 = (CellItem(Cell("a", "b1", 0.5, s), None) for s in (0, 1))
     a_b2 = CellItem(Cell("a", "b2", 0.5, 0), None)
-    pre = Pretraining("r", "surgical", 0)
-    r0 = CellItem(Cell("r", "b1", 0.5, 0), pre)
+    pre_run = Pretraining("r", "surgical", 0)
+    pre = PretrainItem(pre_run)
+    r0 = CellItem(Cell("r", "b1", 0.5, 0), pre_run)
     done: set[Pretraining] = set()
 
-    def ready(item: Pretraining | CellItem) -> bool:
-        return isinstance(item, Pretraining) or item.needs is None or item.needs in done
+    def ready(item: WorkItem) -> bool:
+        return isinstance(item, PretrainItem) or item.needs is None or item.needs in done
 
     # a0 runs: a1 would compute a0's features again, so the next ready item goes first
     assert next_item([a1, a_b2, r0], ready, [a0]) is a_b2  # another benchmark: its own
     assert next_item([a1, r0, pre], ready, [a0]) is pre  # r0 is not ready yet
-    done.add(pre)
+    done.add(pre_run)
     assert next_item([a1, r0], ready, [a0, pre]) is r0
     # nothing else is ready: a1 runs rather than leave the worker idle
     assert next_item([a1], ready, [a0]) is a1
@@ -187,19 +191,20 @@ def test_display_follows_two_items_at_once() -> None:
 
 
 def test_quiet_keeps_the_longest_first_schedule(testing_plugin, tmp_path, monkeypatch) -> None:
-    """--quiet silences the display only: the workers still get the run's ETA tracker, whose
-    estimates order their queue."""
+    """--quiet silences the display only: the workers still get the run's ETA, whose estimates
+    order their queue, and hand out the same items in the same order."""
     import ssl_bench.engine.sweep as sweep
 
-    seen: list[object] = []
+    seen: list[tuple[Any, list[str]]] = []
 
-    def fake_run_in_workers(ctx, cells, display, jobs, setup) -> list[str]:
-        seen.append(display.tracker)
+    def fake_run_in_workers(plan, display, eta, jobs, setup) -> list[str]:
+        seen.append((eta, [i.key for i in live_order(plan.items, eta)]))
         return []
 
     monkeypatch.setattr(sweep, "run_in_workers", fake_run_in_workers)
     for quiet in ([], ["--quiet"]):
         assert cli_exit_code(RUN + ["--results", str(tmp_path / f"r{len(quiet)}"), "--jobs", "2",
                                     *quiet]) == 0
-    assert len(seen) == 2 and all(t is not None for t in seen)
-    assert list(seen[0].items) == list(seen[1].items)  # the same items and estimates
+    assert len(seen) == 2 and all(eta is not None for eta, _order in seen)
+    assert list(seen[0][0].items) == list(seen[1][0].items)  # the same items and estimates
+    assert seen[0][1] == seen[1][1]  # the same schedule

@@ -81,8 +81,8 @@ def sweep_seconds(args: argparse.Namespace, fracs: list[float], seeds: list[int]
                              data_root=None, synthetic_size=args.sweep_size,
                              results=Path(tmp), device="cpu", quiet=True)
         start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):  # the leaderboard print
-            code = run_sweep(options)
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = run_sweep(options).code
         seconds = time.perf_counter() - start
         if code != 0:
             raise SystemExit(f"the sweep failed (exit {code}); see {tmp}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,17 +181,23 @@ def run_command(ctx: click.Context, **params: Any) -> None:
     if options.launcher != "none" and not options.dry_run:
         from ssl_bench.engine.distributed import run_distributed
 
-        code = run_distributed(options)
+        report = run_distributed(options)
     elif executor != "none" and not options.dry_run:
         from ssl_bench.engine.executors import ExecutorOptions, run_with_executor
 
-        code = run_with_executor(options, ExecutorOptions(
+        report = run_with_executor(options, ExecutorOptions(
             kind=executor, partition=params["slurm_partition"],
             gpus_per_job=int(params["gpus_per_job"]), cpus_per_job=params["cpus_per_job"],
             time_min=int(params["slurm_time"]), mem=params["slurm_mem"]))
     else:
         from ssl_bench.engine.sweep import run_sweep
 
-        code = run_sweep(options)
-    if code:
-        raise SystemExit(code)
+        report = run_sweep(options)
+    if report.leaderboard:  # the leaderboard of what ran: the command's, not the engine's
+        from ssl_bench.leaderboard import write_run_leaderboard
+
+        print(write_run_leaderboard(report.results, report.benchmarks))
+    for line in report.notes:
+        print(line, file=sys.stderr)
+    if report.code:
+        raise SystemExit(report.code)

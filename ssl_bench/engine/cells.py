@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from ssl_bench import __version__
 from ssl_bench.api import SPLITS, CellInputs, Unit
 from ssl_bench.cache import ArrayCache
+from ssl_bench.engine.checkpoint_store import load_pretrained
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.identity import (
     CellSetup,
@@ -38,7 +39,6 @@ from ssl_bench.engine.plan import (
     image_size,
     pretraining_seed,
 )
-from ssl_bench.engine.pretrain import load_pretrained
 from ssl_bench.engine.probe import check_encoder
 from ssl_bench.environment import current_environment
 from ssl_bench.errors import CellFailure, SSLBenchError

@@ -28,6 +28,7 @@ from ssl_bench.api import (
     UnitData,
     no_progress,
 )
+from ssl_bench.engine.checkpoint_store import CheckpointStore
 from ssl_bench.engine.plan import DataSources, Pretraining, RunOptions, data_key
 from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, pretrain_cached
 from ssl_bench.errors import CellFailure, SSLBenchError
@@ -76,6 +77,11 @@ class SweepContext:
     @property
     def cache_root(self) -> Path:
         return self.options.results / "cache"
+
+    @property
+    def checkpoints(self) -> CheckpointStore:
+        """The run's checkpoint store (under :attr:`cache_root`)."""
+        return CheckpointStore(self.cache_root)
 
     # ---- datasets -----------------------------------------------------------------------
     def data_key(self, benchmark_id: str) -> str:

@@ -8,8 +8,10 @@
 * ``--quiet``: nothing but failures. Failures are always printed, with their one-line reason
   (``--debug`` adds the traceback).
 
-The run's ETA comes from the plan's per-item estimates (:class:`ssl_bench.engine.eta.
-EtaTracker`), never from elapsed time over cells done. With ``--jobs N`` pretrainings and cells
+The run's ETA comes from the plan's per-item estimates, never from elapsed time over cells
+done: the run hands its tracker (:class:`ssl_bench.engine.eta.EtaTracker`) to the display as
+an :class:`~ssl_bench.engine.eta.Eta`, and the display feeds it the items' events (whether or
+not it prints anything). With ``--jobs N`` pretrainings and cells
 run in worker processes (:mod:`ssl_bench.engine.workers`), whose events arrive here: every
 running item has its own stage bar (its own status lines in a log). rich is imported only
 here, and only for a terminal.
@@ -23,18 +25,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
 
-from ssl_bench.engine.estimate import RunEstimate, clock_text
-from ssl_bench.engine.eta import EtaTracker
+from ssl_bench.engine.cost import ItemKey
+from ssl_bench.engine.estimate import clock_text
 
 if TYPE_CHECKING:
     from ssl_bench.engine.cells import CellOutcome
+    from ssl_bench.engine.eta import Eta
     from ssl_bench.engine.plan import Cell, Pretraining
 
 #: statuses whose seconds say how long a cell takes (the others computed nothing)
 _TIMED = ("ok",)
-
-ItemKey = tuple[str, str]
-
 
 @dataclass
 class _Item:
@@ -69,7 +69,8 @@ class Display:
         self.total = 0
         self.counts: dict[str, int] = defaultdict(int)
         self.start = clock()
-        self.tracker: EtaTracker | None = None
+        #: the run's ETA (None: no estimate), fed with every item's events
+        self.run_eta: Eta | None = None
         #: the items running now, in the order they started
         self.items: dict[ItemKey, _Item] = {}
         self.last_line = self.start
@@ -79,17 +80,17 @@ class Display:
         self._run_task: Any = None
 
     # ---- life cycle ---------------------------------------------------------------------
-    def begin(self, total: int, estimate: RunEstimate | None = None) -> None:
-        """Start counting ``total`` cells; ``estimate`` (the plan's) drives the ETA."""
+    def begin(self, total: int, eta: Eta | None = None, pretraining_runs: int = 0) -> None:
+        """Start counting ``total`` cells; ``eta``: the run's ETA (None: no estimate);
+        ``pretraining_runs``: how many pretrainings the run computes (cached ones not)."""
         self.total = total
         self.start = self.last_line = self.clock()
-        self.tracker = EtaTracker(estimate, self.clock) if estimate is not None else None
+        self.run_eta = eta
         if self.quiet:
             return
-        if estimate is not None:
-            runs = sum(1 for i in estimate.items if i.kind == "pretrain")
-            self.print(f"run: {total} cells and {runs} pretraining runs to compute; estimated "
-                       f"{clock_text(estimate.seconds)} ({self._basis()})")
+        if eta is not None:
+            self.print(f"run: {total} cells and {pretraining_runs} pretraining runs to compute; "
+                       f"estimated {clock_text(eta.remaining())} ({self._basis()})")
         if self.live:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -131,8 +132,8 @@ class Display:
         ``seconds``: how long it took where it ran (default: since it started here)."""
         key = ("pretrain", run.key)
         item = self.items.get(key)
-        if self.tracker is not None:
-            self.tracker.finish("pretrain", key[1], learn=ok)
+        if self.run_eta is not None:
+            self.run_eta.finish("pretrain", key[1], learn=ok)
         if item is not None:
             if steps is None and item.stage is not None and item.stage[0] == "pretrain":
                 steps = item.stage[1]
@@ -152,8 +153,8 @@ class Display:
 
     def done(self, cell: "Cell", outcome: "CellOutcome") -> None:
         self.counts[outcome.status] += 1
-        if self.tracker is not None:
-            self.tracker.finish("cell", cell.key, outcome.seconds,
+        if self.run_eta is not None:
+            self.run_eta.finish("cell", cell.key, outcome.seconds,
                                 learn=outcome.status in _TIMED)
         self._end_item(("cell", cell.key))
         if outcome.status == "failed":
@@ -185,8 +186,8 @@ class Display:
         if running.stage is None or running.stage[0] != stage or done < running.stage[1]:
             running.stage_first = (done, now)
         running.stage = (stage, done, total, dict(extras))
-        if self.tracker is not None and stage == "pretrain":
-            self.tracker.step(key[0], key[1], done, total)
+        if self.run_eta is not None and stage == "pretrain":
+            self.run_eta.step(key[0], key[1], done, total)
         if self.quiet:
             return
         if self.progress_bars is not None:
@@ -207,8 +208,8 @@ class Display:
         now = self.clock()
         running = _Item(label, now, last_line=now)
         self.items[key] = running
-        if self.tracker is not None:
-            self.tracker.start(*key)
+        if self.run_eta is not None:
+            self.run_eta.start(*key)
         if self.progress_bars is not None:
             running.bar = self.progress_bars.add_task(_short(label), total=1, info="")
             self.progress_bars.update(self._run_task, info=self._run_info(True))
@@ -263,19 +264,19 @@ class Display:
         return (lead + ", ".join(parts)) if parts else ""
 
     def _basis(self) -> str:
-        return self.tracker.basis() if self.tracker is not None else ""
+        return self.run_eta.basis() if self.run_eta is not None else ""
 
     def eta(self) -> float | None:
         """Seconds left of the run (None without an estimate)."""
-        return self.tracker.remaining() if self.tracker is not None else None
+        return self.run_eta.remaining() if self.run_eta is not None else None
 
     def _eta_suffix(self, force: bool = False) -> str:
-        if self.tracker is None:
+        if self.run_eta is None:
             return ""
         now = self.clock()
         if force or now - self._last_eta >= 0.5:
             self._last_eta = now
-            self._eta_text = f"run ETA {clock_text(self.tracker.remaining())}"
+            self._eta_text = f"run ETA {clock_text(self.run_eta.remaining())}"
         return f"; {self._eta_text}"
 
     def _run_info(self, force: bool = False) -> str:

@@ -1,7 +1,7 @@
 """Pretraining on several processes, the launch level: every rank of a torchrun / srun process
-group pretrains the run's methods together (DDP), rank 0 alone fills the checkpoint cache and
-then evaluates the cells and writes the records, as a one-process run that finds the
-checkpoints cached.
+group pretrains the plan's pretraining items together (DDP), rank 0 alone fills the checkpoint
+store and then carries out the same plan in one process
+(:func:`ssl_bench.engine.sweep.carry_out`), which finds the checkpoints cached.
 
 How one pretraining runs on N processes (process group, DDP wrapper, sharded loader, buffers,
 SyncBatchNorm) is described and implemented in :mod:`ssl_bench.engine.ddp`; the ``torchrun``
@@ -16,8 +16,14 @@ import time
 from dataclasses import replace
 
 import torch
-from filelock import FileLock
 
+from ssl_bench.engine.checkpoint_store import (
+    checkpoint_is_intact,
+    checkpoint_lock,
+    discard,
+    has_files,
+    save_checkpoint,
+)
 from ssl_bench.engine.context import SweepContext
 from ssl_bench.engine.ddp import (
     barrier,
@@ -31,18 +37,12 @@ from ssl_bench.engine.ddp import (
     shutdown_distributed,
     sync_buffers,
 )
-from ssl_bench.engine.identity import pretraining_runs
+from ssl_bench.engine.display import Display
 from ssl_bench.engine.plan import Pretraining, RunOptions
-from ssl_bench.engine.pretrain import (
-    PretrainResult,
-    checkpoint_is_intact,
-    checkpoint_key,
-    checkpoint_path,
-    run_pretraining,
-    save_checkpoint,
-)
+from ssl_bench.engine.pretrain import PretrainResult, checkpoint_key, run_pretraining
 from ssl_bench.engine.run_plan import plan_run
-from ssl_bench.engine.sweep import run_sweep
+from ssl_bench.engine.sweep import RunReport, carry_out, check_results_writable
+from ssl_bench.engine.work import WorkPlan, plan_work
 
 # ---- one pretraining on every rank ------------------------------------------------------------
 
@@ -55,22 +55,20 @@ def pretrain_distributed(ctx: SweepContext, run: Pretraining, launcher: str) -> 
     size, fps = method.config.image_size, method.config.fps
     fingerprint = ctx.pool_fingerprint(domain, size, fps)
     key = checkpoint_key(method, fingerprint, seed)
-    ckpt = checkpoint_path(ctx.cache_root, method.meta.id, key)
-    lock = FileLock(str(ckpt) + ".lock")
+    ckpt = ctx.checkpoints.path(method.meta.id, key)
+    lock = checkpoint_lock(ckpt) if is_main_process() else None
     cached = False
-    if is_main_process():
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
+    if lock is not None:
         lock.acquire()  # held by rank 0 until the checkpoint is written
         cached = checkpoint_is_intact(ckpt)
-        if not cached and (ckpt.exists() or ckpt.with_suffix(".json").exists()):
+        if not cached and has_files(ckpt):
             ctx.log(f"checkpoint {ckpt} is damaged or incomplete; pretraining again")
-            ckpt.unlink(missing_ok=True)
-            ckpt.with_suffix(".json").unlink(missing_ok=True)
+            discard(ckpt)
     try:
         if broadcast_object(cached):
             return PretrainResult(ckpt, key, 0.0, True, 0)
         pool = ctx.pool(domain, size, fps)
-        work_dir = ctx.cache_root / "work_dirs" / method.meta.id / key
+        work_dir = ctx.checkpoints.work_dir(method.meta.id, key)
         ctx.log(f"pretraining {method_id} on the {domain} pool ({len(pool)} frames) on "
                 f"{get_world_size()} processes (rank {get_rank()})")
         start = time.perf_counter()
@@ -91,14 +89,15 @@ def pretrain_distributed(ctx: SweepContext, run: Pretraining, launcher: str) -> 
         barrier()
         return PretrainResult(ckpt, key, seconds, False, steps, figures)
     finally:
-        if is_main_process():
+        if lock is not None:
             lock.release()
 
 
-def run_distributed(options: RunOptions) -> int:
-    """``ssl-bench run --launcher pytorch|slurm``: every rank pretrains the run's methods
-    together (DDP); rank 0 then evaluates the cells and writes records and the leaderboard
-    exactly as a one-process run (which finds the checkpoints cached)."""
+def run_distributed(options: RunOptions) -> RunReport:
+    """``ssl-bench run --launcher pytorch|slurm``: every rank plans the run and pretrains the
+    plan's pretraining items together (DDP); rank 0 then carries out the same plan in one
+    process, evaluating the cells and writing records exactly as a one-process run (which
+    finds the checkpoints cached). Only rank 0's report asks for the leaderboard."""
     init_distributed(options.launcher, default_backend(options.device))
     if options.device.startswith("cuda") and torch.cuda.is_available():
         options = replace(options, device=f"cuda:{torch.cuda.current_device()}")
@@ -106,20 +105,34 @@ def run_distributed(options: RunOptions) -> int:
         log = (lambda _m: None) if (options.quiet or not is_main_process()) else \
             (lambda m: print(m, flush=True, file=sys.stderr))
         # rank 0 writes the synthetic suite, the others read it
-        plan = plan_run(options, log, write_synthetic=True) if is_main_process() else None
+        run = plan_run(options, log, write_synthetic=True) if is_main_process() else None
         barrier()
-        if plan is None:
-            plan = plan_run(options, log, write_synthetic=False)
-        ctx = plan.ctx
-        for run in pretraining_runs(ctx, plan.todo):
-            pretrain_distributed(ctx, run, options.launcher)
+        if run is None:
+            run = plan_run(options, log, write_synthetic=False)
+        plan = plan_work(run)
+        for item in plan.pretrainings:
+            pretrain_distributed(plan.ctx, item.run, options.launcher)
+            item.cached = True  # in the store now: rank 0 wrote it before the barrier
         barrier()
-        code = 0
+        report = RunReport(0, plan.options.results, plan.options.benchmarks, leaderboard=False)
         if is_main_process():
-            code = run_sweep(replace(options, launcher="none"))
-        return int(broadcast_object(code))
+            report = _cells_on_rank_0(plan)
+        return replace(report, code=int(broadcast_object(report.code)))
     finally:
         shutdown_distributed()
+
+
+def _cells_on_rank_0(plan: WorkPlan) -> RunReport:
+    """The plan's cells (and its pretrainings, cached now) carried out by rank 0 alone, as a
+    one-process run."""
+    local = replace(plan.options, launcher="none")
+    plan.run.options = plan.ctx.options = local
+    check_results_writable(local)
+    display = Display(local.quiet, local.debug)
+    plan.ctx.log = display.log
+    for line in plan.run.skipped_benchmarks:
+        display.print(line, always=True)
+    return carry_out(plan, display)
 
 
 __all__ = ["pretrain_distributed", "run_distributed"]

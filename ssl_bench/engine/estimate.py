@@ -1,7 +1,10 @@
 """What a run will cost: per stage its cells, pretraining runs, frames to decode, cache disk and
-seconds (``ssl-bench run --dry-run``), item by item for the live ETA (:mod:`ssl_bench.engine.eta`).
+seconds (``ssl-bench run --dry-run``), item by item (each item of the plan,
+:mod:`ssl_bench.engine.work`, gets its :class:`~ssl_bench.engine.cost.ItemCost`) for the live
+ETA (:mod:`ssl_bench.engine.eta`).
 
-Every time comes from a rate and says which kind (:class:`Estimate` ``quality``):
+Every time comes from a rate and says which kind (:class:`~ssl_bench.engine.cost.Estimate`
+``quality``):
 
 * ``measured``: kept from earlier runs on this machine (:mod:`ssl_bench.engine.rates`) for
   exactly this item's key;
@@ -23,15 +26,16 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from ssl_bench.engine.cost import Estimate, ItemCost, ItemKey, PretrainSpec, Quality
 from ssl_bench.engine.rates import CellRate, Rates, device_kind, pretrain_key, rates_path
 
 if TYPE_CHECKING:
     from ssl_bench.api import Dataset, Unit
     from ssl_bench.engine.context import SweepContext
-    from ssl_bench.engine.plan import Cell, Pretraining
-    from ssl_bench.engine.run_plan import RunPlan
+    from ssl_bench.engine.plan import Cell
+    from ssl_bench.engine.work import PretrainItem, WorkPlan
 
 #: seconds of one cell when nothing is measured (by profile): a conservative guess
 GUESS_CELL_S: dict[str, float] = {"smoke": 10.0, "cpu": 120.0, "paper": 1800.0}
@@ -42,7 +46,6 @@ GUESS_STEPS = 1000
 #: seconds to decode and resize one video frame when no ``data prepare`` measured it
 GUESS_DECODE_S = 0.004
 
-Quality = Literal["measured", "related", "guess"]
 #: the keys a cell's rate is looked up by, finest first, with what each fallback means
 CELL_LEVELS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("benchmark", "method", "label", "profile", "device"), "measured"),
@@ -54,17 +57,6 @@ CELL_LEVELS: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 # ---- single items ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """Seconds of one item, how good the rate behind it is, and what that rate is."""
-
-    seconds: float
-    quality: Quality
-    basis: str
-    #: the rate was measured by this run (not by an earlier one)
-    from_run: bool = False
 
 
 class CellRateIndex:
@@ -86,20 +78,6 @@ class CellRateIndex:
         names = CELL_LEVELS[level][0]
         entry = self.sums[level].get(tuple(str(fields.get(k, "")) for k in names))
         return entry[0] / entry[1] if entry and entry[1] else None
-
-
-@dataclass(frozen=True)
-class PretrainSpec:
-    """What decides a pretraining's cost: the method, its domain, the profile and device, the
-    config hash and pool fingerprint (equal to an earlier one: same steps) and ``max_steps``."""
-
-    method: str
-    domain: str
-    profile: str
-    device: str
-    config: str
-    pool: str
-    max_steps: int | None
 
 
 class Estimator:
@@ -191,27 +169,6 @@ class Estimator:
 
 
 @dataclass
-class WorkItem:
-    """One pretraining (key ``method|domain|seed``) or one cell (its key) of a run."""
-
-    kind: Literal["pretrain", "cell"]
-    key: str
-    #: ``pretraining`` or the cell's task id
-    stage: str
-    estimate: Estimate
-    #: cells: the rate key fields (:data:`CELL_FIELDS`)
-    fields: dict[str, str] = field(default_factory=dict)
-    spec: PretrainSpec | None = None
-    steps: int = 0
-    #: seconds to decode the data this item uses first
-    decode_s: float = 0.0
-
-    @property
-    def seconds(self) -> float:
-        return self.estimate.seconds + self.decode_s
-
-
-@dataclass
 class StageSummary:
     """One line of the ``--dry-run`` estimate."""
 
@@ -248,7 +205,10 @@ class DataWork:
 
 @dataclass
 class RunEstimate:
-    items: list[WorkItem]
+    """The estimate of a run: each item's cost (pretrainings not cached, then the cells, in the
+    plan's order), the ``--dry-run`` stages and the estimator the live ETA keeps refining."""
+
+    costs: dict[ItemKey, ItemCost]
     stages: list[StageSummary]
     estimator: Estimator
     jobs: int = 1
@@ -256,7 +216,7 @@ class RunEstimate:
     @property
     def seconds(self) -> float:
         """The whole run: pretrainings and cells spread over ``jobs`` processes."""
-        return spread([i.seconds for i in self.items], self.jobs)
+        return spread([c.seconds for c in self.costs.values()], self.jobs)
 
 
 def spread(seconds: list[float], jobs: int) -> float:
@@ -379,45 +339,37 @@ def data_work(ctx: "SweepContext", cells: list["Cell"], pretrainings: list[Pretr
     return list(out.values())
 
 
-def needed_pretrainings(plan: "RunPlan") -> tuple[list[tuple["Pretraining", PretrainSpec]], int]:
-    """The pretraining runs the run's cells need that are not cached, each with what decides
-    its cost, and how many are cached."""
-    from ssl_bench.engine.identity import pretraining_runs
-    from ssl_bench.engine.plan import data_ready
-    from ssl_bench.engine.pretrain import checkpoint_path, config_hash
+def needed_pretrainings(plan: "WorkPlan") -> list[tuple["PretrainItem", PretrainSpec]]:
+    """The plan's pretraining runs that are not cached, each with what decides its cost."""
+    from ssl_bench.engine.pretrain import config_hash
 
-    ctx, regs = plan.ctx, plan.ctx.regs
-    needed: list[tuple[Pretraining, PretrainSpec]] = []
-    cached = 0
-    ready = data_ready(ctx.sources, sorted({regs.benchmarks.get(b).dataset
-                                            for b in plan.options.benchmarks}))
-    for run in pretraining_runs(ctx, plan.todo):
+    ctx = plan.ctx
+    needed: list[tuple[PretrainItem, PretrainSpec]] = []
+    for item in plan.to_pretrain:
+        run = item.run
         method = ctx.method(run.method, run.seed)
         pool = ""  # unknown until the data is there
-        if ready:
+        if item.checkpoint is not None:
             pool = ctx.pool_fingerprint(run.domain, method.config.image_size, method.config.fps)
-            key = ctx.checkpoint_key(method, run.domain, run.seed)
-            if checkpoint_path(ctx.cache_root, run.method, key).exists():
-                cached += 1
-                continue
-        needed.append((run, PretrainSpec(run.method, run.domain, plan.options.profile,
-                                         device_kind(plan.options.device),
-                                         config_hash(method.config.model_dump(mode="json")),
-                                         pool, method.config.max_steps)))
-    return needed, cached
+        needed.append((item, PretrainSpec(run.method, run.domain, plan.options.profile,
+                                          device_kind(plan.options.device),
+                                          config_hash(method.config.model_dump(mode="json")),
+                                          pool, method.config.max_steps)))
+    return needed
 
 
-def estimate_run(plan: "RunPlan", rates: Rates) -> RunEstimate:
-    """The estimate of a planned run's work left, item by item and per stage."""
+def estimate_run(plan: "WorkPlan", rates: Rates) -> RunEstimate:
+    """The estimate of a planned run's work left, item by item (each item's ``cost`` is set)
+    and per stage."""
     ctx, options = plan.ctx, plan.options
     estimator = Estimator(rates)
-    needed, cached = needed_pretrainings(plan)
-    items: list[WorkItem] = []
-    pre = StageSummary("pretraining", cached_runs=cached)
-    for run, spec in needed:
+    needed = needed_pretrainings(plan)
+    costs: dict[ItemKey, ItemCost] = {}
+    pre = StageSummary("pretraining", cached_runs=len(plan.pretrainings) - len(needed))
+    for pretraining, spec in needed:
         estimate, steps = estimator.pretraining(spec)
-        items.append(WorkItem("pretrain", run.key, "pretraining", estimate, spec=spec,
-                              steps=steps))
+        pretraining.cost = costs[("pretrain", pretraining.key)] = ItemCost(
+            "pretraining", estimate, spec=spec, steps=steps)
         pre.pretraining_runs += 1
         pre.steps += steps
         stored = rates.pretraining.get(pretrain_key(spec.method, spec.profile, spec.domain,
@@ -428,24 +380,24 @@ def estimate_run(plan: "RunPlan", rates: Rates) -> RunEstimate:
             pre.disk_bytes += stored.checkpoint_bytes
     device = device_kind(options.device)
     tasks: dict[str, StageSummary] = {}
-    first_cell: dict[str, WorkItem] = {}
-    for cell in plan.todo:
+    first_cell: dict[str, ItemCost] = {}
+    for item in plan.cells:
+        cell = item.cell
         bench = ctx.regs.benchmarks.get(cell.benchmark)
         fields = {"benchmark": cell.benchmark, "task": bench.task, "protocol": bench.protocol,
                   "method": cell.method, "label": cell.label, "profile": options.profile,
                   "device": device}
         if cell.applicable:
-            item = WorkItem("cell", cell.key, bench.task, estimator.cell(fields), fields)
+            cost = ItemCost(bench.task, estimator.cell(fields), fields)
         else:  # recorded as n/a at once; no rate key, nothing to learn
-            item = WorkItem("cell", cell.key, bench.task,
-                            Estimate(0.0, "measured", "n/a: nothing to compute"))
-        items.append(item)
+            cost = ItemCost(bench.task, Estimate(0.0, "measured", "n/a: nothing to compute"))
+        item.cost = costs[("cell", item.key)] = cost
         if cell.applicable:
-            first_cell.setdefault(ctx.data_key(cell.benchmark), item)
+            first_cell.setdefault(ctx.data_key(cell.benchmark), cost)
         tasks.setdefault(bench.task, StageSummary(bench.task)).cells += 1
 
     decode = StageSummary("data decoding")
-    for work in data_work(ctx, plan.todo, [spec for _run, spec in needed]):
+    for work in data_work(ctx, [i.cell for i in plan.cells], [spec for _i, spec in needed]):
         rate = estimator.decode_seconds(work.dataset)
         decode.units += work.units
         decode.frames = None if work.frames is None or decode.frames is None \
@@ -458,20 +410,21 @@ def estimate_run(plan: "RunPlan", rates: Rates) -> RunEstimate:
             decode.seconds += work.frames * rate.seconds
             decode.qualities[rate.quality] = decode.qualities.get(rate.quality, 0) + 1
             decode.notes.append(f"{work.dataset}: {rate.basis}")
-        pool_items = [i for i in items if i.spec is not None and i.spec.domain == work.domain]
-        if pool_items and work.pool_frames:
-            pool_items[0].decode_s += work.pool_frames * rate.seconds
+        pool_costs = [c for c in costs.values()
+                      if c.spec is not None and c.spec.domain == work.domain]
+        if pool_costs and work.pool_frames:
+            pool_costs[0].decode_s += work.pool_frames * rate.seconds
         for key, frames in work.cell_frames.items():
             if key in first_cell:
                 first_cell[key].decode_s += frames * rate.seconds
-    for item in items:
-        stage = pre if item.kind == "pretrain" else tasks[item.stage]
-        stage.seconds += item.estimate.seconds
-        if item.kind == "pretrain" or item.fields:  # n/a cells cost nothing to estimate
-            stage.qualities[item.estimate.quality] = stage.qualities.get(
-                item.estimate.quality, 0) + 1
+    for (kind, _key), cost in costs.items():
+        stage = pre if kind == "pretrain" else tasks[cost.stage]
+        stage.seconds += cost.estimate.seconds
+        if kind == "pretrain" or cost.fields:  # n/a cells cost nothing to estimate
+            stage.qualities[cost.estimate.quality] = stage.qualities.get(
+                cost.estimate.quality, 0) + 1
     jobs = max(1, options.jobs)
-    return RunEstimate(items, [decode, pre, *tasks.values()], estimator, jobs)
+    return RunEstimate(costs, [decode, pre, *tasks.values()], estimator, jobs)
 
 
 # ---- text -----------------------------------------------------------------------------------
@@ -530,8 +483,8 @@ def estimate_lines(estimate: RunEstimate) -> list[str]:
     return lines
 
 
-__all__ = ["CELL_LEVELS", "CellRateIndex", "DataWork", "Estimate", "Estimator", "GUESS_CELL_S",
-           "GUESS_DECODE_S", "GUESS_STEP_S", "GUESS_STEPS", "PretrainSpec", "Quality",
-           "RunEstimate", "StageSummary", "spread", "WorkItem", "bytes_text", "clock_text",
+__all__ = ["CELL_LEVELS", "CellRateIndex", "DataWork", "Estimator", "GUESS_CELL_S",
+           "GUESS_DECODE_S", "GUESS_STEP_S", "GUESS_STEPS",
+           "RunEstimate", "StageSummary", "spread", "bytes_text", "clock_text",
            "data_work", "estimate_lines", "estimate_run", "needed_pretrainings", "states_costs",
            "task_fps"]

@@ -7,6 +7,10 @@ takes the nearest rate this run has measured as items finish; cells measured by 
 are scaled by how fast this run's cells go compared with them (a factor shrunk towards 1 by
 :data:`PRIOR_ITEMS` cells' worth of the earlier prediction); pretrainings and cells spread over
 ``--jobs`` processes.
+
+The run owns its tracker; the display (which feeds it the items' events) and the workers
+(which order their queue by it) see it through the :class:`Eta` interface. A run makes it
+whatever the console shows: ``--quiet`` silences the display, not the schedule.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
-from ssl_bench.engine.estimate import RunEstimate, WorkItem, spread
+from ssl_bench.engine.cost import ItemCost, ItemKey
+from ssl_bench.engine.estimate import RunEstimate, spread
 
 #: how many cells' worth of weight the earlier runs' speed keeps against this run's
 PRIOR_ITEMS = 2.0
@@ -31,6 +36,24 @@ class _Running:
     total: int = 0
 
 
+class Eta(Protocol):
+    """The run's ETA as the display and the workers use it: items start, step (pretraining) and
+    finish; the seconds left of an item and of the run."""
+
+    def start(self, kind: str, key: str) -> None: ...
+
+    def step(self, kind: str, key: str, done: int, total: int) -> None: ...
+
+    def finish(self, kind: str, key: str, seconds: float | None = None,
+               learn: bool = True) -> float: ...
+
+    def item_remaining(self, kind: str, key: str) -> float | None: ...
+
+    def remaining(self) -> float: ...
+
+    def basis(self) -> str: ...
+
+
 class EtaTracker:
     """The run's remaining seconds, from the estimate of each item not finished yet.
 
@@ -43,14 +66,16 @@ class EtaTracker:
         self.clock = clock
         self.estimator = estimate.estimator
         self.jobs = estimate.jobs
-        self.items: dict[tuple[str, str], WorkItem] = {(i.kind, i.key): i for i in estimate.items}
-        self.pending: dict[tuple[str, str], WorkItem] = dict(self.items)
-        self.running: dict[tuple[str, str], _Running] = {}
+        #: every item's cost, by (kind, key); the costs are the plan items' own, re-estimated
+        #: here as the run measures rates
+        self.items: dict[ItemKey, ItemCost] = dict(estimate.costs)
+        self.pending: dict[ItemKey, ItemCost] = dict(self.items)
+        self.running: dict[ItemKey, _Running] = {}
         #: earlier runs' predictions against this run's seconds, for the speed factor
         self.stored_predicted = 0.0
         self.stored_actual = 0.0
-        stored = [i.seconds for i in estimate.items if i.kind == "cell"
-                  and i.estimate.quality != "guess" and not i.estimate.from_run and i.seconds > 0]
+        stored = [c.seconds for (kind, _key), c in estimate.costs.items() if kind == "cell"
+                  and c.estimate.quality != "guess" and not c.estimate.from_run and c.seconds > 0]
         self.prior_s = PRIOR_ITEMS * (sum(stored) / len(stored)) if stored else 0.0
 
     # -- events -----------------------------------------------------------------------------
@@ -79,13 +104,13 @@ class EtaTracker:
             seconds = self.clock() - run.start if run is not None else 0.0
         if item is None or not learn:
             return seconds
-        if item.kind == "cell" and item.estimate.quality != "guess" \
+        if kind == "cell" and item.estimate.quality != "guess" \
                 and not item.estimate.from_run:
             self.stored_predicted += item.seconds
             self.stored_actual += seconds
-        if item.kind == "cell" and item.fields:
+        if kind == "cell" and item.fields:
             self.estimator.learn_cell(item.fields, seconds)
-        elif item.kind == "pretrain" and item.spec is not None and run is not None \
+        elif kind == "pretrain" and item.spec is not None and run is not None \
                 and run.first is not None and run.last is not None and run.last[0] > run.first[0]:
             per_step = (run.last[1] - run.first[1]) / (run.last[0] - run.first[0])
             self.estimator.learn_pretraining(item.spec, per_step)
@@ -102,15 +127,15 @@ class EtaTracker:
         return (self.stored_actual + self.prior_s) / (self.stored_predicted + self.prior_s)
 
     def _reestimate(self) -> None:
-        for item in self.pending.values():
+        for (kind, _key), item in self.pending.items():
             if item.estimate.quality == "measured" and not item.estimate.from_run:
                 continue  # measured for exactly this item: kept (the speed factor scales it)
-            if item.kind == "cell" and item.fields:
+            if kind == "cell" and item.fields:
                 item.estimate = self.estimator.cell(item.fields)
-            elif item.kind == "pretrain" and item.spec is not None:
+            elif kind == "pretrain" and item.spec is not None:
                 item.estimate, item.steps = self.estimator.pretraining(item.spec)
 
-    def item_seconds(self, item: WorkItem) -> float:
+    def item_seconds(self, item: ItemCost) -> float:
         """An item's estimate now (earlier runs' rates scaled by :meth:`speed_factor`)."""
         scale = (self.speed_factor() if item.estimate.quality != "guess"
                  and not item.estimate.from_run else 1.0)
@@ -138,11 +163,11 @@ class EtaTracker:
     def basis(self) -> str:
         """What the remaining time rests on, e.g. ``12 measured, 3 related, 1 guess``."""
         counts: dict[str, int] = defaultdict(int)
-        for item in self.pending.values():
-            if item.kind == "pretrain" or item.fields:  # n/a cells cost nothing
+        for (kind, _key), item in self.pending.items():
+            if kind == "pretrain" or item.fields:  # n/a cells cost nothing
                 counts[item.estimate.quality] += 1
         return ", ".join(f"{counts[q]} {q}" for q in ("measured", "related", "guess")
                          if counts[q]) or "nothing left"
 
 
-__all__ = ["EtaTracker", "PRIOR_ITEMS"]
+__all__ = ["Eta", "EtaTracker", "PRIOR_ITEMS"]

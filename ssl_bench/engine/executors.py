@@ -16,11 +16,14 @@ subprocesses of this machine, ``submitit.SlurmExecutor`` through ``sbatch``; sub
 Order: pretraining jobs first; the cells that need one follow. On SLURM they are submitted at
 once with ``--dependency=afterok:<pretraining job>`` and ``--kill-on-invalid-dep=yes`` (sbatch
 man page), so a failed pretraining cancels its cells; the local executor submits them when
-their pretraining has finished and runs at most ``--jobs`` jobs at a time. This command waits
-for the jobs and then writes the leaderboard; cells of a failed pretraining get failed records
-(as in an in-process run). A job that died without a record (killed, out of memory, time
-limit) leaves its cell missing: re-running the same command plans only the missing cells and
-pretrainings whose checkpoint is absent, so it submits only those.
+their pretraining has finished and runs at most ``--jobs`` jobs at a time. The jobs are the
+run's plan (:class:`ssl_bench.engine.work.WorkPlan`): a pretraining job per pretraining item
+whose checkpoint is not cached, a cell job per cell item, its dependency the item's ``needs``.
+This command waits for the jobs (the command then writes the leaderboard); cells of a failed
+pretraining get failed records (as in an in-process run). A job that died without a record
+(killed, out of memory, time limit) leaves its cell missing: re-running the same command plans
+only the missing cells and pretrainings whose checkpoint is not cached, so it submits only
+those.
 
 Jobs see the plugins of this process: entry points are re-loaded by name and plugins
 registered by hand are pickled (:func:`ssl_bench.engine.workers.plugin_setup`).
@@ -41,10 +44,11 @@ from ssl_bench.engine import ddp
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import PretrainFailure, SweepContext
 from ssl_bench.engine.distributed import pretrain_distributed
-from ssl_bench.engine.identity import cell_pretraining, check_reuse, pretraining_runs
+from ssl_bench.engine.identity import check_reuse
 from ssl_bench.engine.plan import Cell, Pretraining, RunOptions
-from ssl_bench.engine.pretrain import checkpoint_is_intact, checkpoint_path
 from ssl_bench.engine.run_plan import plan_run
+from ssl_bench.engine.sweep import RunReport
+from ssl_bench.engine.work import CellItem, plan_work
 from ssl_bench.engine.workers import PluginSetup, plugin_setup, worker_context
 from ssl_bench.errors import SSLBenchError
 
@@ -195,11 +199,9 @@ def _error_line(exc: BaseException) -> str:
     return (text[-1] if text else type(exc).__name__)[:500]
 
 
-def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
-    """Plan, submit pretraining then cell jobs, wait, and write the leaderboard. Returns the
-    exit code: 1 when a cell failed or is still missing."""
-    from ssl_bench.leaderboard import write_run_leaderboard
-
+def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> RunReport:
+    """Plan, submit pretraining then cell jobs, and wait. The report's exit code is 1 when a
+    cell failed or is still missing."""
     if options.launcher != "none":
         raise SSLBenchError(f"--executor {ex.kind} with --launcher {options.launcher}: the "
                             "executor starts the ranks itself; drop --launcher (use "
@@ -216,22 +218,18 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
         if not options.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    plan = plan_run(options, log)  # jobs read the data this writes
+    plan = plan_work(plan_run(options, log))  # jobs read the data this writes
     options, ctx = plan.options, plan.ctx
-    for line in plan.skipped_benchmarks:
+    for line in plan.run.skipped_benchmarks:
         print(line, file=sys.stderr)
-    todo = plan.todo
+    todo = plan.cells
     statuses: dict[str, CellOutcome] = {}
-    for cell in todo:
-        if not cell.applicable:  # n/a records need no job
-            statuses[cell.key] = process_cell(ctx, cell)
+    for item in todo:
+        if not item.cell.applicable:  # n/a records need no job
+            statuses[item.key] = process_cell(ctx, item.cell)
 
-    applicable = [c for c in todo if c.applicable]
-    to_pretrain = []
-    for run in pretraining_runs(ctx, applicable):
-        key = ctx.checkpoint_key(ctx.method(run.method, run.seed), run.domain, run.seed)
-        if not checkpoint_is_intact(checkpoint_path(ctx.cache_root, run.method, key)):
-            to_pretrain.append(run)
+    applicable = [i for i in todo if i.cell.applicable]
+    to_pretrain = [p.run for p in plan.to_pretrain]
 
     folder = ex.folder or options.results / "submitit"
     make_executor(ex, folder / "%j")  # fails early without srun/sbatch
@@ -241,8 +239,8 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
     pre_tasks = [(run, PretrainJob(job_options, run, setup, ex.cpus_per_job, distributed))
                  for run in to_pretrain]
 
-    def cell_task(cell: Cell) -> tuple[Cell, CellJob]:
-        return cell, CellJob(job_options, cell, setup, ex.cpus_per_job)
+    def cell_task(item: CellItem) -> tuple[Cell, CellJob]:
+        return item.cell, CellJob(job_options, item.cell, setup, ex.cpus_per_job)
 
     def submit_pretraining(run: Pretraining, fn: Callable[[], Any]) -> Any:
         tasks = ex.gpus_per_job if distributed else 1
@@ -280,43 +278,41 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> int:
               file=sys.stderr, flush=True)
 
     if ex.kind == "slurm":
-        pre_jobs = {pair: submit_pretraining(pair, fn) for pair, fn in pre_tasks}
+        pre_jobs = {run: submit_pretraining(run, fn) for run, fn in pre_tasks}
         cell_jobs = []
-        for cell in applicable:
-            pair = cell_pretraining(ctx, cell)
-            pre = pre_jobs.get(pair) if pair is not None else None
+        for item in applicable:
+            pre = pre_jobs.get(item.needs) if item.needs is not None else None
             dep = f"afterok:{pre.job_id}" if pre is not None else None
-            cell_jobs.append((cell, submit_cell(cell, cell_task(cell)[1], dep)))
-        _wait([(pair, job) for pair, job in pre_jobs.items()], ex.poll_s, pretraining_done)
+            cell_jobs.append((item.cell, submit_cell(item.cell, cell_task(item)[1], dep)))
+        _wait([(run, job) for run, job in pre_jobs.items()], ex.poll_s, pretraining_done)
         _wait(cell_jobs, ex.poll_s, cell_done)
     else:
         cap = max(1, options.jobs)
         _run_capped(submit_pretraining, pre_tasks, cap, ex.poll_s, pretraining_done)
-        ready = [c for c in applicable if cell_pretraining(ctx, c) not in pretrain_errors]
-        _run_capped(submit_cell, [cell_task(c) for c in ready], cap, ex.poll_s, cell_done)
+        ready = [i for i in applicable if i.needs not in pretrain_errors]
+        _run_capped(submit_cell, [cell_task(i) for i in ready], cap, ex.poll_s, cell_done)
     # cells of a failed pretraining: failed records, as in an in-process run
-    for cell in applicable:
-        pair = cell_pretraining(ctx, cell)
-        if cell.key not in statuses and pair is not None and pair in pretrain_errors:
-            ctx.pretrain_errors[pair] = PretrainFailure(pretrain_errors[pair],
-                                                        pretrain_tracebacks.get(pair, ""))
-            statuses[cell.key] = process_cell(ctx, cell)
+    for item in applicable:
+        run = item.needs
+        if item.key not in statuses and run is not None and run in pretrain_errors:
+            ctx.pretrain_errors[run] = PretrainFailure(pretrain_errors[run],
+                                                       pretrain_tracebacks.get(run, ""))
+            statuses[item.key] = process_cell(ctx, item.cell)
 
-    print(write_run_leaderboard(options.results, options.benchmarks))
-    failed = [f"{c.key}: {statuses[c.key].error}" for c in todo
-              if c.key in statuses and statuses[c.key].status == "failed"]
-    missing = [c.key for c in todo if c.key not in statuses]
+    failed = [f"{i.key}: {statuses[i.key].error}" for i in todo
+              if i.key in statuses and statuses[i.key].status == "failed"]
+    missing = [i.key for i in todo if i.key not in statuses]
+    notes = []
     if failed:
-        print(f"{len(failed)} cell(s) failed (errors are in their records under "
-              f"{options.results / 'records'}):", file=sys.stderr)
-        for key in failed:
-            print(f"  {key}", file=sys.stderr)
+        notes.append(f"{len(failed)} cell(s) failed (errors are in their records under "
+                     f"{options.results / 'records'}):")
+        notes += [f"  {key}" for key in failed]
     if missing:
-        print(f"{len(missing)} cell(s) have no record (their job died; logs under {folder}); "
-              "run the same command again to submit only those:", file=sys.stderr)
-        for key in missing:
-            print(f"  {key}", file=sys.stderr)
-    return 1 if failed or missing else 0
+        notes.append(f"{len(missing)} cell(s) have no record (their job died; logs under "
+                     f"{folder}); run the same command again to submit only those:")
+        notes += [f"  {key}" for key in missing]
+    return RunReport(1 if failed or missing else 0, options.results, options.benchmarks,
+                     notes=notes)
 
 
 __all__ = ["CellJob", "ExecutorOptions", "PretrainJob", "configured_executor", "make_executor",

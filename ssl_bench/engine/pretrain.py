@@ -1,8 +1,10 @@
 """Pretraining on mmengine's Runner, with a content-addressed checkpoint cache.
 
 One checkpoint per (method id+version, method config, pretraining pool fingerprint,
-pretrain seed). The Runner gives checkpointing and resume after a kill (``resume=True``
-finds the latest checkpoint in the work dir), logging and TensorBoard (when installed).
+pretrain seed); where it lives, how it is written and checked is
+:mod:`ssl_bench.engine.checkpoint_store`. The Runner gives checkpointing and resume after a
+kill (``resume=True`` finds the latest checkpoint in the work dir), logging and TensorBoard
+(when installed).
 
 torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine's resume then fails on
 the few non-tensor objects it stores in its own checkpoints (its message-hub history,
@@ -22,13 +24,21 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from filelock import FileLock
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ssl_bench import atomic
 from ssl_bench.api import Method, PretrainPool, Progress
 from ssl_bench.engine import ddp
+from ssl_bench.engine.checkpoint_store import (
+    CheckpointStore,
+    checkpoint_is_intact,
+    checkpoint_lock,
+    discard,
+    has_files,
+    load_pretrained,
+    read_sidecar,
+    save_checkpoint,
+    write_sidecar,
+)
 from ssl_bench.engine.health import step_stage
 from ssl_bench.engine.loader import EndlessLoader, loader_options
 from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
@@ -75,12 +85,6 @@ def checkpoint_key(method: Method, pool_fingerprint: str, seed: int) -> str:
         "pool": pool_fingerprint,
         "seed": seed,
     })
-
-
-def checkpoint_path(cache_root: Path, method_id: str, key: str) -> Path:
-    """Where the checkpoint of content address ``key`` lives in the cache (its JSON sidecar
-    beside it)."""
-    return cache_root / "checkpoints" / method_id / f"{key}.safetensors"
 
 
 @dataclass
@@ -300,25 +304,25 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
                     health: Callable[[nn.Module, list[float], list[int]], dict[str, Any]]
                     | None = None,
                     progress: Progress | None = None) -> PretrainResult:
-    """Pretrain once; later calls (any process) reuse the safetensors checkpoint. The pool is
+    """Pretrain once; later calls (any process) reuse the checkpoint in the store
+    (:mod:`ssl_bench.engine.checkpoint_store`). The pool is
     only loaded when training is needed. ``health(encoder_model, losses, stages)`` gives the health
     figures kept in the sidecar (computed for a cached checkpoint whose sidecar lacks them);
     ``extras`` are written into the sidecar too; ``progress`` gets every step."""
     key = checkpoint_key(method, pool_fingerprint, seed)
-    ckpt = checkpoint_path(cache_root, method.meta.id, key)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(ckpt) + ".lock"):
-        if ckpt.exists() or ckpt.with_suffix(".json").exists():
+    store = CheckpointStore(cache_root)
+    ckpt = store.path(method.meta.id, key)
+    with checkpoint_lock(ckpt):
+        if has_files(ckpt):
             if checkpoint_is_intact(ckpt):
                 sidecar = read_sidecar(ckpt)
                 if health is not None and "health" not in sidecar:
                     sidecar["health"] = health(load_pretrained(method, ckpt), [], [])
-                    atomic.write_json(ckpt.with_suffix(".json"), sidecar)
+                    write_sidecar(ckpt, sidecar)
                 return PretrainResult(ckpt, key, 0.0, True, 0, sidecar.get("health"))
             log(f"checkpoint {ckpt} is damaged or incomplete (sha256 mismatch); pretraining again")
-            ckpt.unlink(missing_ok=True)  # a damaged file is recomputed, never used
-            ckpt.with_suffix(".json").unlink(missing_ok=True)
-        work_dir = cache_root / "work_dirs" / method.meta.id / key
+            discard(ckpt)
+        work_dir = store.work_dir(method.meta.id, key)
         wall_start = time.perf_counter()
         pool = load_pool()
         start = time.perf_counter()
@@ -353,72 +357,6 @@ def pretrain_cached(method: Method, pool_fingerprint: str, load_pool: Callable[[
         return PretrainResult(ckpt, key, seconds, False, steps, figures)
 
 
-def read_sidecar(ckpt: Path) -> dict[str, Any]:
-    """The JSON sidecar of a checkpoint (empty when unreadable)."""
-    try:
-        data = json.loads(ckpt.with_suffix(".json").read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def save_checkpoint(ckpt: Path, net: nn.Module, method: Method, key: str, pool_fingerprint: str,
-                    seed: int, steps: int, seconds: float,
-                    extras: dict[str, Any] | None = None) -> None:
-    """Write the safetensors checkpoint, then its JSON sidecar (with the sha256), atomically."""
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    atomic.write_with(ckpt, lambda tmp: save_file(_untie(state), str(tmp)))
-    atomic.write_json(ckpt.with_suffix(".json"), {
-        **(extras or {}),
-        "method": method.meta.id, "version": method.meta.version, "key": key,
-        "config": method.config.model_dump(mode="json"), "pool": pool_fingerprint,
-        "seed": seed, "steps": steps, "seconds": seconds, "sha256": file_sha256(ckpt),
-    })
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checkpoint_is_intact(ckpt: Path) -> bool:
-    """True when ``ckpt`` matches the sha256 in its ``.json`` sidecar. The sidecar is written
-    after the checkpoint, so a torn write, a missing sidecar or a later bit flip all fail."""
-    try:
-        recorded = json.loads(ckpt.with_suffix(".json").read_text()).get("sha256")
-        return isinstance(recorded, str) and file_sha256(ckpt) == recorded
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """safetensors refuses shared storage: clone tensors that alias another."""
-    seen: set[int] = set()
-    out = {}
-    for k, v in state.items():
-        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
-        out[k] = v.clone() if ptr in seen else v
-        if ptr != -1:
-            seen.add(ptr)
-    return out
-
-
-def load_pretrained(method: Method, checkpoint: Path) -> nn.Module:
-    """Rebuild ``method``'s model and load a safetensors checkpoint (no pickle involved)."""
-    net = method.build()
-    state = load_file(str(checkpoint))
-    net.load_state_dict(state)
-    return net
-
-
-def remove_work_dir(cache_root: Path, method_id: str, key: str) -> None:
-    shutil.rmtree(cache_root / "work_dirs" / method_id / key, ignore_errors=True)
-
-
-__all__ = ["pretrain_cached", "load_pretrained", "checkpoint_key", "config_hash",
-           "checkpoint_is_intact", "file_sha256", "build_optimizer", "read_sidecar",
-           "run_pretraining", "save_checkpoint", "total_steps", "OPTIMIZERS",
+__all__ = ["pretrain_cached", "checkpoint_key", "config_hash", "build_optimizer",
+           "run_pretraining", "total_steps", "OPTIMIZERS",
            "PretrainResult", "NonFiniteLoss", "apply_losses"]

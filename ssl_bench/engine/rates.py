@@ -160,14 +160,16 @@ def remember_decode_rate(dataset_id: str, seconds_per_frame: float,
 def learn_from_results(results: Path, domain_of: Callable[[str], str | None],
                        device_names: Collection[str] | None = None) -> Rates:
     """The rates measured by the completed cells of a results directory: each ok record's own
-    seconds, and, through the checkpoint sidecars under
-    ``results/cache/checkpoints``, seconds per pretraining step. ``domain_of(dataset id)``
-    names a dataset's domain (None: unknown, its pretraining is skipped). With
+    seconds, and, through the checkpoint sidecars in the checkpoint store (under
+    ``results/cache``), seconds per pretraining step. ``domain_of(dataset id)`` names a
+    dataset's domain (None: unknown, its pretraining is skipped). With
     ``device_names`` (this machine's CPU and GPU names), records made on another machine (a
     results folder copied here) are left out."""
-    from ssl_bench.engine.pretrain import checkpoint_path, config_hash, read_sidecar
+    from ssl_bench.engine.checkpoint_store import CheckpointStore, read_sidecar
+    from ssl_bench.engine.pretrain import config_hash
     from ssl_bench.records import iter_records
 
+    store = CheckpointStore(Path(results) / "cache")
     records, _warnings = iter_records(results)
     sums: dict[str, list[Any]] = {}
     rates = Rates()
@@ -193,7 +195,7 @@ def learn_from_results(results: Path, domain_of: Callable[[str], str | None],
         domain = domain_of(record.dataset.id)
         if not checkpoint or checkpoint.startswith("init-") or domain is None:
             continue
-        ckpt = checkpoint_path(Path(results) / "cache", record.method.id, checkpoint)
+        ckpt = store.path(record.method.id, checkpoint)
         sidecar = read_sidecar(ckpt)
         steps, spent = sidecar.get("steps"), sidecar.get("seconds")
         if not (isinstance(steps, int) and steps > 0 and isinstance(spent, (int, float))

@@ -10,12 +10,15 @@
    (the default on a CPU: one per core), pretrainings and cells together over N worker
    processes (:mod:`ssl_bench.engine.workers`); a failing cell becomes a failed record, its
    reason is printed beside it, and the run goes on;
-4. print and write the leaderboard of what ran.
+4. return a :class:`RunReport`: the command (:mod:`ssl_bench.commands.run`) then writes and
+   prints the leaderboard of what ran, and the failures.
 
-``--dry-run`` adds the estimate of each stage, and a run shows its ETA from the start
-(:mod:`ssl_bench.engine.estimate`, :mod:`ssl_bench.engine.eta`, :mod:`ssl_bench.engine.display`);
-every run keeps the rates its records measured for the estimates of later runs
-(:mod:`ssl_bench.engine.rates`).
+Steps 1-2 are planned once (:func:`ssl_bench.engine.run_plan.plan_run`, then
+:func:`ssl_bench.engine.work.plan_work`) and :func:`carry_out` runs that plan. ``--dry-run``
+adds the estimate of each stage, and a run shows its ETA from the start
+(:mod:`ssl_bench.engine.estimate`, :mod:`ssl_bench.engine.eta`, :mod:`ssl_bench.engine.display`):
+the run owns the ETA tracker and hands it to the display and the workers; every run keeps the
+rates its records measured for the estimates of later runs (:mod:`ssl_bench.engine.rates`).
 
 Distributed pretraining (``--launcher``) is :mod:`ssl_bench.engine.distributed`, cluster
 jobs :mod:`ssl_bench.engine.executors`; both build on the public names here.
@@ -23,33 +26,51 @@ jobs :mod:`ssl_bench.engine.executors`; both build on the public names here.
 
 from __future__ import annotations
 
-import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from ssl_bench.engine.cells import process_cell
 from ssl_bench.engine.context import SweepContext, error_line
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import RunEstimate
-from ssl_bench.engine.identity import needs_pretraining, pretraining_runs
-from ssl_bench.engine.plan import Cell, RunOptions
-from ssl_bench.engine.run_plan import RunPlan, plan_run
+from ssl_bench.engine.eta import EtaTracker
+from ssl_bench.engine.identity import needs_pretraining
+from ssl_bench.engine.plan import RunOptions
+from ssl_bench.engine.run_plan import plan_run
+from ssl_bench.engine.work import PretrainItem, WorkPlan, plan_work
 from ssl_bench.engine.workers import plugin_setup, run_in_workers
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.plugins import Registries
 
 
-def print_plan(plan: RunPlan, estimate: RunEstimate | None = None) -> None:
+@dataclass
+class RunReport:
+    """What a run leaves to the command: its exit code, the results folder and benchmarks its
+    leaderboard covers, and the lines (failures, missing cells) printed after the leaderboard
+    on stderr."""
+
+    code: int
+    results: Path
+    benchmarks: list[str]
+    #: whether the command writes the leaderboard (not after a dry run, nor on a rank > 0)
+    leaderboard: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def print_plan(plan: WorkPlan, estimate: RunEstimate | None = None) -> None:
     """The ``--dry-run`` report: every cell to compute, with why, and the estimate."""
+    run = plan.run
     options, regs = plan.options, plan.ctx.regs
-    todo = plan.todo
+    todo = run.todo
     print(f"profile {options.profile}, device {options.device}, results {options.results}")
-    for line in plan.skipped_benchmarks:
+    for line in run.skipped_benchmarks:
         print(line)
-    print(f"{len(plan.cells)} cells planned, {len(plan.cells) - len(todo)} already recorded "
+    print(f"{len(run.cells)} cells planned, {len(run.cells) - len(todo)} already recorded "
           f"(reused), {len(todo)} to compute")
     for c in todo:
         state = "compute" if c.applicable else f"n/a ({c.reason})"
-        print(f"  {c.key}: {state}: {plan.reuse[c].reason}")
+        print(f"  {c.key}: {state}: {run.reuse[c].reason}")
     pretraining = sorted({c.method for c in todo
                           if c.applicable and needs_pretraining(regs.methods.get(c.method))})
     for method_id in pretraining:
@@ -61,7 +82,7 @@ def print_plan(plan: RunPlan, estimate: RunEstimate | None = None) -> None:
             print(line)
 
 
-def plan_estimate(plan: RunPlan, log: Callable[[str], None]) -> RunEstimate | None:
+def plan_estimate(plan: WorkPlan, log: Callable[[str], None]) -> RunEstimate | None:
     """The plan's estimate, from the rates kept on this machine and those the records already
     in the results directory measured; None (with a line saying why) when it cannot be made:
     an estimate never stops a run."""
@@ -110,7 +131,8 @@ def _domain_lookup(regs: Registries) -> Callable[[str], str | None]:
     return domain_of
 
 
-def _check_results_writable(options: RunOptions) -> None:
+def check_results_writable(options: RunOptions) -> None:
+    """Stop the run with one line when the results folder cannot be written."""
     try:
         options.results.mkdir(parents=True, exist_ok=True)
         probe = options.results / ".write-test"
@@ -121,10 +143,11 @@ def _check_results_writable(options: RunOptions) -> None:
                             "pass a writable --results DIR") from None
 
 
-def pretrain_all(ctx: SweepContext, cells: list[Cell], display: Display) -> None:
-    """Run every pretraining the applicable cells need, once, in this process; a failure is
-    printed once and its cells become failed records."""
-    for run in pretraining_runs(ctx, cells):
+def pretrain_all(ctx: SweepContext, items: list[PretrainItem], display: Display) -> None:
+    """Run the plan's pretrainings, once each, in this process (a cached one reads its
+    sidecar); a failure is printed once and its cells become failed records."""
+    for item in items:
+        run = item.run
         display.pretraining(run)
         ok = False
         try:
@@ -140,51 +163,56 @@ def pretrain_all(ctx: SweepContext, cells: list[Cell], display: Display) -> None
             display.pretrained(run, ok)
 
 
-def run_sweep(options: RunOptions) -> int:
-    """Run (or, with ``--dry-run``, describe) a sweep in this process; returns the exit code."""
+def run_sweep(options: RunOptions) -> RunReport:
+    """Plan a sweep once and carry it out in this process (or its workers); with
+    ``--dry-run``, describe the plan instead."""
     if not options.dry_run:
-        _check_results_writable(options)
+        check_results_writable(options)
     display = Display(options.quiet or options.dry_run, options.debug)
-    plan = plan_run(options, display.log, write_synthetic=not options.dry_run)
+    plan = plan_work(plan_run(options, display.log, write_synthetic=not options.dry_run))
     if options.dry_run:
         print_plan(plan, plan_estimate(plan, print))
-        return 0
-    for line in plan.skipped_benchmarks:
+        return RunReport(0, plan.options.results, plan.options.benchmarks, leaderboard=False)
+    for line in plan.run.skipped_benchmarks:
         display.print(line, always=True)
-    todo = plan.todo
+    return carry_out(plan, display)
+
+
+def carry_out(plan: WorkPlan, display: Display) -> RunReport:
+    """Carry out a plan in this process, or over ``--jobs`` worker processes: pretrainings,
+    then cells, each recorded as it finishes."""
     options, ctx = plan.options, plan.ctx
-    # the estimate feeds the ETA tracker, which orders the workers' queue (longest first):
-    # computed with --quiet too, which only silences the display
+    todo = plan.cells
+    # the run's ETA: fed by the display's events, read by the workers to order their queue
+    # (longest first); made with --quiet too, which only silences the display
     estimate = plan_estimate(plan, display.log) if todo else None
+    eta = EtaTracker(estimate) if estimate is not None else None
     ctx.progress = display.progress
-    display.begin(len(todo), estimate)
+    display.begin(len(todo), eta, len(plan.to_pretrain))
     failures: list[str] = []
     try:
         if options.jobs > 1 and len(todo) > 1:
-            failures = run_in_workers(ctx, todo, display, options.jobs, plugin_setup())
+            failures = run_in_workers(plan, display, eta, options.jobs, plugin_setup())
         else:
-            pretrain_all(ctx, todo, display)
-            for cell in todo:
-                display.running(cell)
-                outcome = process_cell(ctx, cell)
-                display.done(cell, outcome)
+            pretrain_all(ctx, plan.pretrainings, display)
+            for item in todo:
+                display.running(item.cell)
+                outcome = process_cell(ctx, item.cell)
+                display.done(item.cell, outcome)
                 if outcome.status == "failed":
-                    failures.append(f"{cell.key}: {outcome.error}")
+                    failures.append(f"{item.key}: {outcome.error}")
     finally:
         display.stop()
         if todo:
             remember_rates(options, ctx.regs, display.log)
 
-    from ssl_bench.leaderboard import write_run_leaderboard
-
-    print(write_run_leaderboard(options.results, options.benchmarks))
+    notes = []
     if failures:
-        print(f"{len(failures)} cell(s) failed (tracebacks in their records under "
-              f"{options.results / 'records'}; --debug prints them):", file=sys.stderr)
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+        notes.append(f"{len(failures)} cell(s) failed (tracebacks in their records under "
+                     f"{options.results / 'records'}; --debug prints them):")
+        notes += [f"  {line}" for line in failures]
+    return RunReport(1 if failures else 0, options.results, options.benchmarks, notes=notes)
 
 
-__all__ = ["plan_estimate", "pretrain_all", "print_plan", "remember_rates", "run_sweep"]
+__all__ = ["RunReport", "carry_out", "check_results_writable", "plan_estimate", "pretrain_all",
+           "print_plan", "remember_rates", "run_sweep"]

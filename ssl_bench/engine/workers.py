@@ -3,13 +3,14 @@ processes, each cell after the pretraining it needs.
 
 What runs where:
 
-* the parent plans, keeps the order, and shows the live display; every pretraining and every
-  cell runs in one of ``N`` worker processes (``spawn``), each with ``cores // N`` torch
-  threads;
+* the parent carries out the run's plan (:class:`ssl_bench.engine.work.WorkPlan`), keeps the
+  order, and shows the live display; every pretraining and every cell of the plan runs in one
+  of ``N`` worker processes (``spawn``), each with ``cores // N`` torch threads;
 * the order is list scheduling on the estimates: the pretrainings first (they unblock
   cells), then the cells whose pretraining is done (or that need none), longest first, so
   that a long cell does not start alone at the end; at most ``N`` items are handed out at a
-  time, so the order holds. The estimates are the live ETA's, re-read at every hand-out:
+  time, so the order holds. The estimates are the run's live ETA's (handed in as an
+  :class:`~ssl_bench.engine.eta.Eta`, with or without ``--quiet``), re-read at every hand-out:
   they learn from the items finished, which matters on a machine that has measured nothing
   yet, where every cell starts as the same guess;
 * a cell does not start beside a running cell of the same method and benchmark while another
@@ -41,22 +42,23 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from ssl_bench.engine.cells import CellOutcome, process_cell
 from ssl_bench.engine.context import PretrainFailure, SweepContext, error_line
-from ssl_bench.engine.identity import cell_pretraining, pretraining_runs
-from ssl_bench.engine.plan import Cell, Pretraining, RunOptions, pretraining_seed, resolve_data
+from ssl_bench.engine.cost import ItemKey
+from ssl_bench.engine.plan import Pretraining, RunOptions, resolve_data
 from ssl_bench.engine.pretrain import PretrainResult
+from ssl_bench.engine.work import CellItem, PretrainItem, WorkItem, WorkPlan
 from ssl_bench.environment import available_cores
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.plugins import get_registries
 
 if TYPE_CHECKING:
     from ssl_bench.engine.display import Display
-    from ssl_bench.engine.eta import EtaTracker
+    from ssl_bench.engine.eta import Eta
 
 PluginSetup = tuple[list[str], list[tuple[str, str, Any]]]
 
@@ -107,27 +109,7 @@ def threads_per_worker(jobs: int) -> int:
     return max(1, available_cores() // max(1, jobs))
 
 
-# ---- the items ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CellItem:
-    cell: Cell
-    #: the pretraining run the cell needs, if any
-    needs: Pretraining | None
-    #: the seed of the weights the cell reads (its pretraining's, or its built weights')
-    pretrain_seed: int = 0
-    kind: ClassVar[str] = "cell"
-
-    @property
-    def key(self) -> str:
-        return self.cell.key
-
-    @property
-    def feature_group(self) -> tuple[str, str, int]:
-        """Cells of one (method, benchmark, pretraining run) share the frozen features in the
-        cache: every label setting and seed of a checkpoint reads the same ones."""
-        return (self.cell.method, self.cell.benchmark, self.pretrain_seed)
+# ---- what comes back ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -142,7 +124,7 @@ class PretrainOutcome:
 
 _CTX: SweepContext | None = None
 _EVENTS: Any = None
-_ITEM: tuple[str, str] | None = None
+_ITEM: ItemKey | None = None
 
 
 def _init(options: RunOptions, threads: int, setup: PluginSetup, events: Any) -> None:
@@ -169,16 +151,16 @@ def _begin(kind: str, key: str) -> SweepContext:
     return _CTX
 
 
-def _pretrain_in_worker(item: Pretraining) -> PretrainOutcome:
+def _pretrain_in_worker(item: PretrainItem) -> PretrainOutcome:
     ctx = _begin("pretrain", item.key)
     start = time.perf_counter()
     try:
-        result = ctx.pretrain(item)
+        result = ctx.pretrain(item.run)
         return PretrainOutcome(result, None, time.perf_counter() - start)
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        failure = ctx.pretrain_errors.get(item)
+        failure = ctx.pretrain_errors.get(item.run)
         return PretrainOutcome(None, failure or PretrainFailure(error_line(exc),
                                                                 traceback.format_exc()),
                                time.perf_counter() - start)
@@ -199,18 +181,8 @@ def _cell_in_worker(item: CellItem, pretraining: PretrainOutcome | None) -> Cell
 # ---- the parent ------------------------------------------------------------------------------
 
 
-def pretrain_items(ctx: SweepContext, cells: list[Cell]) -> list[Pretraining]:
-    """The pretraining runs the applicable cells need, once each."""
-    return pretraining_runs(ctx, cells)
-
-
-def cell_items(ctx: SweepContext, cells: list[Cell]) -> list[CellItem]:
-    return [CellItem(c, cell_pretraining(ctx, c), pretraining_seed(ctx.options, c.seed))
-            for c in cells]
-
-
-def schedule_order(pretrainings: list[Pretraining], cells: list[CellItem],
-                   seconds: dict[tuple[str, str], float]) -> list[Pretraining | CellItem]:
+def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
+                   seconds: dict[ItemKey, float]) -> list[WorkItem]:
     """The order items are handed out when ready: pretrainings, then cells, each longest
     first by the estimate (ties and unknowns keep the plan's order)."""
     def by_cost(items: list[Any]) -> list[Any]:
@@ -219,19 +191,18 @@ def schedule_order(pretrainings: list[Pretraining], cells: list[CellItem],
     return [*by_cost(pretrainings), *by_cost(cells)]
 
 
-def live_order(waiting: list[Pretraining | CellItem], tracker: "EtaTracker"
-               ) -> list[Pretraining | CellItem]:
+def live_order(waiting: list[WorkItem], eta: Eta) -> list[WorkItem]:
     """:func:`schedule_order` of the items waiting by the live ETA's estimates, which learn
     from the items finished: on a machine without measured rates every cell starts as the
     same guess, and the plan's order would stand."""
-    now = {(i.kind, i.key): tracker.item_remaining(i.kind, i.key) or 0.0 for i in waiting}
-    return schedule_order([i for i in waiting if isinstance(i, Pretraining)],
+    now: dict[ItemKey, float] = {(i.kind, i.key): eta.item_remaining(i.kind, i.key) or 0.0
+                                 for i in waiting}
+    return schedule_order([i for i in waiting if isinstance(i, PretrainItem)],
                           [i for i in waiting if isinstance(i, CellItem)], now)
 
 
-def next_item(waiting: list[Pretraining | CellItem],
-              ready: Callable[[Pretraining | CellItem], bool],
-              running: list[Pretraining | CellItem]) -> Pretraining | CellItem | None:
+def next_item(waiting: list[WorkItem], ready: Callable[[WorkItem], bool],
+              running: list[WorkItem]) -> WorkItem | None:
     """The first ready item of ``waiting`` (in schedule order) that is not a cell of a
     feature group already running; when every ready item is, the first ready one (a worker
     is not left idle). None when nothing is ready."""
@@ -246,33 +217,33 @@ def next_item(waiting: list[Pretraining | CellItem],
     return first
 
 
-def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", jobs: int,
+def run_in_workers(plan: WorkPlan, display: Display, eta: Eta | None, jobs: int,
                    setup: PluginSetup) -> list[str]:
-    """Run the pretrainings and ``cells`` over ``jobs`` worker processes; returns the failed
-    cells' lines (``key: reason``). The order is :func:`live_order` by the display's ETA
-    tracker (the plan's estimate until items finish); without one, the plan's order."""
-    waiting: list[Pretraining | CellItem] = [*pretrain_items(ctx, cells),
-                                              *cell_items(ctx, cells)]
+    """Carry out the plan's pretrainings and cells over ``jobs`` worker processes; returns the
+    failed cells' lines (``key: reason``). The order is :func:`live_order` by the run's ETA
+    (the plan's estimate until items finish); without one, the plan's order."""
+    waiting: list[WorkItem] = plan.items
+    by_key: dict[ItemKey, WorkItem] = {(i.kind, i.key): i for i in waiting}
     outcomes: dict[Pretraining, PretrainOutcome] = {}
     failures: list[str] = []
     spawn = get_context("spawn")
     events = spawn.Queue()
-    in_flight: dict[Future[Any], Pretraining | CellItem] = {}
+    in_flight: dict[Future[Any], WorkItem] = {}
     pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init,
-                               initargs=(ctx.options, threads_per_worker(jobs), setup, events))
+                               initargs=(plan.options, threads_per_worker(jobs), setup, events))
 
-    def ready(item: Pretraining | CellItem) -> bool:
-        return isinstance(item, Pretraining) or item.needs is None or item.needs in outcomes
+    def ready(item: WorkItem) -> bool:
+        return isinstance(item, PretrainItem) or item.needs is None or item.needs in outcomes
 
     def hand_out() -> None:
-        if display.tracker is not None:
-            waiting[:] = live_order(waiting, display.tracker)
+        if eta is not None:
+            waiting[:] = live_order(waiting, eta)
         while len(in_flight) < jobs:
             item = next_item(waiting, ready, list(in_flight.values()))
             if item is None:
                 return
             waiting.remove(item)
-            if isinstance(item, Pretraining):
+            if isinstance(item, PretrainItem):
                 in_flight[pool.submit(_pretrain_in_worker, item)] = item
             else:
                 dep = outcomes.get(item.needs) if item.needs is not None else None
@@ -284,7 +255,8 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", job
                 kind, item, payload = events.get_nowait()
             except queue.Empty:
                 return
-            forward_event(display, kind, item, payload)
+            forward_event(display, kind, by_key.get(item) if item is not None else None,
+                          payload)
 
     try:
         hand_out()
@@ -300,9 +272,9 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", job
                         f"a worker process died while running {item.key} (out of memory?); "
                         "the records written so far stand: run again to resume, with "
                         "--jobs 1 for a single process") from None
-                if isinstance(item, Pretraining):
-                    outcomes[item] = outcome
-                    display.pretrained(item, outcome.failure is None,
+                if isinstance(item, PretrainItem):
+                    outcomes[item.run] = outcome
+                    display.pretrained(item.run, outcome.failure is None,
                                        steps=outcome.result.steps if outcome.result else None,
                                        seconds=outcome.seconds)
                     if outcome.failure is not None:
@@ -321,22 +293,20 @@ def run_in_workers(ctx: SweepContext, cells: list[Cell], display: "Display", job
     return failures
 
 
-def forward_event(display: "Display", kind: str, item: tuple[str, str] | None,
-                  payload: Any) -> None:
-    """One worker event on the parent's display."""
+def forward_event(display: Display, kind: str, item: WorkItem | None, payload: Any) -> None:
+    """One worker event on the parent's display; ``item``: the plan's item it is about."""
     if kind == "log":
         display.log(payload)
     elif kind == "start" and item is not None:
-        if item[0] == "pretrain":
-            method, domain, seed = item[1].split("|")
-            display.pretraining(Pretraining(method, domain, int(seed)))
+        if isinstance(item, PretrainItem):
+            display.pretraining(item.run)
         else:
-            display.running_key(item[1])
+            display.running(item.cell)
     elif kind == "progress" and item is not None:
         stage, done, total, extras = payload
-        display.progress(stage, done, total, extras, item=item)
+        display.progress(stage, done, total, extras, item=(item.kind, item.key))
 
 
-__all__ = ["CellItem", "PluginSetup", "PretrainOutcome", "cell_items",
-           "forward_event", "live_order", "next_item", "plugin_setup", "pretrain_items",
-           "run_in_workers", "schedule_order", "threads_per_worker", "worker_context"]
+__all__ = ["PluginSetup", "PretrainOutcome", "forward_event", "live_order", "next_item",
+           "plugin_setup", "run_in_workers", "schedule_order", "threads_per_worker",
+           "worker_context"]
