@@ -217,6 +217,11 @@ class BoardTable:
     published: list[Published] = field(default_factory=list)
     #: per column, the bootstrap of the paired comparison (for the summary across benchmarks)
     bootstraps: dict[LabelColumn, Any] = field(default_factory=dict, repr=False)
+    #: per row, the sources its records come from and their agreement where cells were in
+    #: several (:func:`ssl_bench.board_sources.annotate`); empty for a one-folder board
+    sources: dict[str, str] = field(default_factory=dict)
+    #: whether the board was merged from several sources (then md, html and latex name them)
+    merged: bool = False
 
     @property
     def fracs(self) -> list[float]:
@@ -304,11 +309,16 @@ def round_finite(value: float | None, digits: int = 6) -> float | None:
 # ---- building --------------------------------------------------------------------------------
 
 
-def _partition_key(r: CellRecord) -> tuple[str, ...]:
+def partition_key(r: CellRecord) -> tuple[str, ...]:
+    """What records must share to be ranked in one table: benchmark, protocol, profile, data
+    fingerprint, task config hash, and the benchmark and task versions."""
     ident = r.identity
     fingerprint = ident.dataset.fingerprint if ident else (r.dataset.fingerprint or "")
     task_hash = ident.task.config_hash if ident else ""
-    return (r.benchmark, r.protocol, r.profile, fingerprint, task_hash)
+    versions = (f"benchmark {ident.benchmark_version}, task {ident.task.version}" if ident
+                else f"task {r.task.version}")
+    return (r.benchmark, r.protocol, r.profile, fingerprint, task_hash, versions)
+
 
 
 def _method_config(r: CellRecord) -> str:
@@ -317,7 +327,7 @@ def _method_config(r: CellRecord) -> str:
 
 def _split_note(key: tuple[str, ...], others: list[tuple[str, ...]], earlier: bool) -> str:
     """Why a table differs from the other tables of its benchmark."""
-    _bench, protocol, profile, fingerprint, task_hash = key
+    _bench, protocol, profile, fingerprint, task_hash, versions = key
     why = []
     if len(others) > 1:
         if len({o[1] for o in others}) > 1:
@@ -328,6 +338,8 @@ def _split_note(key: tuple[str, ...], others: list[tuple[str, ...]], earlier: bo
             why.append(f"data fingerprint {fingerprint or 'unknown'}")
         if len({o[4] for o in others}) > 1:
             why.append(f"task config {task_hash or 'unknown'}")
+        if len({o[5] for o in others}) > 1:
+            why.append(versions)
     if earlier:
         why.append("earlier method configs (rows whose method config differs from its latest "
                     "records)")
@@ -360,10 +372,10 @@ def build_tables(records: list[CellRecord], benchmarks: list[str] | None = None,
             if r.identity is None and r.status != "ok" and r.schema_version >= 2:
                 loose.append(r)
             else:
-                partitions[_partition_key(r)].append(r)
+                partitions[partition_key(r)].append(r)
     for r in loose:  # into the (first) table of their benchmark, protocol and profile
         home = sorted(k for k in partitions if k[:3] == (r.benchmark, r.protocol, r.profile))
-        partitions[home[0] if home else _partition_key(r)].append(r)
+        partitions[home[0] if home else partition_key(r)].append(r)
     by_bench: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for key in partitions:
         by_bench[key[0]].append(key)
@@ -662,4 +674,5 @@ def summarise(tables: list[BoardTable]) -> Summary | None:
 
 __all__ = ["BoardTable", "Comparison", "DEFAULT_BASELINES", "LabelColumn", "N_BOOT",
            "Published", "SHARED_PRETRAINING", "Stat", "Summary", "build_tables", "checkpoint_of",
-           "column_of", "parse_baselines", "round_finite", "same_units_groups", "summarise"]
+           "column_of", "parse_baselines", "partition_key", "round_finite", "same_units_groups",
+           "summarise"]

@@ -23,13 +23,20 @@ from ssl_bench.board import (
     parse_baselines,
     summarise,
 )
+from ssl_bench.board_sources import (
+    MergedRecords,
+    annotate,
+    merge_sources,
+    read_source,
+    source_names,
+)
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.label_aliases import write_label_aliases
 from ssl_bench.leaderboard_html import render_page, table_slugs
 from ssl_bench.leaderboard_latex import parse_latex_columns, render_latex, render_table_latex
 from ssl_bench.leaderboard_plots import plot_kind, plot_table
 from ssl_bench.leaderboard_text import render_csv, render_json, render_markdown
-from ssl_bench.records import iter_records
+from ssl_bench.records import CellRecord, iter_records
 
 RENDERERS = {"md": ("leaderboard.md", render_markdown), "csv": ("leaderboard.csv", render_csv),
              "json": ("leaderboard.json", render_json), "latex": ("leaderboard.tex", render_latex)}
@@ -127,36 +134,70 @@ def write_run_leaderboard(results: Path, benchmarks: list[str],
     return render_markdown([t for t in tables if t.benchmark in benchmarks], summary)
 
 
-def leaderboard_main(results: Path, formats: list[str], out: Path | None, check: bool,
-                     baseline: str | Sequence[str] | None = None,
-                     latex_columns: str | None = None) -> None:
-    """``ssl-bench leaderboard``; ``baseline``: one id, comma-separated ids or a list. None
-    means the default baselines (:data:`ssl_bench.board.DEFAULT_BASELINES`), each skipped
-    with a note where it has no row; a named baseline must have records somewhere (a table
-    without it is still skipped with a note). ``latex_columns``: ``--latex-columns``."""
+def _read_sources(paths: list[Path]) -> tuple[list[CellRecord], MergedRecords | None]:
+    """The records of one results folder, or of several folders and bundles merged
+    (:mod:`ssl_bench.board_sources`); warnings go to stderr."""
     import click
 
-    if not results.exists():
-        raise SSLBenchError(f"results directory {results} does not exist; run `ssl-bench run` "
-                            "first or pass --results DIR")
-    records, warnings = iter_records(results)
-    for w in warnings:
-        click.echo(f"warning: skipped {w}", err=True)
-    if not records:
-        raise SSLBenchError(f"no records under {results / 'records'}; run `ssl-bench run` first")
+    if len(paths) == 1 and not paths[0].is_file():
+        results = paths[0]
+        if not results.exists():
+            raise SSLBenchError(f"results directory {results} does not exist; run `ssl-bench "
+                                "run` first or pass --results DIR")
+        records, warnings = iter_records(results)
+        for w in warnings:
+            click.echo(f"warning: skipped {w}", err=True)
+        if not records:
+            raise SSLBenchError(f"no records under {results / 'records'}; run `ssl-bench run` "
+                                "first")
+        return records, None
+    named = []
+    for name, path in zip(source_names(paths), paths):
+        recs, warnings = read_source(path)
+        for w in warnings:
+            click.echo(f"warning: skipped {w}", err=True)
+        if not recs:
+            raise SSLBenchError(f"no records in {path}; pass a results folder with records or "
+                                "a bundle written by `ssl-bench export`")
+        named.append((name, recs))
+    merged = merge_sources(named)
+    return merged.records, merged
+
+
+def leaderboard_main(results: Path | Sequence[Path], formats: list[str], out: Path | None,
+                     check: bool, baseline: str | Sequence[str] | None = None,
+                     latex_columns: str | None = None) -> None:
+    """``ssl-bench leaderboard``; ``results``: one results folder, or several folders and
+    bundles to merge (then ``out`` is required). ``baseline``: one id, comma-separated ids or
+    a list. None means the default baselines (:data:`ssl_bench.board.DEFAULT_BASELINES`), each
+    skipped with a note where it has no row; a named baseline must have records somewhere (a
+    table without it is still skipped with a note). ``latex_columns``: ``--latex-columns``."""
+    import click
+
+    paths = [results] if isinstance(results, Path) else list(results)
+    if not paths:
+        raise SSLBenchError("no --results given; pass a results folder or a bundle")
+    if out is None and (len(paths) > 1 or paths[0].is_file()):
+        raise SSLBenchError("a board of several sources or of a bundle needs --out DIR for its "
+                            "files")
+    records, merged = _read_sources(paths)
+    given = " ".join(f"--results {p}" for p in paths)
     baselines = DEFAULT_BASELINES if baseline is None else parse_baselines(baseline)
     if baseline is not None:
         known = sorted({r.method.id for r in records})
         missing = [b for b in baselines if b not in known]
         if missing:
             raise SSLBenchError(f"--baseline {','.join(baselines)}: no records of "
-                                f"{', '.join(missing)} under {results}; name methods that "
+                                f"{', '.join(missing)} in {', '.join(map(str, paths))}; name "
+                                f"methods that "
                                 f"have records ({', '.join(known)}) or leave --baseline out "
                                 f"for the default ({','.join(DEFAULT_BASELINES)})")
     columns = parse_latex_columns(latex_columns) if latex_columns is not None else None
     tables = build_tables(records, baseline=baselines)
+    if merged is not None:
+        annotate(tables, merged)
     summary = summarise(tables)
-    out = out or results / "leaderboard"
+    out = out or paths[0] / "leaderboard"
     if check:
         with tempfile.TemporaryDirectory() as tmp:
             fresh = write_outputs(tables, Path(tmp), formats, summary, columns)
@@ -174,7 +215,7 @@ def leaderboard_main(results: Path, formats: list[str], out: Path | None, check:
             again += f" --latex-columns {','.join(columns)}" if columns is not None else ""
             raise SSLBenchError(f"leaderboard files in {out} differ from the records: "
                                 f"{', '.join(stale)}; regenerate them with `ssl-bench leaderboard "
-                                f"--results {results} --out {out} --format {','.join(formats)}"
+                                f"{given} --out {out} --format {','.join(formats)}"
                                 f"{again}`")
         click.echo(f"{out}: up to date with {len(records)} records")
         return

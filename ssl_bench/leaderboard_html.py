@@ -130,6 +130,8 @@ def _method_cell(t: BoardTable, m: str) -> str:
 def _table(t: BoardTable) -> list[str]:
     baselines = t.baselines
     head = ['<th title="click to sort">rank</th>', '<th title="click to sort">method</th>']
+    if t.merged:
+        head.append('<th title="the results folders or bundles of the row">source</th>')
     for col in t.columns:
         head.append(f'<th title="click to sort">{_e(col.header)}</th>')
         for b in baselines:
@@ -145,6 +147,9 @@ def _table(t: BoardTable) -> list[str]:
         rank = t.ranks[m]
         row = [f'<td data-sort="{rank if rank is not None else ""}">'
                f'{f"{rank:.1f}" if rank is not None else "–"}</td>', _method_cell(t, m)]
+        if t.merged:
+            source = t.sources.get(m, "")
+            row.append(f'<td class="method" data-sort="{_e(source)}">{_e(source)}</td>')
         for col in t.columns:
             stat = t.cells.get((m, col))
             text = cell_text(stat, ci=False)

@@ -246,6 +246,9 @@ def _render_table(t: BoardTable, label: str, chosen: tuple[str, ...]) -> list[st
     notes = [significance_note(t)] if significance_note(t) and "delta" in chosen else []
     notes += [latex_escape(line) for line in ([t.baseline_note] if t.baseline_note else [])]
     notes += [latex_escape(f"{c.header}: {n}") for c, n in sorted(t.stats_notes.items())]
+    if t.merged:
+        notes.append(latex_escape("Sources: " + "; ".join(
+            f"{m}: {t.sources.get(m, '')}" for m in t.methods) + "."))
     if notes:
         out += ["\\par\\smallskip", "{\\footnotesize " + r" \\ ".join(notes) + "}"]
     out += ["\\end{table}", ""]

@@ -124,7 +124,7 @@ def render_markdown(tables: list[BoardTable], summary: Summary | None = None,
     for t in tables:
         lines += [f"## {title(t)}", "", provenance(t), "", environment_text(t), ""]
         baselines = t.baselines
-        header = ["rank", "method"]
+        header = ["rank", "method"] + (["source"] if t.merged else [])
         for col in t.columns:
             header.append(col.header)
             if baselines:
@@ -136,6 +136,7 @@ def render_markdown(tables: list[BoardTable], summary: Summary | None = None,
         for m in t.methods:
             rank = t.ranks[m]
             row = [f"{rank:.1f}" if rank is not None else "–", method_text(t, m)]
+            row += [t.sources.get(m, "")] if t.merged else []
             for col in t.columns:
                 text = cell_text(t.cells.get((m, col)))
                 row.append(f"**{text}**" if m in t.best(col) else text)
@@ -208,6 +209,7 @@ def _rows(tables: list[BoardTable]) -> list[dict[str, Any]]:
                 rows.append({
                     "benchmark": t.benchmark, "task": t.task, "protocol": t.protocol,
                     "split": t.split, "method": m, "row_note": t.notes.get(m, ""),
+                    "source": t.sources.get(m, ""),
                     "label_setting": col.kind,
                     "label_frac": col.value if col.kind == "frac" else None,
                     "label_count": int(col.value) if col.kind == "count" else None,

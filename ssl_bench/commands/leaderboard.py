@@ -8,8 +8,10 @@ import click
 
 
 @click.command(name="leaderboard")
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"),
-              show_default=True, help="Results directory holding the records.")
+@click.option("--results", "results", type=click.Path(path_type=Path), multiple=True,
+              help="Results directory holding the records, or a bundle (`ssl-bench export`); "
+                   "repeat it to merge folders and bundles into one board (each row names its "
+                   "source; needs --out).  [default: results]")
 @click.option("--format", "formats", default="md", show_default=True,
               help="Comma-separated: md, csv, json, html, latex.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -26,8 +28,8 @@ import click
                    "[default: rank,method,score,delta]")
 @click.option("--check", is_flag=True,
               help="Exit non-zero if the files in --out differ from what the records give.")
-def leaderboard_command(results: Path, formats: str, out: Path | None, baseline: str | None,
-                        latex_columns: str | None, check: bool) -> None:
+def leaderboard_command(results: tuple[Path, ...], formats: str, out: Path | None,
+                        baseline: str | None, latex_columns: str | None, check: bool) -> None:
     """Build leaderboards from result records: mean ± std over seeds with a 95% CI, the
     paired difference to each baseline row (hierarchical bootstrap over seeds and test units,
     Holm-adjusted p-value, significance mark, rank interval), a caveat where seeds share a
@@ -42,8 +44,10 @@ def leaderboard_command(results: Path, formats: str, out: Path | None, baseline:
       ssl-bench leaderboard --baseline imagenet
       ssl-bench leaderboard --baseline random-init,bn-adapt,imagenet
       ssl-bench leaderboard --format latex --latex-columns method,score,delta,p
+      ssl-bench leaderboard --results ours --results theirs.tar.gz --out merged
     """
     from ssl_bench.leaderboard import leaderboard_main
 
-    leaderboard_main(results, [f.strip() for f in formats.split(",") if f.strip()], out, check,
-                     baseline, latex_columns)
+    leaderboard_main(list(results) or [Path("results")],
+                     [f.strip() for f in formats.split(",") if f.strip()], out, check, baseline,
+                     latex_columns)

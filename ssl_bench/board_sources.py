@@ -1,0 +1,127 @@
+"""Boards merged from several sources: results folders and result bundles.
+
+Each source's records are read (a bundle through :func:`ssl_bench.bundle.read_bundle`, which
+checks it and writes nothing) and named by the path given. The merged records go through the
+ordinary table building, which ranks cells together only when their identity matches on
+everything but the machine (benchmark, protocol, profile, data fingerprint, task config and
+versions; method configs and label subsets are checked there) and otherwise splits the table
+and says why. A cell present in two sources (same benchmark, method, method config, label
+setting, seed and partition) is counted once, from the first source that has it, and the two
+scores are compared: each row names its sources and, where cells were duplicated, how far
+apart their scores were.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssl_bench.board import BoardTable, column_of, partition_key
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.records import CellRecord, iter_records
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """One cell found in two or more sources, with each source's main score."""
+
+    benchmark: str
+    method: str
+    setting: str
+    seed: int
+    sources: tuple[str, ...]
+    scores: tuple[float | None, ...]
+
+    @property
+    def max_abs_delta(self) -> float | None:
+        """The largest difference between the sources' scores (None when one is missing)."""
+        if any(s is None for s in self.scores):
+            return None
+        values = [float(s) for s in self.scores if s is not None]
+        return max(values) - min(values)
+
+
+@dataclass
+class MergedRecords:
+    records: list[CellRecord]
+    #: (benchmark, method) -> the sources its records come from, in the order given
+    sources: dict[tuple[str, str], list[str]]
+    duplicates: list[Duplicate]
+    names: list[str]
+
+
+def source_names(paths: list[Path]) -> list[str]:
+    """One name per source: its file or folder name, or its whole path where two names
+    clash."""
+    short = [p.name or str(p) for p in paths]
+    return [s if short.count(s) == 1 else str(p) for s, p in zip(short, paths)]
+
+
+def read_source(path: Path) -> tuple[list[CellRecord], list[str]]:
+    """The records of a results folder or a bundle file, and warnings on unreadable files."""
+    if path.is_file():
+        from ssl_bench.bundle import read_bundle
+
+        return read_bundle(path).records, []
+    if not path.exists():
+        raise SSLBenchError(f"results {path} does not exist; pass a results folder or a bundle "
+                            "written by `ssl-bench export`")
+    return iter_records(path)
+
+
+def _cell_key(r: CellRecord) -> tuple[object, ...]:
+    method_config = r.identity.method.config_hash if r.identity else ""
+    return (*partition_key(r), r.method.id, method_config, column_of(r), r.seed)
+
+
+def merge_sources(named: list[tuple[str, list[CellRecord]]]) -> MergedRecords:
+    """The records of every source, each cell once (from the first source that has it), with
+    the sources of each row and the cells found in more than one source."""
+    first: dict[tuple[object, ...], CellRecord] = {}
+    seen: dict[tuple[object, ...], list[tuple[str, CellRecord]]] = defaultdict(list)
+    sources: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for name, records in named:
+        for r in records:
+            key = _cell_key(r)
+            seen[key].append((name, r))
+            first.setdefault(key, r)
+            row = sources[(r.benchmark, r.method.id)]
+            if name not in row:
+                row.append(name)
+    duplicates = []
+    for found in seen.values():
+        if len({name for name, _ in found}) > 1:
+            r = found[0][1]
+            duplicates.append(Duplicate(
+                r.benchmark, r.method.id, column_of(r).setting, r.seed,
+                tuple(name for name, _ in found),
+                tuple(x.main_score if x.status == "ok" else None for _, x in found)))
+    return MergedRecords(list(first.values()), dict(sources), duplicates,
+                         [name for name, _ in named])
+
+
+def annotate(tables: list[BoardTable], merged: MergedRecords) -> None:
+    """Give every row of ``tables`` its sources and, where cells were in several sources,
+    their agreement (:attr:`BoardTable.sources`)."""
+    by_row: dict[tuple[str, str], list[Duplicate]] = defaultdict(list)
+    for d in merged.duplicates:
+        by_row[(d.benchmark, d.method)].append(d)
+    for t in tables:
+        t.merged = len(merged.names) > 1
+        for m in t.methods:
+            text = ", ".join(merged.sources.get((t.benchmark, m), []))
+            dups = by_row.get((t.benchmark, m), [])
+            if dups:
+                deltas = [d.max_abs_delta for d in dups]
+                known = [x for x in deltas if x is not None]
+                spread = f", max |Δ| {max(known):.2f}" if known else ""
+                unscored = len(deltas) - len(known)
+                text += (f" ({len(dups)} cell{'' if len(dups) == 1 else 's'} in several "
+                         f"sources{spread}"
+                         + (f", {unscored} not scored in all" if unscored else "") + ")")
+            t.sources[m] = text
+
+
+__all__ = ["Duplicate", "MergedRecords", "annotate", "merge_sources", "read_source",
+           "source_names"]
