@@ -108,3 +108,27 @@ def test_only_public_names_cross_modules() -> None:
 
 def test_the_detector_sees_a_circle() -> None:
     assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+
+
+def test_type_only_imports_count() -> None:
+    """The display sees the run's ETA through a type-only import; the graph has that edge."""
+    graph = _imports()
+    assert ("ssl_bench.engine.eta", ["Eta"]) in graph["ssl_bench.engine.display"]
+
+
+def test_the_command_writes_the_leaderboard_not_the_engine() -> None:
+    graph = _imports()
+    bad = [(m, t) for m, edges in graph.items() if m.startswith("ssl_bench.engine")
+           for t, _ in edges if t.startswith("ssl_bench.leaderboard")]
+    assert bad == []
+    assert any(t == "ssl_bench.leaderboard" for t, _ in graph["ssl_bench.commands.run"])
+
+
+def test_one_module_spells_the_checkpoint_store_paths() -> None:
+    """``<cache>/checkpoints/<method>/<key>.safetensors`` and the work folders are built by
+    ssl_bench.engine.checkpoint_store alone (user-supplied weights files are another
+    matter: ssl_bench.backbones reads those)."""
+    spelled = sorted(_module_name(p) for p in ROOT.rglob("*.py")
+                     if any(s in p.read_text() for s in ('/ "checkpoints"', '"work_dirs"',
+                                                         '}.safetensors"')))
+    assert spelled == ["ssl_bench.engine.checkpoint_store"]
