@@ -143,12 +143,13 @@ def plugins(as_json: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    from ssl_bench.commands import bundle, data, leaderboard, run
+    from ssl_bench.commands import bundle, data, leaderboard, run, verify
 
     cli.add_command(run.run_command)
     cli.add_command(leaderboard.leaderboard_command)
     cli.add_command(bundle.export_command)
     cli.add_command(bundle.import_command)
+    cli.add_command(verify.verify_command)
     cli.add_command(data.data_group)
 
 

@@ -1,0 +1,154 @@
+"""Verification by re-running: draw cells from a bundle, compute them again here, and compare
+each main score with the one the bundle claims.
+
+The bundle is checked first (:func:`ssl_bench.bundle.read_bundle`; nothing is unpacked). The
+cells are drawn from its scored records with a seeded generator (``--seed``), so two people
+verifying one bundle with one seed re-run the same cells. Each drawn cell is computed by an
+ordinary ``ssl-bench run`` of that method, benchmark, label setting, seed and profile into a
+work folder (its pretraining runs again: checkpoints in the bundle are not used), on the local
+data (``--data-root``; the synthetic suite for synthetic records).
+
+The verdict of a cell:
+
+- ``not comparable``: the re-run's cell identity differs from the record's (another method or
+  task config, plugin version or source, data on disk, label subset, ssl-bench version): the
+  scores are not about the same computation, and the line names what differs;
+- ``match``: the identities are equal and, where the environment (library versions, device,
+  precision) is the same too, the scores are equal (within 1e-6); where the environment
+  differs, within ``--tolerance`` (absolute, in the metric's units);
+- ``mismatch``: otherwise, including an environment that differs with no ``--tolerance``.
+
+Anything but ``match`` makes ``ssl-bench verify`` exit non-zero.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ssl_bench.bundle import read_bundle
+from ssl_bench.errors import SSLBenchError
+from ssl_bench.records import CellRecord, read_record, record_path
+
+#: scores of one computation in one environment must agree to this (float formatting only)
+EXACT = 1e-6
+
+
+@dataclass(frozen=True)
+class Verdict:
+    cell: str
+    claimed: float
+    rerun: float | None
+    verdict: str  # match | mismatch | not comparable
+    why: str
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.rerun is None else self.rerun - self.claimed
+
+
+def cell_name(r: CellRecord) -> str:
+    setting = (f"{r.label_count} units" if r.label_setting == "count"
+               else f"{r.label_frac * 100:g}%")
+    return f"{r.benchmark}/{r.method.id} {setting} seed {r.seed}"
+
+
+def draw(records: list[CellRecord], sample: int, seed: int) -> list[CellRecord]:
+    """``sample`` scored records drawn without replacement with ``random.Random(seed)`` from
+    the records sorted by cell (all when there are fewer)."""
+    scored = sorted((r for r in records if r.status == "ok" and r.main_score is not None),
+                    key=lambda r: (r.benchmark, r.method.id, r.label_setting,
+                                   r.label_count or 0, r.label_frac, r.seed))
+    if not scored:
+        raise SSLBenchError("the bundle has no scored records to verify")
+    return random.Random(seed).sample(scored, min(sample, len(scored)))
+
+
+def run_args(r: CellRecord, work: Path, data_root: Path | None, synthetic_size: str
+             ) -> list[str]:
+    """The ``ssl-bench run`` arguments that compute ``r``'s cell again into ``work``."""
+    setting = (["--label-count", str(r.label_count)] if r.label_setting == "count"
+               else ["--label-frac", f"{r.label_frac:g}"])
+    args = ["run", "--methods", r.method.id, "--benchmarks", r.benchmark, *setting,
+            "--seeds", str(r.seed), "--profile", r.profile, "--results", str(work),
+            "--jobs", "1", "--quiet", "--synthetic-size", synthetic_size]
+    pretrain_seed = r.identity.method.pretrain_seed if r.identity else None
+    if pretrain_seed is not None and pretrain_seed != r.seed:
+        args += ["--pretraining", "shared"]
+    elif pretrain_seed is not None:
+        args += ["--pretraining", "per-seed"]
+    if data_root is not None and not r.synthetic:
+        args += ["--data-root", str(data_root)]
+    return args
+
+
+def judge(claimed: CellRecord, rerun: CellRecord | None, tolerance: float | None) -> Verdict:
+    """The verdict on one cell (see the module docstring)."""
+    name = cell_name(claimed)
+    score = float(claimed.main_score or 0.0)
+    if rerun is None or rerun.status != "ok" or rerun.main_score is None:
+        why = rerun.error if rerun is not None and rerun.error else "the re-run gave no score"
+        return Verdict(name, score, None, "mismatch", why or "")
+    again = float(rerun.main_score)
+    if claimed.identity is None or rerun.identity is None:
+        return Verdict(name, score, again, "not comparable", "no cell identity recorded")
+    differences = claimed.identity.differences(rerun.identity)
+    if differences:
+        return Verdict(name, score, again, "not comparable", "; ".join(differences))
+    same_env = (claimed.environment is not None and rerun.environment is not None
+                and claimed.environment.key() == rerun.environment.key())
+    if same_env:
+        ok = abs(again - score) <= EXACT
+        return Verdict(name, score, again, "match" if ok else "mismatch",
+                       "same environment: must be equal")
+    if tolerance is None:
+        return Verdict(name, score, again, "mismatch" if abs(again - score) > EXACT else "match",
+                       "environment differs and no --tolerance was given: must be equal")
+    ok = abs(again - score) <= tolerance
+    return Verdict(name, score, again, "match" if ok else "mismatch",
+                   f"environment differs: within {tolerance:g}")
+
+
+def verify_bundle(bundle: Path, sample: int, seed: int, work: Path,
+                  rerun: Callable[[list[str]], None], data_root: Path | None = None,
+                  synthetic_size: str = "default", tolerance: float | None = None
+                  ) -> list[Verdict]:
+    """Re-run ``sample`` cells drawn from ``bundle`` into ``work`` and judge each;
+    ``rerun(args)`` runs ``ssl-bench run`` with ``args`` (:func:`run_args` without the
+    leading ``run``; the command layer passes the run command itself)."""
+    from ssl_bench.plugins import get_registries
+
+    checked = read_bundle(bundle)
+    regs = get_registries()
+    verdicts = []
+    for r in draw(checked.records, sample, seed):
+        if r.method.id not in regs.methods or r.task.id not in regs.tasks:
+            verdicts.append(Verdict(cell_name(r), float(r.main_score or 0.0), None,
+                                    "not comparable", "its method or task is not installed "
+                                    "here"))
+            continue
+        try:
+            rerun(run_args(r, work, data_root, synthetic_size)[1:])
+        except SystemExit:
+            pass  # a failed cell has a record saying why
+        path = record_path(work, r.benchmark, r.method.id, r.label_frac, r.seed,
+                           r.label_count if r.label_setting == "count" else None)
+        verdicts.append(judge(r, read_record(path) if path.exists() else None, tolerance))
+    return verdicts
+
+
+def verdict_table(verdicts: list[Verdict]) -> str:
+    """The verdicts as a markdown table: cell, claimed, re-run, Δ, verdict (and why)."""
+    lines = ["| cell | claimed | re-run | Δ | verdict |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        rerun = "–" if v.rerun is None else f"{v.rerun:.4f}"
+        delta = "–" if v.delta is None else f"{v.delta:+.4f}"
+        lines.append(f"| {v.cell} | {v.claimed:.4f} | {rerun} | {delta} | {v.verdict} "
+                     f"({v.why}) |")
+    return "\n".join(lines)
+
+
+__all__ = ["EXACT", "Verdict", "cell_name", "draw", "judge", "run_args", "verdict_table",
+           "verify_bundle"]

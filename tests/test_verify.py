@@ -1,0 +1,78 @@
+"""Verification by re-running: a smoke run's bundle re-runs to the same scores on the same
+machine; the verdict logic (equal in one environment, within a tolerance across environments,
+not comparable when the cell identity differs, a re-signed edited score caught)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ssl_bench.cli import cli
+from ssl_bench.environment import current_environment
+from ssl_bench.records import CellIdentity, DatasetIdentity, MethodIdentity, TaskIdentity
+from ssl_bench.testing import score_record
+from ssl_bench.verify import draw, judge, run_args
+
+
+def _identity(config: str = "c1") -> CellIdentity:
+    return CellIdentity(
+        benchmark="b1", benchmark_version="1", protocol="linear",
+        method=MethodIdentity(id="m", version="1", config_hash=config, distribution="p",
+                              distribution_version="1", source_hash="s", checkpoint="k",
+                              pretrain_seed=0),
+        task=TaskIdentity(id="t", version="1", config_hash="t1"),
+        dataset=DatasetIdentity(id="d", version="1", fingerprint="f"), profile="smoke",
+        label_subset="l", ssl_bench_version="0.2.0")
+
+
+def _rec(score: float, config: str = "c1", device: str = "cpu"):
+    rec = score_record("m", 0, score)
+    rec.identity = _identity(config)
+    rec.environment = current_environment(device)
+    return rec
+
+
+def test_verdicts() -> None:
+    assert judge(_rec(70.0), _rec(70.0), None).verdict == "match"
+    # an edited score (even in a bundle whose manifest was re-hashed) is caught
+    edited = judge(_rec(75.0), _rec(70.0), None)
+    assert edited.verdict == "mismatch" and edited.delta == pytest.approx(-5.0)
+    other = judge(_rec(70.0), _rec(70.0, config="c2"), None)
+    assert other.verdict == "not comparable" and "method config changed" in other.why
+    away = _rec(70.4)
+    assert away.environment is not None
+    away.environment = away.environment.model_copy(update={"device_name": "elsewhere"})
+    assert judge(away, _rec(70.0), 0.5).verdict == "match"
+    assert judge(away, _rec(70.0), 0.1).verdict == "mismatch"
+    assert judge(away, _rec(70.0), None).verdict == "mismatch"
+    assert judge(_rec(70.0), None, None).verdict == "mismatch"
+
+
+def test_draw_is_seeded_and_run_args_name_the_cell() -> None:
+    records = [score_record("m", s, 50.0 + s) for s in range(6)]
+    assert draw(records, 3, seed=1) == draw(records, 3, seed=1)
+    assert len(draw(records, 10, seed=0)) == 6
+    args = run_args(_rec(70.0), Path("w"), None, "small")
+    assert args[:8] == ["run", "--methods", "m", "--benchmarks", "b1", "--label-frac", "0.5",
+                        "--seeds"]
+    assert "--profile" in args and "per-seed" in args
+
+
+def test_a_smoke_bundle_re_runs_to_the_same_scores(tmp_path: Path) -> None:
+    results, bundle = tmp_path / "results", tmp_path / "b.tar.gz"
+    run = CliRunner().invoke(cli, [
+        "run", "--methods", "random-init", "--benchmarks", "cholec80-phase", "--label-frac",
+        "0.5", "--seeds", "0,1", "--profile", "smoke", "--synthetic-size", "small", "--jobs",
+        "1", "--quiet", "--results", str(results)])
+    assert run.exit_code == 0, run.output
+    assert CliRunner().invoke(cli, ["export", "--results", str(results), "-o",
+                                    str(bundle)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["verify", str(bundle), "--sample", "2",
+                                      "--synthetic-size", "small", "--work",
+                                      str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    assert "| cell | claimed | re-run | Δ | verdict |" in result.output
+    assert result.output.count("| match (same environment") == 2
+    assert "all 2 re-run cells match" in result.output
