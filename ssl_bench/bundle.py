@@ -120,12 +120,15 @@ def lock_file() -> Path | None:
 
 
 def _checkpoint_files(results: Path, method: str, key: str) -> list[Path]:
-    """The checkpoint of content address ``key`` and its sidecar in the run's cache (found by
-    name: ``<results>/cache/<store>/<method>/<key>.*``)."""
-    cache = results / "cache"
-    if not key or key.startswith("init-") or not cache.is_dir():
+    """The checkpoint of content address ``key`` and its sidecar, where the run's checkpoint
+    store keeps them (:class:`ssl_bench.engine.checkpoint_store.CheckpointStore`); its lock
+    file and work folder stay out."""
+    from ssl_bench.engine.checkpoint_store import CheckpointStore, sidecar_path
+
+    if not key or key.startswith("init-"):
         return []
-    return sorted(p for p in cache.glob(f"*/{method}/{key}.*") if p.is_file())
+    ckpt = CheckpointStore(results / "cache").path(method, key)
+    return sorted(p for p in (ckpt, sidecar_path(ckpt)) if p.is_file())
 
 
 def _is_safetensors(head: bytes) -> bool:

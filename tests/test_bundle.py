@@ -121,6 +121,8 @@ def test_export_then_import_round_trip(tmp_path: Path) -> None:
 
 def test_weights_travel_on_request_and_are_checked(tmp_path: Path) -> None:
     results = _results(tmp_path)
+    # the store's lock file beside the checkpoint (a run leaves it) is not a checkpoint
+    (results / "cache" / "checkpoints" / "simclr" / f"{KEY}.safetensors.lock").write_text("")
     out = tmp_path / "b.tar.gz"
     written = export_bundle(results, out, methods=["simclr"], with_checkpoints=True)
     assert written.weights == [f"checkpoints/simclr/{KEY}.safetensors"]
