@@ -41,7 +41,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from ssl_bench import __version__
 from ssl_bench.errors import SSLBenchError
@@ -376,7 +376,8 @@ def import_bundle(path: Path, target: Path, limits: Limits = Limits()) -> Bundle
             _write(root, name, data)
         _write(root, MANIFEST, json.dumps(bundle.manifest, indent=2, sort_keys=True).encode())
         if bundle.weights:
-            _copy_weights(path, root, bundle, limits)
+            extract_weights(path, bundle, bundle.weights, lambda n: _destination(root, n),
+                            limits)
     except BaseException:
         if created:
             shutil.rmtree(root, ignore_errors=True)
@@ -404,10 +405,15 @@ def _write(root: Path, name: str, data: bytes) -> None:
         f.write(data)
 
 
-def _copy_weights(path: Path, root: Path, bundle: Bundle, limits: Limits) -> None:
-    """Stream the weights members into place, hashing them again as they are written (the
-    archive may have changed since it was checked)."""
-    wanted = set(bundle.weights)
+def extract_weights(path: Path, bundle: Bundle, names: list[str],
+                    destination: Callable[[str], Path], limits: Limits = Limits()) -> None:
+    """Stream the weights members ``names`` of a checked bundle to ``destination(name)``,
+    hashing them again as they are written (the archive may have changed since it was
+    checked); raises, naming the member, when one differs from the manifest or is gone."""
+    wanted = set(names)
+    if not wanted <= set(bundle.weights):
+        extra = sorted(wanted - set(bundle.weights))
+        raise SSLBenchError(f"{', '.join(extra)}: not weights of bundle {path}")
     with tarfile.open(path, mode="r:*") as tar:
         for count, member in enumerate(tar, start=1):
             if count > limits.max_members:
@@ -421,7 +427,7 @@ def _copy_weights(path: Path, root: Path, bundle: Bundle, limits: Limits) -> Non
                 raise _refuse(path, f"member {member.name!r} cannot be read")
             digest = hashlib.sha256()
             remaining = min(member.size, limits.max_member_bytes)
-            with open(_destination(root, member.name), "xb") as out:
+            with open(destination(member.name), "xb") as out:
                 while remaining > 0 and (chunk := stream.read(min(_CHUNK, remaining))):
                     remaining -= len(chunk)
                     digest.update(chunk)
@@ -433,5 +439,5 @@ def _copy_weights(path: Path, root: Path, bundle: Bundle, limits: Limits) -> Non
 
 
 __all__ = ["Bundle", "FORMAT", "FORMAT_VERSION", "Limits", "MANIFEST", "TOP_FOLDERS",
-           "check_member_name", "export_bundle", "import_bundle", "lock_file", "read_bundle",
-           "sha256_bytes"]
+           "check_member_name", "export_bundle", "extract_weights", "import_bundle", "lock_file",
+           "read_bundle", "sha256_bytes"]

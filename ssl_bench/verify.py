@@ -5,8 +5,12 @@ The bundle is checked first (:func:`ssl_bench.bundle.read_bundle`; nothing is un
 cells are drawn from its scored records with a seeded generator (``--seed``), so two people
 verifying one bundle with one seed re-run the same cells. Each drawn cell is computed by an
 ordinary ``ssl-bench run`` of that method, benchmark, label setting, seed and profile into a
-work folder (its pretraining runs again: checkpoints in the bundle are not used), on the local
-data (``--data-root``; the synthetic suite for synthetic records).
+work folder, on the local data (``--data-root``; the synthetic suite for synthetic records).
+When the bundle carries the weights of a drawn cell's checkpoint (``ssl-bench export
+--with-checkpoints``), they are placed with their sidecar in the work folder's checkpoint store
+first, so the re-run reads them when its own checkpoint key is the record's (the same method
+config, pretraining data and seed) and only the downstream part is computed again; otherwise
+the pretraining runs again.
 
 The verdict of a cell:
 
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ssl_bench.bundle import read_bundle
+from ssl_bench.bundle import Bundle, extract_weights, read_bundle
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import CellRecord, read_record, record_path
 
@@ -123,7 +127,9 @@ def verify_bundle(bundle: Path, sample: int, seed: int, work: Path,
     checked = read_bundle(bundle)
     regs = get_registries()
     verdicts = []
-    for r in draw(checked.records, sample, seed):
+    drawn = draw(checked.records, sample, seed)
+    with_weights = place_checkpoints(bundle, checked, drawn, work)
+    for r in drawn:
         if r.method.id not in regs.methods or r.task.id not in regs.tasks:
             verdicts.append(Verdict(cell_name(r), float(r.main_score or 0.0), None,
                                     "not comparable", "its method or task is not installed "
@@ -135,8 +141,47 @@ def verify_bundle(bundle: Path, sample: int, seed: int, work: Path,
             pass  # a failed cell has a record saying why
         path = record_path(work, r.benchmark, r.method.id, r.label_frac, r.seed,
                            r.label_count if r.label_setting == "count" else None)
-        verdicts.append(judge(r, read_record(path) if path.exists() else None, tolerance))
+        verdict = judge(r, read_record(path) if path.exists() else None, tolerance)
+        how = ("the bundle's checkpoint" if checkpoint_of(r) in with_weights
+               else "pretraining re-run")
+        verdicts.append(Verdict(verdict.cell, verdict.claimed, verdict.rerun, verdict.verdict,
+                                f"{verdict.why}; {how}"))
     return verdicts
+
+
+def checkpoint_of(r: CellRecord) -> str:
+    return r.identity.method.checkpoint if r.identity else r.checkpoint
+
+
+def place_checkpoints(path: Path, bundle: Bundle, records: list[CellRecord], work: Path
+                      ) -> set[str]:
+    """Put the weights and sidecar of each of ``records``' checkpoints that the bundle carries
+    into ``work``'s checkpoint store; returns their keys."""
+    from ssl_bench.engine.checkpoint_store import CheckpointStore, sidecar_path
+
+    store = CheckpointStore(work / "cache")
+    names: dict[str, Path] = {}
+    sidecars: dict[str, str] = {}
+    placed = set()
+    for r in records:
+        key = checkpoint_of(r)
+        target = store.path(r.method.id, key)
+        weights = f"checkpoints/{r.method.id}/{target.name}"  # as export names them
+        sidecar = f"checkpoints/{r.method.id}/{sidecar_path(target).name}"
+        if not key or weights not in bundle.weights or sidecar not in bundle.small:
+            continue
+        if target.exists() or weights in names:
+            placed.add(key)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        names[weights] = target
+        sidecars[weights] = sidecar
+        placed.add(key)
+    if names:
+        extract_weights(path, bundle, sorted(names), names.__getitem__)
+        for weights, target in names.items():
+            sidecar_path(target).write_bytes(bundle.small[sidecars[weights]])
+    return placed
 
 
 def verdict_table(verdicts: list[Verdict]) -> str:

@@ -75,4 +75,38 @@ def test_a_smoke_bundle_re_runs_to_the_same_scores(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "| cell | claimed | re-run | Δ | verdict |" in result.output
     assert result.output.count("| match (same environment") == 2
+    assert "pretraining re-run" in result.output  # random-init reads no pretraining checkpoint
     assert "all 2 re-run cells match" in result.output
+
+
+def test_bundled_weights_are_placed_in_the_work_store(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from ssl_bench.bundle import export_bundle, read_bundle
+    from ssl_bench.engine.checkpoint_store import CheckpointStore, sidecar_path
+    from ssl_bench.records import write_record
+    from ssl_bench.verify import place_checkpoints
+
+    results, key = tmp_path / "results", "b" * 16
+    rec = score_record("simclr", 0, 60.0)
+    rec.checkpoint = key
+    write_record(results, rec)
+    ckpt = CheckpointStore(results / "cache").path("simclr", key)
+    ckpt.parent.mkdir(parents=True)
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(ckpt))
+    sidecar_path(ckpt).write_text(json.dumps(
+        {"sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()}))
+    bundle = tmp_path / "b.tar.gz"
+    export_bundle(results, bundle, with_checkpoints=True)
+    checked = read_bundle(bundle)
+    work = tmp_path / "work"
+    assert place_checkpoints(bundle, checked, checked.records, work) == {key}
+    placed = CheckpointStore(work / "cache").path("simclr", key)
+    assert placed.read_bytes() == ckpt.read_bytes()
+    assert sidecar_path(placed).read_bytes() == sidecar_path(ckpt).read_bytes()
+    # placed once: a second call finds them there
+    assert place_checkpoints(bundle, checked, checked.records, work) == {key}
