@@ -109,3 +109,23 @@ def test_a_tampered_bundle_is_refused_by_the_board(tmp_path: Path) -> None:
         from ssl_bench.leaderboard import leaderboard_main
 
         leaderboard_main([bundle], ["md"], tmp_path / "out", False)
+
+
+def test_a_board_of_two_bundles(tmp_path: Path) -> None:
+    bundles = []
+    for name, recs in (("a", _recs("random-init", 50.0) + _recs("good", 70.0)),
+                       ("b", _recs("good", 70.5) + _recs("other", 60.0))):
+        folder = tmp_path / name
+        for r in recs:
+            write_record(folder, r)
+        bundles.append(tmp_path / f"{name}.tar.gz")
+        export_bundle(folder, bundles[-1])
+    out = tmp_path / "board"
+    result = CliRunner().invoke(cli, ["leaderboard", "--results", str(bundles[0]), "--results",
+                                      str(bundles[1]), "--out", str(out), "--format", "json",
+                                      "--baseline", "random-init"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "leaderboard.json").read_text(encoding="utf-8"))["rows"]
+    assert {r["method"]: r["source"] for r in rows} == {
+        "random-init": "a.tar.gz", "other": "b.tar.gz",
+        "good": "a.tar.gz, b.tar.gz (3 cells in several sources, max |Δ| 0.50)"}
