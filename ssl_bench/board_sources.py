@@ -8,18 +8,20 @@ versions; method configs and label subsets are checked there) and otherwise spli
 and says why. A cell present in two sources (same benchmark, method, method config, label
 setting, seed and partition) is counted once, from the first source that has it, and the two
 scores are compared: each row names its sources and, where cells were duplicated, how far
-apart their scores were.
+apart their scores were. A row with cells that a passed verification in their bundle re-ran
+with a match (:func:`ssl_bench.verify.verified_records`) says so in its row note
+(``verified: 2 cells re-run``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssl_bench.board import BoardTable, column_of, partition_key
 from ssl_bench.errors import SSLBenchError
-from ssl_bench.records import CellRecord, iter_records
+from ssl_bench.records import CellRecord, iter_records, record_path
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class MergedRecords:
     sources: dict[tuple[str, str], list[str]]
     duplicates: list[Duplicate]
     names: list[str]
+    #: (benchmark, method) -> how many of its cells a passed verification re-ran
+    verified: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def source_names(paths: list[Path]) -> list[str]:
@@ -58,16 +62,26 @@ def source_names(paths: list[Path]) -> list[str]:
     return [s if short.count(s) == 1 else str(p) for s, p in zip(short, paths)]
 
 
-def read_source(path: Path) -> tuple[list[CellRecord], list[str]]:
-    """The records of a results folder or a bundle file, and warnings on unreadable files."""
+def read_source(path: Path) -> tuple[list[CellRecord], list[str], set[str]]:
+    """The records of a results folder or a bundle file, warnings on unreadable files, and
+    the record members a passed verification in the bundle re-ran with a match."""
     if path.is_file():
         from ssl_bench.bundle import read_bundle
+        from ssl_bench.verify import verified_records
 
-        return read_bundle(path).records, []
+        bundle = read_bundle(path)
+        return bundle.records, [], verified_records(bundle)
     if not path.exists():
         raise SSLBenchError(f"results {path} does not exist; pass a results folder or a bundle "
                             "written by `ssl-bench export`")
-    return iter_records(path)
+    records, warnings = iter_records(path)
+    return records, warnings, set()
+
+
+def member_name(r: CellRecord) -> str:
+    """The record's path inside a results folder or bundle (``records/...json``)."""
+    return record_path(Path("."), r.benchmark, r.method.id, r.label_frac, r.seed,
+                       r.label_count if r.label_setting == "count" else None).as_posix()
 
 
 def _cell_key(r: CellRecord) -> tuple[object, ...]:
@@ -75,9 +89,17 @@ def _cell_key(r: CellRecord) -> tuple[object, ...]:
     return (*partition_key(r), r.method.id, method_config, column_of(r), r.seed)
 
 
-def merge_sources(named: list[tuple[str, list[CellRecord]]]) -> MergedRecords:
+def merge_sources(named: list[tuple[str, list[CellRecord]]],
+                  verified: dict[str, set[str]] | None = None) -> MergedRecords:
     """The records of every source, each cell once (from the first source that has it), with
-    the sources of each row and the cells found in more than one source."""
+    the sources of each row and the cells found in more than one source; ``verified``: per
+    source name, its record members a passed verification re-ran."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for name, records in named:
+        done = (verified or {}).get(name, set())
+        for r in records:
+            if member_name(r) in done:
+                counts[(r.benchmark, r.method.id)] += 1
     first: dict[tuple[object, ...], CellRecord] = {}
     seen: dict[tuple[object, ...], list[tuple[str, CellRecord]]] = defaultdict(list)
     sources: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -98,7 +120,7 @@ def merge_sources(named: list[tuple[str, list[CellRecord]]]) -> MergedRecords:
                 tuple(name for name, _ in found),
                 tuple(x.main_score if x.status == "ok" else None for _, x in found)))
     return MergedRecords(list(first.values()), dict(sources), duplicates,
-                         [name for name, _ in named])
+                         [name for name, _ in named], dict(counts))
 
 
 def annotate(tables: list[BoardTable], merged: MergedRecords) -> None:
@@ -121,7 +143,11 @@ def annotate(tables: list[BoardTable], merged: MergedRecords) -> None:
                          f"sources{spread}"
                          + (f", {unscored} not scored in all" if unscored else "") + ")")
             t.sources[m] = text
+            n = merged.verified.get((t.benchmark, m), 0)
+            if n:
+                mark = f"verified: {n} cell{'' if n == 1 else 's'} re-run"
+                t.notes[m] = f"{t.notes[m]}; {mark}" if t.notes.get(m) else mark
 
 
-__all__ = ["Duplicate", "MergedRecords", "annotate", "merge_sources", "read_source",
-           "source_names"]
+__all__ = ["Duplicate", "MergedRecords", "annotate", "member_name", "merge_sources",
+           "read_source", "source_names"]

@@ -12,12 +12,14 @@ times and owners, so exporting the same files twice gives the same bytes) with:
   cell identity and environment);
 - ``checkpoints/<method>/<key>.json``: the sidecar of every pretraining checkpoint the records
   read, and with ``--with-checkpoints`` the weights (safetensors) beside it;
-- ``run/<file>``: the run file, when one is given.
+- ``run/<file>``: the run file, when one is given;
+- ``verification/verification-<n>.json``: the records of ``ssl-bench verify --record`` runs
+  of these records, when given (:mod:`ssl_bench.verify`).
 
 A bundle comes from strangers, so :func:`read_bundle` checks every member before anything is
 written, with explicit checks rather than :mod:`tarfile` filters: a regular file or folder only
 (no links, devices or FIFOs), a relative name of plain parts (no absolute path, no ``..``, no
-``.`` or empty part, no backslash) under ``records/``, ``checkpoints/`` or ``run/``, no name
+``.`` or empty part, no backslash) under one of :data:`TOP_FOLDERS`, no name
 twice, at most :attr:`Limits.max_members` members and :attr:`Limits.max_member_bytes` per member
 (records, sidecars and the manifest at most :attr:`Limits.max_small_bytes`), every member listed
 in the manifest with its SHA-256 and every listed member present, every record valid and stored
@@ -51,7 +53,7 @@ FORMAT = "ssl-bench-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 #: the top-level folders a bundle may hold
-TOP_FOLDERS = ("records", "checkpoints", "run")
+TOP_FOLDERS = ("records", "checkpoints", "run", "verification")
 _PART = re.compile(r"^[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]*$")
 _CHUNK = 1 << 20
 
@@ -142,7 +144,8 @@ def _is_safetensors(head: bytes) -> bool:
 
 def export_bundle(results: Path, output: Path, methods: list[str] | None = None,
                   benchmarks: list[str] | None = None, with_checkpoints: bool = False,
-                  run_file: Path | None = None, command: str = "") -> Bundle:
+                  run_file: Path | None = None, command: str = "",
+                  verifications: list[Path] | None = None) -> Bundle:
     """Write the records under ``results`` (of ``methods`` and ``benchmarks`` when given), the
     sidecars of the checkpoints they read (and the weights with ``with_checkpoints``), the run
     file and a manifest into ``output``; returns what was written."""
@@ -177,6 +180,11 @@ def export_bundle(results: Path, output: Path, methods: list[str] | None = None,
                 files[name] = ckpt
     if run_file is not None:
         files[f"run/{run_file.name}"] = run_file
+    for i, verification in enumerate(verifications or [], start=1):
+        if not Path(verification).is_file():
+            raise SSLBenchError(f"--verification {verification} is not a file; pass the file "
+                                "`ssl-bench verify --record` wrote")
+        files[f"verification/verification-{i}.json"] = Path(verification)
     lock = lock_file()
     manifest: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "ssl_bench_version": __version__,

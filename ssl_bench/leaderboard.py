@@ -152,15 +152,16 @@ def _read_sources(paths: list[Path]) -> tuple[list[CellRecord], MergedRecords | 
                                 "first")
         return records, None
     named = []
+    verified = {}
     for name, path in zip(source_names(paths), paths):
-        recs, warnings = read_source(path)
+        recs, warnings, verified[name] = read_source(path)
         for w in warnings:
             click.echo(f"warning: skipped {w}", err=True)
         if not recs:
             raise SSLBenchError(f"no records in {path}; pass a results folder with records or "
                                 "a bundle written by `ssl-bench export`")
         named.append((name, recs))
-    merged = merge_sources(named)
+    merged = merge_sources(named, verified)
     return merged.records, merged
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ssl_bench.bundle import Bundle, extract_weights, read_bundle
 from ssl_bench.errors import SSLBenchError
@@ -38,6 +38,7 @@ from ssl_bench.records import CellRecord, read_record, record_path
 
 #: scores of one computation in one environment must agree to this (float formatting only)
 EXACT = 1e-6
+VERIFICATION_FORMAT = "ssl-bench-verification"
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,54 @@ def place_checkpoints(path: Path, bundle: Bundle, records: list[CellRecord], wor
     return placed
 
 
+def verification_record(path: Path, verdicts: list[Verdict], sample: int, seed: int
+                        ) -> dict[str, Any]:
+    """What ``ssl-bench verify --record`` writes: the bundle's manifest hash, the draw, the
+    environment of the re-runs and, per cell, the record's member name and SHA-256 in the
+    bundle with the verdict; ``passed`` when every cell matched. ``ssl-bench export
+    --verification`` puts it into a bundle, and a board shows the rows it verified."""
+    from ssl_bench.bundle import read_bundle
+    from ssl_bench.environment import current_environment
+
+    checked = read_bundle(path)
+    members = checked.manifest["members"]
+    cells = []
+    for v, r in zip(verdicts, draw(checked.records, sample, seed)):
+        name = record_path(Path("."), r.benchmark, r.method.id, r.label_frac, r.seed,
+                           r.label_count if r.label_setting == "count" else None).as_posix()
+        cells.append({"record": name, "sha256": members.get(name, {}).get("sha256"),
+                      "claimed": v.claimed, "rerun": v.rerun, "verdict": v.verdict,
+                      "why": v.why})
+    return {"format": VERIFICATION_FORMAT, "sample": sample, "seed": seed,
+            "environment": current_environment().summary(),
+            "passed": all(v.verdict == "match" for v in verdicts), "cells": cells}
+
+
+def verified_records(bundle: Bundle) -> set[str]:
+    """The record members of ``bundle`` that a passed verification in it re-ran with a
+    ``match``, and whose SHA-256 is still the one it verified."""
+    import json
+
+    members = bundle.manifest["members"]
+    verified = set()
+    for name, data in bundle.small.items():
+        if not name.startswith("verification/"):
+            continue
+        try:
+            record = json.loads(data)
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or record.get("format") != VERIFICATION_FORMAT \
+                or record.get("passed") is not True:
+            continue
+        for cell in record.get("cells", []):
+            member = cell.get("record") if isinstance(cell, dict) else None
+            if (isinstance(member, str) and cell.get("verdict") == "match"
+                    and members.get(member, {}).get("sha256") == cell.get("sha256")):
+                verified.add(member)
+    return verified
+
+
 def verdict_table(verdicts: list[Verdict]) -> str:
     """The verdicts as a markdown table: cell, claimed, re-run, Δ, verdict (and why)."""
     lines = ["| cell | claimed | re-run | Δ | verdict |", "|---|---|---|---|---|"]
@@ -195,5 +244,6 @@ def verdict_table(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EXACT", "Verdict", "cell_name", "draw", "judge", "run_args", "verdict_table",
-           "verify_bundle"]
+__all__ = ["EXACT", "VERIFICATION_FORMAT", "Verdict", "cell_name", "checkpoint_of", "draw",
+           "judge", "place_checkpoints", "run_args", "verdict_table", "verification_record",
+           "verified_records", "verify_bundle"]

@@ -4,6 +4,7 @@ not comparable when the cell identity differs, a re-signed edited score caught).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,14 +70,25 @@ def test_a_smoke_bundle_re_runs_to_the_same_scores(tmp_path: Path) -> None:
     assert run.exit_code == 0, run.output
     assert CliRunner().invoke(cli, ["export", "--results", str(results), "-o",
                                     str(bundle)]).exit_code == 0
+    verification = tmp_path / "verification.json"
     result = CliRunner().invoke(cli, ["verify", str(bundle), "--sample", "2",
                                       "--synthetic-size", "small", "--work",
-                                      str(tmp_path / "work")])
+                                      str(tmp_path / "work"), "--record", str(verification)])
     assert result.exit_code == 0, result.output
     assert "| cell | claimed | re-run | Δ | verdict |" in result.output
     assert result.output.count("| match (same environment") == 2
     assert "pretraining re-run" in result.output  # random-init reads no pretraining checkpoint
     assert "all 2 re-run cells match" in result.output
+    recorded = json.loads(verification.read_text())
+    assert recorded["passed"] is True and len(recorded["cells"]) == 2
+    # the verification travels in a new bundle, and a board of it marks the verified row
+    verified = tmp_path / "verified.tar.gz"
+    assert CliRunner().invoke(cli, ["export", "--results", str(results), "--verification",
+                                    str(verification), "-o", str(verified)]).exit_code == 0
+    board = CliRunner().invoke(cli, ["leaderboard", "--results", str(verified), "--out",
+                                     str(tmp_path / "board")])
+    assert board.exit_code == 0, board.output
+    assert "random-init (verified: 2 cells re-run)" in board.output
 
 
 def test_bundled_weights_are_placed_in_the_work_store(tmp_path: Path) -> None:
@@ -110,3 +122,30 @@ def test_bundled_weights_are_placed_in_the_work_store(tmp_path: Path) -> None:
     assert sidecar_path(placed).read_bytes() == sidecar_path(ckpt).read_bytes()
     # placed once: a second call finds them there
     assert place_checkpoints(bundle, checked, checked.records, work) == {key}
+
+
+def test_only_a_passed_verification_of_unchanged_records_marks_a_row(tmp_path: Path) -> None:
+    from ssl_bench.bundle import export_bundle, read_bundle
+    from ssl_bench.records import write_record
+    from ssl_bench.verify import VERIFICATION_FORMAT, verified_records
+
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        write_record(results, score_record("m", seed, 50.0 + seed))
+    first = tmp_path / "first.tar.gz"
+    export_bundle(results, first)
+    members = read_bundle(first).manifest["members"]
+    name = "records/b1/m/lf0.5-seed0.json"
+
+    def verification(passed: bool, sha: str) -> Path:
+        path = tmp_path / f"v-{passed}-{sha[:4]}.json"
+        path.write_text(json.dumps({"format": VERIFICATION_FORMAT, "passed": passed, "cells": [
+            {"record": name, "sha256": sha, "verdict": "match"}]}))
+        return path
+
+    good = verification(True, members[name]["sha256"])
+    for path, expected in ((good, {name}), (verification(False, members[name]["sha256"]), set()),
+                           (verification(True, "0" * 64), set())):
+        out = tmp_path / f"{path.stem}.tar.gz"
+        export_bundle(results, out, verifications=[path])
+        assert verified_records(read_bundle(out)) == expected

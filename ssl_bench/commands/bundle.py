@@ -26,10 +26,14 @@ def _ids(text: str | None) -> list[str] | None:
                    "their sidecars and content hashes.")
 @click.option("--run-file", type=click.Path(path_type=Path),
               default=None, help="The run file (`ssl-bench run --config`) to include.")
+@click.option("--verification", "verifications", type=click.Path(path_type=Path),
+              multiple=True, help="A verification of these records (`ssl-bench verify "
+                                  "--record`) to include; repeatable.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The bundle to write (a .tar.gz file).")
 def export_command(results: Path, methods: str | None, benchmarks: str | None,
-                   with_checkpoints: bool, run_file: Path | None, output: Path) -> None:
+                   with_checkpoints: bool, run_file: Path | None,
+                   verifications: tuple[Path, ...], output: Path) -> None:
     """Write a result bundle: the records with their environments, the sidecars (content
     hashes, configs) of the checkpoints they read, the run file, the lock file's hash and a
     manifest with the SHA-256 of every member. Anyone can check it with `ssl-bench import`.
@@ -47,9 +51,11 @@ def export_command(results: Path, methods: str | None, benchmarks: str | None,
     args += ["--benchmarks", benchmarks] if benchmarks else []
     args += ["--with-checkpoints"] if with_checkpoints else []
     args += ["--run-file", str(run_file)] if run_file else []
+    for v in verifications:
+        args += ["--verification", str(v)]
     command = "ssl-bench " + shlex.join(args + ["-o", str(output)])
     bundle = export_bundle(results, output, _ids(methods), _ids(benchmarks), with_checkpoints,
-                           run_file, command)
+                           run_file, command, list(verifications))
     sidecars = sum(1 for n in bundle.small if n.startswith("checkpoints/"))
     click.echo(f"{output}: {len(bundle.records)} records, {sidecars} checkpoint sidecars, "
                f"{len(bundle.weights)} checkpoint weights")

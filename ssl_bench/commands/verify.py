@@ -23,8 +23,12 @@ import click
                    "metric's units); without it such cells must match exactly.")
 @click.option("--work", type=click.Path(path_type=Path), default=None,
               help="Folder for the re-runs' results (default: a temporary folder).")
+@click.option("--record", "record_path", type=click.Path(path_type=Path), default=None,
+              help="Write the verification (draw, environment, per-cell verdicts) as JSON "
+                   "here, for `ssl-bench export --verification`.")
 def verify_command(bundle: Path, sample: int, seed: int, data_root: Path | None,
-                   synthetic_size: str, tolerance: float | None, work: Path | None) -> None:
+                   synthetic_size: str, tolerance: float | None, work: Path | None,
+                   record_path: Path | None) -> None:
     """Check a result bundle by re-running cells drawn from it on the local data and
     comparing each main score with the bundle's: equal where the cell identity and the
     environment match, within --tolerance where only the environment differs. Prints a table
@@ -34,9 +38,13 @@ def verify_command(bundle: Path, sample: int, seed: int, data_root: Path | None,
     Examples:
       ssl-bench verify results.tar.gz --sample 2
       ssl-bench verify theirs.tar.gz --sample 5 --seed 1 --data-root /data --tolerance 0.5
+      ssl-bench verify results.tar.gz --sample 2 --record verification.json
     """
+    import json
+
+    from ssl_bench import atomic
     from ssl_bench.commands.run import run_command
-    from ssl_bench.verify import verdict_table, verify_bundle
+    from ssl_bench.verify import verdict_table, verification_record, verify_bundle
 
     def rerun(args: list[str]) -> None:
         run_command.main(args=args, prog_name="ssl-bench run", standalone_mode=False)
@@ -45,6 +53,10 @@ def verify_command(bundle: Path, sample: int, seed: int, data_root: Path | None,
         verdicts = verify_bundle(bundle, sample, seed, work or Path(tmp), rerun, data_root,
                                  synthetic_size, tolerance)
     click.echo(verdict_table(verdicts))
+    if record_path is not None:
+        atomic.write_text(record_path, json.dumps(
+            verification_record(bundle, verdicts, sample, seed), indent=2, sort_keys=True) + "\n")
+        click.echo(f"verification recorded in {record_path}")
     bad = [v for v in verdicts if v.verdict != "match"]
     if bad:
         click.echo(f"{len(bad)} of {len(verdicts)} re-run cell(s) do not match the bundle",
