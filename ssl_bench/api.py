@@ -251,6 +251,10 @@ class MethodContext:
     seed: int
     cache_dir: Path
     log: Callable[[str], None] = print
+    #: the run's ``--precision`` (``fp32``, ``bf16``, ``fp16``; :mod:`ssl_bench.precision`)
+    precision: str = "fp32"
+    #: the run's ``--compile``: the harness compiles the model's children for pretraining
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,11 @@ class Method(ABC):
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     #: per-profile config values (keys of ``Config``); every method has smoke, cpu and paper
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: None: the harness may pretrain the method in the run's ``--precision`` (autocast around
+    #: ``training_step``). A method whose loss is unsafe in bfloat16/float16 (e.g. a
+    #: numerically delicate normalisation) sets this to the reason, and is then pretrained in
+    #: fp32 whatever the run asks (downstream tasks still use the run's precision).
+    needs_fp32: ClassVar[str | None] = None
 
     def __init__(self, config: MethodConfig, context: MethodContext) -> None:
         self.config = config
@@ -430,6 +439,9 @@ class CellInputs:
     profile: str
     log: Callable[[str], None] = print
     progress: Progress = no_progress
+    #: the run's ``--precision``: tasks run feature extraction and training under
+    #: ``ssl_bench.precision.autocast(precision, device)``
+    precision: str = "fp32"
 
 
 @dataclass

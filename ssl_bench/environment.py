@@ -33,17 +33,23 @@ class Environment(BaseModel):
     deterministic_algorithms: bool = False
     cudnn_deterministic: bool = False
     cudnn_benchmark: bool = False
+    #: the run's ``--precision`` (:mod:`ssl_bench.precision`); None in records made before it
+    #: was kept (they ran in fp32)
+    precision: str | None = None
 
     def key(self) -> tuple[Any, ...]:
         """What must match for two records to count as made in one environment (the thread
         count and determinism flags are recorded but do not split a table)."""
         return (self.python, tuple(sorted(self.libraries.items())), self.cuda, self.cudnn,
-                self.device_name)
+                self.device_name, self.precision or "fp32")
 
     def summary(self) -> str:
+        """One line: python, the libraries, CUDA and cuDNN, the device and (when recorded)
+        the precision."""
         libs = ", ".join(f"{k} {v}" for k, v in sorted(self.libraries.items()))
         gpu = f"CUDA {self.cuda}, cuDNN {self.cudnn}, " if self.cuda else ""
-        return f"python {self.python}, {libs}; {gpu}{self.device_name or 'cpu'}"
+        precision = f"; {self.precision}" if self.precision else ""
+        return f"python {self.python}, {libs}; {gpu}{self.device_name or 'cpu'}{precision}"
 
 
 def available_cores() -> int:
@@ -97,12 +103,13 @@ def _static(device: str) -> dict[str, Any]:
             "cuda": cuda, "cudnn": cudnn, "device_name": name}
 
 
-def current_environment(device: str = "cpu") -> Environment:
-    """The environment of this process for ``device`` (``cpu``, ``cuda`` or ``cuda:N``)."""
+def current_environment(device: str = "cpu", precision: str | None = None) -> Environment:
+    """The environment of this process for ``device`` (``cpu``, ``cuda`` or ``cuda:N``) and
+    the run's ``precision``."""
     import torch
 
     return Environment(
-        **_static(device),
+        **_static(device), precision=precision,
         threads=torch.get_num_threads(),
         deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
         cudnn_deterministic=bool(torch.backends.cudnn.deterministic),

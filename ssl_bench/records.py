@@ -110,12 +110,17 @@ class CellIdentity(BaseModel):
     #: sha256 of the labelled unit ids (the label subset)
     label_subset: str
     ssl_bench_version: str
+    #: the run's ``--precision`` (:mod:`ssl_bench.precision`); identities written before it
+    #: was kept ran in fp32, and read so
+    precision: str = "fp32"
 
     def differences(self, new: "CellIdentity") -> list[str]:
         """Why a record with this identity cannot stand for ``new``, one phrase each."""
         out = []
         if self.profile != new.profile:
             out.append(f"profile {self.profile} -> {new.profile}")
+        if self.precision != new.precision:
+            out.append(f"precision {self.precision} -> {new.precision}")
         if self.ssl_bench_version != new.ssl_bench_version:
             out.append(f"ssl-bench {self.ssl_bench_version} -> {new.ssl_bench_version}")
         if (self.benchmark_version, self.protocol) != (new.benchmark_version, new.protocol):
@@ -164,6 +169,8 @@ class CellRecord(BaseModel):
     task: TaskRef
     protocol: str
     profile: str
+    #: the run's ``--precision``; records written before it was kept ran in fp32
+    precision: str = "fp32"
     label_frac: float
     seed: int
     cell_seed: int

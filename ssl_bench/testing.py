@@ -360,6 +360,30 @@ def tiny_dataset(cls: type[Dataset], root: Path | None = None) -> Dataset:
     return cls(root or Path("."))
 
 
+def installed_methods() -> list[type[Method]]:
+    """Every method class the installed plugins register (the core's and every plugin's, not
+    only the core's as under pytest), sorted by id; the plugin manager is reset before and
+    after, so the caller's plugin state is what it was."""
+    import os
+    from importlib.metadata import entry_points
+
+    from ssl_bench import plugins
+
+    names = ",".join(ep.name for ep in entry_points(group=plugins.GROUP))
+    before = os.environ.get("SSL_BENCH_LOAD_PLUGINS")
+    os.environ["SSL_BENCH_LOAD_PLUGINS"] = names
+    plugins.reset()
+    try:
+        classes = [entry.obj for entry in plugins.resolved_registries().methods]
+    finally:
+        if before is None:
+            del os.environ["SSL_BENCH_LOAD_PLUGINS"]
+        else:
+            os.environ["SSL_BENCH_LOAD_PLUGINS"] = before
+        plugins.reset()
+    return sorted(classes, key=lambda c: c.meta.id)
+
+
 __all__ = [
     "CollapsedControl", "CollapsedEncoder", "collapsed",
     "DummyMethod", "DummyInitMethod", "FailingMethod", "NanLossMethod", "TinyConvEncoder",
@@ -367,7 +391,7 @@ __all__ = [
     "TinySegDataset",
     "TinyVolumeDataset", "TestingPlugin", "TINY_BENCHMARKS", "MethodConfig", "tiny_pool",
     "smoke_method", "fit_fixed_batch", "first_batch", "cli_exit_code", "FakeClock", "tiny_cell",
-    "tiny_dataset",
+    "tiny_dataset", "installed_methods",
 ]
 
 

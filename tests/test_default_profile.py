@@ -33,8 +33,9 @@ def test_default_profile_by_device_and_data() -> None:
 def test_make_run_on_a_gpu_machine_runs_the_cpu_profile(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     options = _options(tmp_path)
-    assert (options.device, options.profile) == ("cuda", "cpu")
+    assert (options.device, options.profile, options.precision) == ("cuda", "cpu", "bf16")
     asked = _options(tmp_path, profile="paper")
     assert (asked.device, asked.profile, asked.pretraining) == ("cuda", "paper", "shared")
     data = tmp_path / "data"

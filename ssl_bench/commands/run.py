@@ -83,6 +83,14 @@ def _option_value(param: click.Parameter, value: Any, path: Path) -> Any:
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True, help="Results directory (records, caches, leaderboard).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Numeric precision of pretraining, feature extraction and downstream "
+                   "training: bf16/fp16 run forward passes under autocast (fp16 with loss "
+                   "scaling; CUDA only). Enters the cell identity. Default: bf16 on a CUDA "
+                   "device that supports it, fp32 otherwise.")
+@click.option("--compile", is_flag=True,
+              help="torch.compile the pretraining model (worth it for long GPU runs; the "
+                   "first steps are slower while it compiles).")
 @click.option("--jobs", default="auto", show_default=True, envvar="SSL_BENCH_JOBS",
               help="Worker processes that run the pretrainings and cells (each cell after its "
                    "pretraining); 1: everything in this process. auto: one per CPU core (at "
@@ -172,7 +180,8 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         synthetic_size=params["synthetic_size"], results=Path(params["results"]),
         device=params["device"], jobs=params["jobs"], dry_run=bool(params["dry_run"]),
         quiet=bool(params["quiet"]), launcher=params["launcher"],
-        pretraining=params["pretraining"], method_overrides=method_overrides,
+        pretraining=params["pretraining"], precision=params["precision"],
+        compile=bool(params["compile"]), method_overrides=method_overrides,
         task_overrides=task_overrides,
         debug=(bool(ctx.find_root().params.get("debug"))
                or os.environ.get("SSL_BENCH_DEBUG") == "1"),

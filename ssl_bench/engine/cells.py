@@ -43,6 +43,7 @@ from ssl_bench.engine.probe import check_encoder
 from ssl_bench.environment import current_environment
 from ssl_bench.errors import CellFailure, SSLBenchError
 from ssl_bench.plugins import plugin_home_page
+from ssl_bench.precision import configure_device
 from ssl_bench.records import (
     CellRecord,
     Component,
@@ -103,13 +104,13 @@ def _base_record(ctx: SweepContext, cell: Cell) -> dict[str, Any]:
         task=TaskRef(id=bench.task, version=t_entry.obj.meta.version, plugin=t_entry.plugin,
                      main_score=t_entry.obj.meta.main_score,
                      higher_is_better=dict(t_entry.obj.meta.higher_is_better)),
-        protocol=bench.protocol, profile=ctx.options.profile,
+        protocol=bench.protocol, profile=ctx.options.profile, precision=ctx.options.precision,
         label_frac=cell.label_frac if cell.label_frac is not None else 0.0,
         label_count=cell.label_count,
         label_setting="count" if cell.label_count is not None else "frac",
         seed=cell.seed, cell_seed=cell_seed(cell.seed, cell), device=ctx.options.device,
         synthetic=ctx.sources.synthetic.get(bench.dataset, False),
-        environment=current_environment(ctx.options.device),
+        environment=current_environment(ctx.options.device, ctx.options.precision),
         references=[r.model_dump(mode="json") for r in bench.references],
     )
 
@@ -194,8 +195,9 @@ def evaluate_cell(ctx: SweepContext, cell: Cell, setup: CellSetup | None = None)
             cache=ArrayCache(ctx.cache_root / "features"),
             image_size=image_size(ctx.options.profile),
             device=torch.device(ctx.options.device), profile=ctx.options.profile, log=ctx.log,
-            progress=ctx.progress,
+            progress=ctx.progress, precision=ctx.options.precision,
         )
+        configure_device(ctx.options.device)
         base["label_frac"] = inputs.label_frac
         base["label_count"] = len(setup.label_units)
         result = task.evaluate(inputs)

@@ -178,7 +178,8 @@ class SweepContext:
     def method_context(self, method_id: str, seed: int) -> MethodContext:
         return MethodContext(profile=self.options.profile,
                              device=torch.device(self.options.device), seed=seed,
-                             cache_dir=self.cache_root / "methods" / method_id, log=self.log)
+                             cache_dir=self.cache_root / "methods" / method_id, log=self.log,
+                             precision=self.options.precision, compile=self.options.compile)
 
     def method(self, method_id: str, seed: int | None = None) -> Method:
         """A fresh method instance with the run's config (profile plus overrides); ``seed``:

@@ -124,7 +124,7 @@ def cell_setup(ctx: SweepContext, cell: Cell) -> CellSetup:
                                 options=bench.options_for(ctx.options.profile)),
         profile=ctx.options.profile,
         label_subset=subset_hash([u.id for u in label_units]),
-        ssl_bench_version=__version__,
+        ssl_bench_version=__version__, precision=ctx.options.precision,
     )
     return CellSetup(method, task, label_units, checkpoint, identity)
 

@@ -27,6 +27,7 @@ import torch
 from ssl_bench.api import Benchmark, Dataset
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.plugins import Registries, resolved_registries
+from ssl_bench.precision import resolve_precision
 from ssl_bench.profiles import (
     IMAGE_SIZE,
     PRETRAINING_DEFAULT,
@@ -115,6 +116,10 @@ class RunOptions:
     task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: print failed cells' tracebacks on the console
     debug: bool = False
+    #: ``--precision``: fp32, bf16 or fp16 (:mod:`ssl_bench.precision`)
+    precision: str = "fp32"
+    #: ``--compile``: torch.compile of the pretraining model
+    compile: bool = False
 
     @classmethod
     def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None,
@@ -124,7 +129,8 @@ class RunOptions:
                  launcher: str = "none", label_count: str | None = None,
                  method_overrides: dict[str, dict[str, Any]] | None = None,
                  task_overrides: dict[str, dict[str, Any]] | None = None,
-                 debug: bool = False, pretraining: str | None = None) -> "RunOptions":
+                 debug: bool = False, pretraining: str | None = None,
+                 precision: str | None = None, compile: bool = False) -> "RunOptions":
         regs = resolved_registries()  # `all` leaves out a class that fails to import
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
         counts = parse_label_counts(label_count) if label_count is not None else None
@@ -155,7 +161,8 @@ class RunOptions:
                    dry_run=dry_run, quiet=quiet, launcher=launcher, label_counts=counts,
                    benchmarks_explicit=spec not in ("default", "all"),
                    method_overrides=dict(method_overrides or {}),
-                   task_overrides=dict(task_overrides or {}), debug=debug)
+                   task_overrides=dict(task_overrides or {}), debug=debug,
+                   precision=resolve_precision(precision, dev), compile=compile)
 
 
 @dataclass(frozen=True)

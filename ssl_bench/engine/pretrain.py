@@ -43,6 +43,7 @@ from ssl_bench.engine.health import step_stage
 from ssl_bench.engine.loader import EndlessLoader, loader_options
 from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
 from ssl_bench.errors import SSLBenchError
+from ssl_bench.precision import configure_device, prepare_module, pretraining_precision
 
 
 def allow_mmengine_checkpoint_globals() -> None:
@@ -72,10 +73,13 @@ def config_hash(obj: Any) -> str:
 def checkpoint_key(method: Method, pool_fingerprint: str, seed: int) -> str:
     """The content address of a pretraining: the method (id, version, config and the source
     of its plugin package), the pool, the seed and the ssl-bench version (whose shared code,
-    e.g. the view augmentations, shapes every pretraining)."""
+    e.g. the view augmentations, shapes every pretraining) and, when not fp32, the precision
+    it trains in (:func:`ssl_bench.precision.pretraining_precision`; fp32 keys stay as they
+    were before precision was kept, so their checkpoints are reused)."""
     from ssl_bench import __version__
     from ssl_bench.plugins import source_hash
 
+    precision = pretraining_precision(method)
     return config_hash({
         "method": method.meta.id,
         "version": method.meta.version,
@@ -84,6 +88,7 @@ def checkpoint_key(method: Method, pool_fingerprint: str, seed: int) -> str:
         "ssl_bench": __version__,
         "pool": pool_fingerprint,
         "seed": seed,
+        **({"precision": precision} if precision != "fp32" else {}),
     })
 
 
@@ -226,6 +231,10 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     allow_mmengine_checkpoint_globals()
     torch.manual_seed(seed)
     net = method.build()
+    # mmengine's Runner trains on the CUDA device whenever one is available
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    configure_device(device)
+    net = prepare_module(net, device, method.context.compile)
     dataset = method.pretrain_dataset(pool)
     # a map-style dataset has a length; torch's Dataset type does not declare __len__
     n_items = len(dataset)  # type: ignore[arg-type]
@@ -256,7 +265,7 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
     if _has_tensorboard():
         vis_backends.append(dict(type="TensorboardVisBackend"))
 
-    from mmengine.optim import OptimWrapper
+    from ssl_bench.engine.amp import PrecisionOptimWrapper
 
     work_dir.mkdir(parents=True, exist_ok=True)
     runner = Runner(
@@ -264,7 +273,8 @@ def run_pretraining(method: Method, pool: PretrainPool, work_dir: Path, seed: in
         work_dir=str(work_dir),
         train_dataloader=loader,
         train_cfg=dict(by_epoch=False, max_iters=steps, val_interval=steps + 1),
-        optim_wrapper=OptimWrapper(optimizer=build_optimizer(method, net)),
+        optim_wrapper=PrecisionOptimWrapper(build_optimizer(method, net),
+                                            pretraining_precision(method)),
         param_scheduler=schedulers or None,
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),

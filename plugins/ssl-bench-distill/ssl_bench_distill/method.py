@@ -219,9 +219,10 @@ class DistillSelfModel(nn.Module):
         length = int(self.queue_len)
         keys_t = teacher_keys[-length:]
         rows = (int(self.queue_ptr) + torch.arange(len(keys_t), device=keys_t.device)) % length
-        self.teacher_queue[rows] = keys_t
+        # keys computed under autocast are bfloat16/float16; the queues stay float32
+        self.teacher_queue[rows] = keys_t.to(self.teacher_queue.dtype)
         if student_keys is not None:
-            self.student_queue[rows] = student_keys[-length:]
+            self.student_queue[rows] = student_keys[-length:].to(self.student_queue.dtype)
         self.queue_ptr.fill_((int(self.queue_ptr) + len(keys_t)) % length)
         self.queue_filled.fill_(min(int(self.queue_filled) + len(keys_t), length))
 

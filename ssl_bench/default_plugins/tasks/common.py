@@ -42,6 +42,7 @@ from ssl_bench.api import (
 )
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.fpn import EncoderDecoder, FPNDecoder
+from ssl_bench.precision import TrainingPrecision, autocast
 from ssl_bench.unit_scores import UnitParts
 
 # --------------------------------------------------------------------------------------
@@ -92,8 +93,10 @@ def load_unit(cell: CellInputs, unit: Unit) -> UnitData:
 def feature_key(cell: CellInputs, kind: str, unit: Unit, fingerprint: str) -> str:
     """Cache key of a frozen-encoder output for one unit; ``fingerprint`` is the dataset's
     :meth:`~ssl_bench.api.Dataset.fingerprint` (computed once per cell: it may walk the disk)."""
-    return (f"{kind}/{cell.checkpoint_id}/{cell.dataset.meta.id}-{fingerprint}/{unit.split}/"
-            f"{unit.id}/size{cell.image_size}")
+    key = (f"{kind}/{cell.checkpoint_id}/{cell.dataset.meta.id}-{fingerprint}/{unit.split}/"
+           f"{unit.id}/size{cell.image_size}")
+    # features extracted under autocast are their own entries; fp32 keys stay as they were
+    return key if cell.precision == "fp32" else f"{key}/{cell.precision}"
 
 
 def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerprint: str | None,
@@ -117,7 +120,7 @@ def frame_feature_entry(cell: CellInputs, encoder: Encoder, unit: Unit, fingerpr
         else:
             data = cell.dataset.load(unit, size=cell.image_size, fps=fps)
         frames = to_float_images(data.frames, cell.device)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(cell.precision, cell.device):
             feats = encoder.frame_features(frames, batch_size=batch_size)
         arrays = {"features": feats.float().cpu().numpy()}
         if data.phases is not None:
@@ -409,7 +412,7 @@ class MaskTask(ABC):
         def compute() -> dict[str, np.ndarray]:
             data = load_unit(cell, unit)
             levels: list[list[np.ndarray]] = [[] for _ in encoder.channels]
-            with torch.no_grad():
+            with torch.no_grad(), autocast(cell.precision, cell.device):
                 for i in range(0, len(data.frames), cfg.feature_batch_size):
                     maps = encoder(to_float_images(data.frames[i:i + cfg.feature_batch_size],
                                                    cell.device))
@@ -558,6 +561,7 @@ class MaskTask(ABC):
         history = []
         stream = (endless_batches(n_train, cfg.batch_size, generator)
                   if cfg.steps_per_epoch is not None else None)
+        amp = TrainingPrecision(cell.precision, cell.device)
         for epoch in range(1, epochs + 1):
             model.train()
             if stream is not None:
@@ -568,11 +572,11 @@ class MaskTask(ABC):
             for n_steps, idx in enumerate(batches):
                 if cfg.max_steps_per_epoch is not None and n_steps >= cfg.max_steps_per_epoch:
                     break
-                loss = step(idx)
+                with amp.autocast():
+                    loss = step(idx)
                 check_finite(loss, f"{cell.benchmark.id} decoder training")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                amp.backward_step(loss, optimizer)
                 epoch_loss.add(loss)
             cell.progress("downstream", epoch, epochs, epoch_loss.extras())
             if not val_items:  # no val split: keep the last epoch

@@ -73,6 +73,7 @@ from ssl_bench.default_plugins.tasks.common import (
 from ssl_bench.default_plugins.tasks.metas import PHASE_RECOGNITION_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
+from ssl_bench.precision import TrainingPrecision
 from ssl_bench.unit_scores import mean_parts, per_unit_values
 
 PAD = -100
@@ -192,6 +193,7 @@ class PhaseRecognition(Task):
         scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, cfg.finetune_lr_halve_every, 0.5)
                      if cfg.finetune_lr_halve_every is not None else None)
         best_acc, best_epoch, best_state = -1.0, 0, snapshot(encoder)
+        amp = TrainingPrecision(cell.precision, cell.device)
         for epoch in range(1, cfg.finetune_epochs + 1):
             encoder.train()
             head.train()
@@ -203,11 +205,11 @@ class PhaseRecognition(Task):
                     break
                 x = to_float_images(train.frames(idx), cell.device)
                 y = torch.from_numpy(train.phases(idx)).to(cell.device)
-                loss = F.cross_entropy(head(encoder.embed(x)), y)
+                with amp.autocast():
+                    loss = F.cross_entropy(head(encoder.embed(x)), y)
                 check_finite(loss, f"{cell.benchmark.id} encoder fine-tuning")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                amp.backward_step(loss, optimizer)
                 epoch_loss.add(loss)
             if scheduler is not None:
                 scheduler.step()

@@ -70,6 +70,7 @@ from ssl_bench.default_plugins.tasks.common import (
 from ssl_bench.default_plugins.tasks.metas import TOOL_PRESENCE_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.metrics.tools import tool_metrics
+from ssl_bench.precision import TrainingPrecision
 from ssl_bench.unit_scores import classwise_mean_parts
 
 UNANNOTATED = 255
@@ -176,6 +177,7 @@ class ToolPresence(Task):
         best_score, best_epoch = -math.inf, 0
         best_state = [snapshot(m) for m in modules]
         history: list[float | None] = []
+        amp = TrainingPrecision(cell.precision, cell.device)
         for epoch in range(1, epochs + 1):
             for m in modules:
                 m.train()
@@ -183,11 +185,11 @@ class ToolPresence(Task):
             for n_steps, idx in enumerate(shuffled_batches(n_train, batch_size, generator)):
                 if max_steps is not None and n_steps >= max_steps:
                     break
-                loss = step(idx)
+                with amp.autocast():
+                    loss = step(idx)
                 check_finite(loss, f"{cell.benchmark.id} tool presence training")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                amp.backward_step(loss, optimizer)
                 epoch_loss.add(loss)
             if scheduler is not None:
                 scheduler.step()
