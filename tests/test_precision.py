@@ -219,3 +219,23 @@ def test_a_bf16_run_records_its_precision_and_an_fp32_rerun_recomputes(
     capsys.readouterr()
     assert cli_exit_code([*run, "--precision", "fp32", "--dry-run"]) == 0
     assert "precision bf16 -> fp32" in capsys.readouterr().out
+
+
+def test_prepare_module_channels_last_on_cuda_only_and_compile_in_place(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssl_bench.precision import prepare_module
+
+    def cnn() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+
+    weight = prepare_module(cnn(), "cpu")[0].weight
+    assert not weight.is_contiguous(memory_format=torch.channels_last)
+    weight = prepare_module(cnn(), "cuda")[0].weight  # the layout only: no device is needed
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    compiled: list[str] = []
+    monkeypatch.setattr(nn.Module, "compile",
+                        lambda self, *a, **k: compiled.append(type(self).__name__))
+    net = cnn()
+    keys = list(net.state_dict())
+    assert prepare_module(net, "cpu", compile=True) is net and list(net.state_dict()) == keys
+    assert compiled == ["Conv2d", "Flatten", "Linear"]
