@@ -59,7 +59,9 @@ class RunReport:
 
 
 def print_plan(plan: WorkPlan, estimate: RunEstimate | None = None) -> None:
-    """The ``--dry-run`` report: every cell to compute, with why, and the estimate."""
+    """The ``--dry-run`` report: every cell to compute, with why, the estimate and, for the
+    ``paper`` profile or a CUDA device, the pretrainings' FLOPs and GPU-hours
+    (:mod:`ssl_bench.engine.flops`)."""
     run = plan.run
     options, regs = plan.options, plan.ctx.regs
     todo = run.todo
@@ -79,6 +81,10 @@ def print_plan(plan: WorkPlan, estimate: RunEstimate | None = None) -> None:
         from ssl_bench.engine.estimate import estimate_lines
 
         for line in estimate_lines(estimate):
+            print(line)
+        from ssl_bench.engine.flops import compute_lines
+
+        for line in compute_lines(plan, estimate):
             print(line)
 
 
