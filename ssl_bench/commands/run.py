@@ -110,7 +110,9 @@ def _option_value(param: click.Parameter, value: Any, path: Path) -> Any:
               help="Stop when a plugin fails to load, instead of warning and going on.")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan (reused / to compute, and why) and its estimate per stage "
-                   "(cells, pretraining runs, frames to decode, cache disk, time), and stop.")
+                   "(cells, pretraining runs, frames to decode, cache disk, time), with the "
+                   "paper profile (or on CUDA) also the pretrainings' FLOPs and GPU-hours and "
+                   "the throughput they assume, and stop.")
 @click.option("--quiet", is_flag=True,
               help="No progress display or ETA; failures are still printed.")
 @click.option("--executor", type=click.Choice(["none", "local", "slurm"]), default="none",
