@@ -281,6 +281,15 @@ def shows_compute(profile: str, device: str) -> bool:
     return profile == "paper" or device_kind(device) == "cuda"
 
 
+def _on_cpu(method: "Method") -> "Method":
+    """The same method (class and config) with a CPU context: a dry run counts on the CPU and
+    leaves the GPU alone."""
+    import dataclasses
+
+    return type(method)(method.config,
+                        dataclasses.replace(method.context, device=torch.device("cpu")))
+
+
 def plan_compute(plan: "WorkPlan", estimate: "RunEstimate", throughput: Throughput,
                  count: Callable[["Method", str], StepFlops] = cached_step_flops,
                  ) -> tuple[list[PretrainingCompute], dict[str, str]]:
@@ -300,7 +309,8 @@ def plan_compute(plan: "WorkPlan", estimate: "RunEstimate", throughput: Throughp
         spec = cost.spec
         if spec.method not in counted and spec.method not in failed:
             try:
-                counted[spec.method] = count(plan.ctx.method(spec.method, item.run.seed),
+                counted[spec.method] = count(_on_cpu(plan.ctx.method(spec.method,
+                                                                     item.run.seed)),
                                              spec.domain)
             except KeyboardInterrupt:
                 raise
