@@ -49,7 +49,10 @@ def plan_run(options: RunOptions, log: Callable[[str], None], write_synthetic: b
     sources = resolve_data(options, benchmarks, regs, write_synthetic=write_synthetic, log=log)
     ctx = SweepContext(options, regs, sources, log=log)
     cells = plan_cells(options, regs)
-    ready = {b.id: data_ready(sources, [b.dataset]) for b in benchmarks}
+    # a pretrained cell's identity holds its pool, which leaves out the held-out recordings of
+    # every dataset of the run: it can be computed only once all of them are there
+    all_ready = data_ready(sources, [b.dataset for b in benchmarks])
+    ready = {b.id: all_ready for b in benchmarks}
     reuse = {}
     for cell in cells:
         expected = None
