@@ -23,12 +23,12 @@ IMAGE_SIZE: dict[str, int] = {"smoke": 32, "cpu": 64, "paper": 224}
 PRETRAINING_DEFAULT: dict[str, str] = {"smoke": "per-seed", "cpu": "per-seed", "paper": "shared"}
 PRETRAINING_MODES: tuple[str, ...] = ("per-seed", "shared")
 
-#: the seeds of each profile when ``--seeds`` is not given. ``cpu`` runs five: with three
-#: seeds (three pretraining runs per row at the bootstrap's top level) one unusual pretraining
-#: run or label subset decided many significance calls, and two disjoint sets of three seeds
-#: agreed on 71-93 % of the calls per benchmark (``benchmarks/validity/replication.json`` of
-#: 2026-12-05); ``benchmarks/validity/README.md`` shows the measurement with five. ``smoke``
-#: (tests) and ``paper`` (GPU-days per pretraining) keep three.
+#: the seeds of each profile when ``--seeds`` is not given. ``cpu`` runs five: with three, a
+#: row whose difference changes sign on one seed cannot get a bootstrap p below 2/27, so a
+#: significance call meant "every seed agrees in sign"; with five the bootstrap weighs the size
+#: of the difference. Five did not make the calls of two disjoint seed sets agree more often
+#: (``benchmarks/validity/README.md``, replication), and they cost 5/3 of three seeds' time.
+#: ``smoke`` (tests) and ``paper`` (GPU-days per pretraining) keep three.
 SEEDS_DEFAULT: dict[str, tuple[int, ...]] = {"smoke": (0, 1, 2), "cpu": (0, 1, 2, 3, 4),
                                              "paper": (0, 1, 2)}
 
