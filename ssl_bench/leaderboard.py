@@ -10,6 +10,7 @@ Outputs are deterministic functions of the records: the bootstraps are seeded pe
 from __future__ import annotations
 
 import re
+import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,6 +179,11 @@ def leaderboard_main(results: Path | Sequence[Path], formats: list[str], out: Pa
     paths = [results] if isinstance(results, Path) else list(results)
     if not paths:
         raise SSLBenchError("no --results given; pass a results folder or a bundle")
+    for path in paths:
+        if path.is_file() and not tarfile.is_tarfile(path):
+            raise SSLBenchError(f"--results {path} is a file, not a results folder or a bundle; "
+                                "pass the folder `ssl-bench run --results` wrote, or a bundle "
+                                "written by `ssl-bench export`")
     if out is None and (len(paths) > 1 or paths[0].is_file()):
         raise SSLBenchError("a board of several sources or of a bundle needs --out DIR for its "
                             "files")

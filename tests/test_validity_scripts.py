@@ -218,7 +218,8 @@ def test_replication_skip_runs_compares_two_folders(tmp_path: Path,
             write_record(tmp_path / folder, r.model_copy(update={"seed": seeds[r.seed],
                                                                  "cell_seed": seeds[r.seed]}))
     replication.main(["--skip-runs", "--results-a", str(tmp_path / "a"), "--results-b",
-                      str(tmp_path / "b"), "--n-boot", str(N_BOOT)])
+                      str(tmp_path / "b"), "--seeds-a", "0,1,2", "--seeds-b", "3,4,5",
+                      "--n-boot", str(N_BOOT)])
     result = json.loads((tmp_path / "work" / "replication_custom.json").read_text())
     assert result["runs"]["b"]["seeds_found"] == [3, 4, 5]
     assert result["verdict"]["passes"], result["verdict"]["reasons"]
