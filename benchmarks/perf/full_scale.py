@@ -26,8 +26,8 @@ with the synthetic Cholec80 renderer, and measures on them:
   (``Dataset.load`` per unit: the phase file, the cache's memmaps), then the ``simclr``
   pretraining dataset's frame index; time, Python-heap peak (``tracemalloc``) and resident
   growth, extrapolated to the 40 train videos in proportion to their frames;
-* **loader vs step**: each of ``--methods`` at its ``paper`` profile (224 px, 8 loader workers,
-  its batch size) reading that pool: images/s of its pretraining DataLoader (after one batch
+* **loader vs step**: each of ``--methods`` at its ``paper`` profile (224 px, its 8 loader workers
+  capped by the cores the process may use, as the harness caps them; its batch size) reading that pool: images/s of its pretraining DataLoader (after one batch
   per worker) against the images/s its training step consumes (forward + backward + optimiser
   step on a fixed batch of ``--step-batch`` images on ``--device``; on a CPU a smaller batch
   than the profile's, since one step of 256 images at 224 px takes minutes).
@@ -361,7 +361,7 @@ def loader_rate(method: Any, pool: Any, batches: int, seed: int) -> float:
     from pretrain_throughput import make_loader
 
     loader = make_loader(method, method.pretrain_dataset(pool), seed)
-    warm = max(1, method.config.num_workers)
+    warm = max(1, loader.num_workers)
     images, seen, start = 0, 0, time.perf_counter()
     while seen < warm + batches:
         for batch in loader:
@@ -542,6 +542,8 @@ def measure(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                         for k in ("load_s", "index_s", "heap_peak_mb", "rss_growth_mb")}})
 
     stage("loader vs step")
+    from ssl_bench.engine.loader import loader_workers
+
     pools = {pool_fps: pool}
     loader_rows = []
     for method_id in args.methods.split(","):
@@ -554,7 +556,8 @@ def measure(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                                          if args.device.startswith("cuda") else 8)
         step_batch = min(step_batch, 4) if args.quick else step_batch
         step = step_rate(method_id, profile, pools[fps], step_batch, args.device, overrides)
-        loader_rows.append({"method": method_id, "num_workers": method.config.num_workers,
+        loader_rows.append({"method": method_id,
+                            "num_workers": loader_workers(method.config.num_workers),
                             "batch_size": method.config.batch_size, "pool_fps": fps,
                             "loader_img_s": rate, "step_batch": step_batch,
                             "step_device": args.device, "step_img_s": step,

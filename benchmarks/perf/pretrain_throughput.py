@@ -52,12 +52,15 @@ NAME = "pretrain_throughput"
 
 
 def make_loader(method: Any, dataset: Any, seed: int) -> torch.utils.data.DataLoader:
-    """The DataLoader ``run_pretraining`` builds (same arguments)."""
+    """The DataLoader ``run_pretraining`` builds (same arguments: the worker settings of
+    :func:`ssl_bench.engine.loader.loader_options`, workers capped by the usable cores)."""
+    from ssl_bench.engine.loader import loader_options
+
     cfg = method.config
     return torch.utils.data.DataLoader(
         dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True,
-        drop_last=len(dataset) >= cfg.batch_size, num_workers=cfg.num_workers,
-        generator=torch.Generator().manual_seed(seed), persistent_workers=cfg.num_workers > 0)
+        drop_last=len(dataset) >= cfg.batch_size,
+        generator=torch.Generator().manual_seed(seed), **loader_options(cfg.num_workers))
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
