@@ -52,11 +52,10 @@ def plan_run(options: RunOptions, log: Callable[[str], None], write_synthetic: b
     # a pretrained cell's identity holds its pool, which leaves out the held-out recordings of
     # every dataset of the run: it can be computed only once all of them are there
     all_ready = data_ready(sources, [b.dataset for b in benchmarks])
-    ready = {b.id: all_ready for b in benchmarks}
     reuse = {}
     for cell in cells:
         expected = None
-        if cell.applicable and ready[cell.benchmark]:
+        if cell.applicable and all_ready:
             try:
                 expected = cell_setup(ctx, cell).identity
             except KeyboardInterrupt:
