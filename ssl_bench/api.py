@@ -172,15 +172,17 @@ class Dataset(ABC):
         }
 
     def fingerprint(self) -> str:
-        """A string that changes when the data on disk changes (default: file sizes + mtimes)."""
-        import hashlib
+        """A string that changes when the data on disk change and is the same for the same
+        data on any machine: the reader id, its options and every file's relative path, size
+        and sampled content (:func:`ssl_bench.data_fingerprint.tree_fingerprint`; no mtimes,
+        no absolute paths). Computed once per instance."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            from ssl_bench.data_fingerprint import tree_fingerprint
 
-        h = hashlib.sha256(self.meta.id.encode())
-        h.update(repr(self.options.model_dump()).encode())
-        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
-            stat = path.stat()
-            h.update(f"{path.relative_to(self.root)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-        return h.hexdigest()[:16]
+            salt = f"{self.meta.id}\0{self.options.model_dump()!r}"
+            cached = self.__dict__["_fingerprint"] = tree_fingerprint(self.root, salt)
+        return cached
 
     @classmethod
     def write_synthetic(cls, root: Path, size: str = "default", seed: int = 0) -> None:
