@@ -10,7 +10,7 @@ from ssl_bench.meta import DEFAULT_CNN, MethodMeta
 
 MMS_META = MethodMeta(
     id="mms",
-    version="4",
+    version="5",
     kind="semi-supervised",
     name="MMS (Min-Max Similarity)",
     paper=("Lou, Tawfik, Yao, Liu, Noble. Min-Max Similarity: A Contrastive Semi-Supervised "

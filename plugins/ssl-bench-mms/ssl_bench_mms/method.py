@@ -87,6 +87,13 @@ Departures from the paper / code:
   2 cores. With Adam a weight moves at most ~lr per step, so 32 steps of batch 8 at lr 1e-3
   barely move the randomly initialised decoder (on btcv-organ both networks then predict
   background + liver); at the same sample count, 96 smaller steps at 1e-2 train it.
+  Loss weights: the weighting of the earlier official ``train_mms.py`` (commit 76fcc00, a
+  commented-out line beside its ``sigmoid_rampup``): ``0.5 L_sup + w(t) (0.25 L_diff +
+  0.125 L_contrast + 0.125 L_all_negative)`` with ``w`` rising over the whole training
+  (``unlabelled_rampup=1``). The latest code's constant 0.25 x 4 (kept by ``paper``) lets
+  the contrastive terms, at full weight from the first of 96 steps, pull network 1 towards
+  network 2's untrained predictions: network 1 then ends below its labels-only twin (the
+  sanity ordering of ``benchmarks/validity``; figures in this plugin's README).
 * K > 2 loss: boundary-weighted softmax cross-entropy + weighted IoU of the classes present
   in each image (``losses.softmax_ce_iou``). The binary loss on every softmax channel
   (``multiclass_loss="per-channel"``) averages in an IoU of ~1 with ~0 gradient for every
@@ -103,6 +110,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ssl_bench.api import Encoder, Method, MethodConfig, SemiSupervisedData
@@ -146,6 +154,12 @@ class MMSConfig(MethodConfig):
     #: "per-channel" (the binary loss on every softmax channel, averaged)
     multiclass_loss: Literal["softmax", "per-channel"] = "softmax"
     diff_loss_grad: bool = False
+    #: share of the training steps over which the weight of every term but ``L_sup`` rises
+    #: from ~0 to its value along exp(-5 (1 - t)^2) (the ``sigmoid_rampup`` of Laine & Aila,
+    #: "Temporal ensembling for semi-supervised learning", ICLR 2017, which an earlier
+    #: train_mms.py applies over all epochs in a commented-out loss); 0: full weight from the
+    #: first step, as the code trains
+    unlabelled_rampup: float = Field(default=0.0, ge=0.0, le=1.0)
     train_heads: bool = False
     poly_power: float = 0.9
     gridmask_prob: float = 0.8
@@ -188,12 +202,22 @@ class CycleSampler:
         return torch.tensor(out)
 
 
+def rampup_weight(step: int, total: int, rampup: float) -> float:
+    """The factor of the unlabelled terms at ``step`` of ``total``: exp(-5 (1 - t)^2) with
+    t = step / (rampup * total) capped at 1; 1 throughout when ``rampup`` is 0."""
+    if rampup <= 0.0:
+        return 1.0
+    t = min(1.0, step / max(1.0, rampup * total))
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
 def mms_losses(model: MMSModel, x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor,
                y2: torch.Tensor, xu: torch.Tensor | None, config: MMSConfig,
-               ignore_index: int) -> dict[str, torch.Tensor]:
+               ignore_index: int, unlabelled_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """One MMS step's losses. ``x1, y1``/``x2, y2``: each network's labelled batch (images in
     [0, 1], class-id masks); ``xu``: the strongly augmented unlabelled batch fed to both
-    networks (None or empty: no unlabelled terms, the total is the labelled part only)."""
+    networks (None or empty: no unlabelled terms, the total is the labelled part only);
+    ``unlabelled_weight`` scales every term but ``L_sup`` (:func:`rampup_weight`)."""
     cfg = config
     logits1, logits2 = model.net1(x1), model.net2(x2)
     mc = cfg.multiclass_loss
@@ -214,8 +238,9 @@ def mms_losses(model: MMSModel, x1: torch.Tensor, y1: torch.Tensor, x2: torch.Te
         contrast = patch_contrastive_loss(model.projector1(head_input(u1)),
                                           model.projector2(head_input(u2)),
                                           cfg.temperature, positive=True, norm=cfg.feature_norm)
-    loss = (cfg.weight_sup * sup + cfg.weight_diff * diff + cfg.weight_contrast * contrast
-            + cfg.weight_all_negative * all_neg)
+    loss = (cfg.weight_sup * sup
+            + unlabelled_weight * (cfg.weight_diff * diff + cfg.weight_contrast * contrast
+                                   + cfg.weight_all_negative * all_neg))
     return {"loss": loss, "sup": sup.detach(), "diff": diff.detach(),
             "contrast": contrast.detach(), "all_negative": all_neg.detach()}
 
@@ -229,9 +254,12 @@ class MMSMethod(Method):
         "smoke": {"image_size": 32, "epochs": 1, "max_steps": 2, "batch_size": 2, "lr": 1e-3,
                   "imagenet": False, "decoder_widths": (8, 8, 16), "head_width": 4},
         # 96 steps of batch 4 per stream (64x64), lr 1e-2: enough parameter updates for the
-        # randomly initialised decoder (32 steps of batch 8 at lr 1e-3 are not: see README)
+        # randomly initialised decoder (32 steps of batch 8 at lr 1e-3 are not: see README);
+        # the earlier official weighting with its ramp-up (see "cpu profile" above)
         "cpu": {"image_size": 64, "epochs": 20, "max_steps": 96, "batch_size": 4, "lr": 1e-2,
-                "imagenet": True, "decoder_widths": (16, 32, 64), "eval_every": 4},
+                "imagenet": True, "decoder_widths": (16, 32, 64), "eval_every": 4,
+                "weight_sup": 0.5, "weight_diff": 0.25, "weight_contrast": 0.125,
+                "weight_all_negative": 0.125, "unlabelled_rampup": 1.0},
         "paper": {"image_size": 512, "input_hw": (288, 512), "epochs": 100, "batch_size": 1,
                   "optimizer": "adam", "lr": 1e-4, "imagenet": True,
                   "decoder_widths": (64, 256, 512)},
@@ -323,7 +351,8 @@ class MMSMethod(Method):
                     xu = F.interpolate(xu, size=hw, mode="bilinear", align_corners=False)
                 xu = xu.to(device)
             out = mms_losses(model, images[b1], masks[b1], images[b2], masks[b2], xu, cfg,
-                             data.ignore_index)
+                             data.ignore_index,
+                             rampup_weight(step, total, cfg.unlabelled_rampup))
             if not torch.isfinite(out["loss"]):
                 raise SSLBenchError(f"mms: non-finite loss at step {step}; lower the lr "
                                     f"(now {cfg.lr}) in the method config")

@@ -207,3 +207,42 @@ def test_box_mean_equals_the_two_dimensional_average_pool(kernel: int) -> None:
     x = torch.rand(2, 3, 40, 37, dtype=torch.float64)
     ref = torch.nn.functional.avg_pool2d(x, kernel_size=kernel, stride=1, padding=kernel // 2)
     assert torch.allclose(box_mean(x, kernel), ref, atol=1e-12)
+
+
+def test_rampup_weight_follows_the_sigmoid_rampup() -> None:
+    """exp(-5 (1 - t)^2), t = step / (rampup * total) capped at 1; off when rampup is 0."""
+    from ssl_bench_mms.method import rampup_weight
+
+    assert rampup_weight(0, 96, 0.0) == rampup_weight(50, 96, 0.0) == 1.0
+    assert rampup_weight(0, 96, 1.0) == pytest.approx(math.exp(-5.0))
+    assert rampup_weight(48, 96, 1.0) == pytest.approx(math.exp(-1.25))
+    assert rampup_weight(48, 96, 0.5) == rampup_weight(90, 96, 0.5) == 1.0
+    assert rampup_weight(24, 96, 0.5) == pytest.approx(math.exp(-1.25))
+
+
+def test_the_ramp_scales_every_term_but_the_supervised_one() -> None:
+    from ssl_bench_mms.method import MMSConfig, mms_losses
+    from ssl_bench_mms.networks import MMSModel
+
+    torch.manual_seed(0)
+    model = MMSModel(3, "efficientnet_lite0", False, (8, 8, 16), head_width=4).eval()
+    x, xu = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    y = torch.randint(0, 3, (2, 32, 32))
+    cfg = MMSConfig(weight_sup=0.5, weight_diff=0.25, weight_contrast=0.125,
+                    weight_all_negative=0.125)
+    with torch.no_grad():
+        full = mms_losses(model, x, y, x, y, xu, cfg, 255, unlabelled_weight=1.0)
+        half = mms_losses(model, x, y, x, y, xu, cfg, 255, unlabelled_weight=0.5)
+    rest = 0.25 * full["diff"] + 0.125 * full["contrast"] + 0.125 * full["all_negative"]
+    torch.testing.assert_close(full["loss"], 0.5 * full["sup"] + rest)
+    torch.testing.assert_close(half["loss"], 0.5 * full["sup"] + 0.5 * rest)
+
+
+def test_the_cpu_profile_ramps_the_earlier_official_weighting() -> None:
+    from ssl_bench_mms.method import MMSMethod
+
+    cpu, paper = MMSMethod.profiles["cpu"], MMSMethod.profiles["paper"]
+    assert (cpu["weight_sup"], cpu["weight_diff"], cpu["weight_contrast"],
+            cpu["weight_all_negative"], cpu["unlabelled_rampup"]) == (0.5, 0.25, 0.125, 0.125,
+                                                                      1.0)
+    assert not {"weight_sup", "unlabelled_rampup"} & set(paper)  # the latest code's 0.25 x 4
