@@ -382,10 +382,88 @@ def test_prepare_work_copies_records_and_keeps_the_controls(tmp_path: Path) -> N
     assert (tmp_path / "work" / "records" / "b1" / "imagenet" / "lf0.01-seed2.json").exists()
 
 
+# ---- seed_budget: expected agreement of two boards of k seeds ------------------------------
+
+
+def _board_with_seeds(seeds: tuple[int, ...], offsets: dict[str, float], seed: int,
+                      monkeypatch: pytest.MonkeyPatch) -> list[CellRecord]:
+    monkeypatch.setattr(sys.modules[__name__], "SEEDS", seeds)
+    return _board(offsets, benchmarks=("b1", "b2"), seed=seed)
+
+
+def test_seed_budget_pools_disjoint_boards_and_finds_clear_calls_replicate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import seed_budget
+
+    offsets = {"imagenet": 8.0, "bn-adapt": 3.0, "down": -6.0, "flat": 0.0}
+    a = _board_with_seeds((0, 1, 2), offsets, 1, monkeypatch)
+    b = _board_with_seeds((3, 4, 5), offsets, 2, monkeypatch)
+    pools = seed_budget.pool_inputs([a, b])
+    assert sorted(pools) == ["b1", "b2"]
+    assert pools["b1"].seeds == [0, 1, 2, 3, 4, 5]
+    assert set(pools["b1"].methods) == {cv.BASELINE, *offsets}
+    result = seed_budget.expected_agreement(pools, [3, 4], pairs=5, n_boot=N_BOOT)
+    assert result["baselines"] == [cv.BASELINE, cv.BN_ADAPT]
+    by_k = {row["k"]: row for row in result["by_k"]}
+    # three disjoint seeds from six: 10 unordered splits, 5 drawn; four: resampled boards
+    assert (by_k[3]["drawn"], by_k[3]["pairs"]) == ("disjoint", 5)
+    assert (by_k[4]["drawn"], by_k[4]["pairs"]) == ("resampled", 5)
+    for row in result["by_k"]:
+        assert row["pairs_passing_every_family"] == 1.0
+        for family in row["families"]:
+            assert family["agreement_mean"] == 1.0 and family["sign_flips"] == 0
+    random_init = [f for f in by_k[3]["families"] if f["baseline"] == cv.BASELINE]
+    assert all(f["decided_per_board"] == 3.0 for f in random_init)  # all but flat
+
+
+def test_seed_budget_counts_a_call_that_depends_on_the_seeds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row far better on seeds 0-2 and far worse on 3-5: the split 0-2 / 3-5 flips it."""
+    import seed_budget
+
+    a = _board_with_seeds((0, 1, 2), {"imagenet": 8.0, "moody": 6.0}, 1, monkeypatch)
+    b = _board_with_seeds((3, 4, 5), {"imagenet": 8.0, "moody": -6.0}, 2, monkeypatch)
+    pools = seed_budget.pool_inputs([a, b])
+    verdict_a = seed_budget.board_verdicts(pools["b1"], [0, 1, 2], cv.BASELINE, N_BOOT, 0)
+    verdict_b = seed_budget.board_verdicts(pools["b1"], [3, 4, 5], cv.BASELINE, N_BOOT, 1)
+    assert (verdict_a["moody"], verdict_b["moody"]) == (cv.BETTER, cv.WORSE)
+    assert verdict_a["imagenet"] == verdict_b["imagenet"] == cv.BETTER
+    how, pairs = seed_budget.board_pairs([0, 1, 2, 3, 4, 5], 3, 100, np.random.default_rng(0))
+    assert how == "disjoint" and len(pairs) == 10
+    assert all(sorted(x + y) == [0, 1, 2, 3, 4, 5] for x, y in pairs)
+    result = seed_budget.expected_agreement(pools, [3], pairs=100, n_boot=N_BOOT)
+    (row,) = result["by_k"]
+    assert row["pairs_passing_every_family"] < 1.0
+    assert sum(f["sign_flips"] for f in row["families"]) >= 2  # 0-2 / 3-5 on both benchmarks
+
+
+def test_seed_budget_refuses_overlapping_seeds_and_too_few_replicates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import seed_budget
+
+    a = _board_with_seeds((0, 1, 2), {"imagenet": 8.0}, 1, monkeypatch)
+    b = _board_with_seeds((2, 3, 4), {"imagenet": 8.0}, 2, monkeypatch)
+    with pytest.raises(SystemExit, match="seeds \\[2\\] are in two inputs"):
+        seed_budget.pool_inputs([a, b])
+    for board, records in (("a", a), ("b", _board_with_seeds((5, 6, 7), {"imagenet": 8.0}, 2,
+                                                              monkeypatch))):
+        for r in records:
+            write_record(tmp_path / board, r)
+    with pytest.raises(SystemExit, match="--n-boot 20 is too few"):
+        seed_budget.main(["--results", str(tmp_path / "a"), "--results", str(tmp_path / "b"),
+                          "--n-boot", "20"])
+    monkeypatch.setattr(seed_budget, "WORK", tmp_path / "work")
+    seed_budget.main(["--results", str(tmp_path / "a"), "--results", str(tmp_path / "b"),
+                      "--k", "3", "--n-boot", str(N_BOOT)])
+    written = json.loads((tmp_path / "work" / "seed_budget_custom.json").read_text())
+    assert written["pooled_seeds"] == [0, 1, 2, 5, 6, 7]
+    assert "| 3 | disjoint (10 pairs) | 100% |" in seed_budget.readme_section(written)
+
+
 # ---- the scripts' command lines -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", ["replication", "sanity"])
+@pytest.mark.parametrize("script", ["replication", "sanity", "seed_budget"])
 def test_script_help(script: str, capsys: pytest.CaptureFixture[str]) -> None:
     import importlib
 
