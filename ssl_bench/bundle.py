@@ -13,6 +13,8 @@ times and owners, so exporting the same files twice gives the same bytes) with:
 - ``checkpoints/<method>/<key>.json``: the sidecar of every pretraining checkpoint the records
   read, and with ``--with-checkpoints`` the weights (safetensors) beside it;
 - ``run/<file>``: the run file, when one is given;
+- ``run/invocations/<time>-<pid>.json``: the command line of every ``ssl-bench run`` into the
+  results folder (:mod:`ssl_bench.invocations`);
 - ``verification/verification-<n>.json``: the records of ``ssl-bench verify --record`` runs
   of these records, when given (:mod:`ssl_bench.verify`).
 
@@ -47,6 +49,7 @@ from typing import IO, Any, Callable
 
 from ssl_bench import __version__
 from ssl_bench.errors import SSLBenchError
+from ssl_bench.invocations import invocation_files
 from ssl_bench.records import CellRecord, iter_records, record_path
 
 FORMAT = "ssl-bench-bundle"
@@ -180,6 +183,8 @@ def export_bundle(results: Path, output: Path, methods: list[str] | None = None,
                 files[name] = ckpt
     if run_file is not None:
         files[f"run/{run_file.name}"] = run_file
+    for invocation in invocation_files(results):
+        files[f"run/invocations/{invocation.name}"] = invocation
     for i, verification in enumerate(verifications or [], start=1):
         if not Path(verification).is_file():
             raise SSLBenchError(f"--verification {verification} is not a file; pass the file "

@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("SSL_BENCH_DEBUG") == "1"
     try:
         get_plugin_manager().hook.register_commands(cli=cli)
-        cli.main(args=args, prog_name="ssl-bench", standalone_mode=False)
+        # obj: the arguments as given, for commands that record their own invocation
+        cli.main(args=args, prog_name="ssl-bench", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -119,6 +119,28 @@ def test_export_then_import_round_trip(tmp_path: Path) -> None:
     assert (target / "checkpoints" / "simclr" / f"{KEY}.json").exists()
 
 
+def test_the_bundle_carries_the_run_commands_and_run_file(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from ssl_bench.invocations import write_invocation
+
+    results = _results(tmp_path)
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text("methods: simclr\nseeds: [0, 1]\n")
+    when = datetime(2026, 12, 5, 4, 30, tzinfo=timezone.utc)
+    path = write_invocation(results, ["run", "--config", str(run_file), "--results", "r y"],
+                            run_file, now=when)
+    assert path.parent == results / "runs" and path.name.startswith("20261205T043000Z-")
+    export_bundle(results, tmp_path / "b.tar.gz")
+    members = _members(tmp_path / "b.tar.gz")
+    entry = json.loads(members[f"run/invocations/{path.name}"])
+    assert entry["command"] == f"ssl-bench run --config {run_file} --results 'r y'"
+    assert entry["run_file"] == {"name": "run.yaml", "text": "methods: simclr\nseeds: [0, 1]\n"}
+    assert entry["started"] == "2026-12-05T04:30:00+00:00"
+    assert (import_bundle(tmp_path / "b.tar.gz", tmp_path / "theirs") is not None
+            and (tmp_path / "theirs" / "run" / "invocations" / path.name).exists())
+
+
 def test_weights_travel_on_request_and_are_checked(tmp_path: Path) -> None:
     results = _results(tmp_path)
     # the store's lock file beside the checkpoint (a run leaves it) is not a checkpoint

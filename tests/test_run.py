@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -40,6 +41,13 @@ def test_smoke_run_writes_valid_records_and_a_leaderboard(testing_plugin, tmp_pa
     assert cli_exit_code(RUN + ["--results", str(results)]) == 0
     after = {p: p.stat().st_mtime_ns for p in (results / "records").rglob("*.json")}
     assert before == after
+    # each run leaves its command line beside the records
+    invocations = sorted((results / "runs").glob("*.json"))
+    assert len(invocations) == 2
+    entry = json.loads(invocations[0].read_text())
+    assert entry["argv"] == RUN + ["--results", str(results)]
+    assert entry["command"].startswith("ssl-bench run --methods dummy ")
+    assert "run_file" not in entry
 
 
 def test_failing_plugin_gives_failed_records_and_nonzero_exit(testing_plugin, tmp_path) -> None:
@@ -92,7 +100,7 @@ def test_dry_run_prints_the_plan(testing_plugin, tmp_path, capsys) -> None:
     assert cli_exit_code(RUN + ["--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "6 to compute" in out and "dummy|tiny-seg|0.5|1: compute" in out
-    assert not (tmp_path / "records").exists()
+    assert not (tmp_path / "records").exists() and not (tmp_path / "runs").exists()
     # the estimate per stage, each time saying what it rests on
     assert "\n  data decoding          " in out
     # one pretraining per (method, domain, seed): 2 domains x 2 seeds

@@ -188,6 +188,13 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         debug=(bool(ctx.find_root().params.get("debug"))
                or os.environ.get("SSL_BENCH_DEBUG") == "1"),
     )
+    if not options.dry_run:
+        from ssl_bench.invocations import write_invocation
+
+        root = ctx.find_root().obj
+        argv = root.get("argv") if isinstance(root, dict) else None
+        write_invocation(options.results, argv if argv is not None else sys.argv[1:],
+                         config_path)
     executor = params["executor"]
     if options.launcher != "none" and not options.dry_run:
         from ssl_bench.engine.distributed import run_distributed
