@@ -188,7 +188,8 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         debug=(bool(ctx.find_root().params.get("debug"))
                or os.environ.get("SSL_BENCH_DEBUG") == "1"),
     )
-    if not options.dry_run:
+    if not options.dry_run and (options.results.is_dir() or not options.results.exists()):
+        # (a --results that is a file is the engine's one-line error, not this write's)
         from ssl_bench.invocations import write_invocation
 
         root = ctx.find_root().obj
