@@ -25,16 +25,17 @@ from pathlib import Path
 SAMPLE_BYTES = 4096
 
 
-def file_sample_digest(path: Path, size: int) -> str:
-    """SHA-256 of the file's first and last :data:`SAMPLE_BYTES` (all of it when small)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        if size <= 2 * SAMPLE_BYTES:
-            digest.update(fh.read())
-        else:
-            digest.update(fh.read(SAMPLE_BYTES))
-            fh.seek(size - SAMPLE_BYTES)
-            digest.update(fh.read(SAMPLE_BYTES))
+def file_sample_digest(path: Path, size: int, sample_bytes: int = SAMPLE_BYTES,
+                       prefix: bytes = b"") -> str:
+    """SHA-256 of ``prefix`` and the file's first and last ``sample_bytes`` (all of it when it
+    is at most twice that). The video frame caches key their files with it too, sampling a
+    MiB (:func:`ssl_bench.default_plugins.datasets.video.content_fingerprint`)."""
+    digest = hashlib.sha256(prefix)
+    with open(path, "rb") as fh:  # never more than sample_bytes in memory at once
+        digest.update(fh.read(sample_bytes))
+        if size > sample_bytes:
+            fh.seek(max(sample_bytes, size - sample_bytes))
+            digest.update(fh.read(sample_bytes))
     return digest.hexdigest()
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, Sequence
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from ssl_bench import atomic
 from ssl_bench.cache import NpyWriter
+from ssl_bench.data_fingerprint import file_sample_digest
 from ssl_bench.default_plugins.datasets.images import squash_rgb
 from ssl_bench.errors import DataError
 
@@ -46,13 +46,7 @@ PROGRESS_EVERY = 250
 def content_fingerprint(path: Path) -> str:
     """Byte size + sha256 of the first and last MiB: cheap, and changes when the file does."""
     size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as fh:
-        digest.update(fh.read(CHUNK))
-        if size > CHUNK:
-            fh.seek(max(CHUNK, size - CHUNK))
-            digest.update(fh.read(CHUNK))
-    return digest.hexdigest()[:20]
+    return file_sample_digest(path, size, CHUNK, prefix=str(size).encode())[:20]
 
 
 class FrameSampler:
