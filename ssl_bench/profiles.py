@@ -26,9 +26,10 @@ PRETRAINING_MODES: tuple[str, ...] = ("per-seed", "shared")
 #: the seeds of each profile when ``--seeds`` is not given. ``cpu`` runs five: with three, a
 #: row whose difference changes sign on one seed cannot get a bootstrap p below 2/27, so a
 #: significance call meant "every seed agrees in sign"; with five the bootstrap weighs the size
-#: of the difference. Five did not make the calls of two disjoint seed sets agree more often
-#: (``benchmarks/validity/README.md``, replication), and they cost 5/3 of three seeds' time.
-#: ``smoke`` (tests) and ``paper`` (GPU-days per pretraining) keep three.
+#: of the difference. Two disjoint boards of five make the same calls more often than two of
+#: three on every benchmark and baseline (``benchmarks/validity/seed_budget.json``, seeds 0-9
+#: pooled), at 5/3 of three seeds' time. ``smoke`` (tests) and ``paper`` (GPU-days per
+#: pretraining) keep three.
 SEEDS_DEFAULT: dict[str, tuple[int, ...]] = {"smoke": (0, 1, 2), "cpu": (0, 1, 2, 3, 4),
                                              "paper": (0, 1, 2)}
 

@@ -431,6 +431,11 @@ def test_seed_budget_counts_a_call_that_depends_on_the_seeds(
     how, pairs = seed_budget.board_pairs([0, 1, 2, 3, 4, 5], 3, 100, np.random.default_rng(0))
     assert how == "disjoint" and len(pairs) == 10
     assert all(sorted(x + y) == [0, 1, 2, 3, 4, 5] for x, y in pairs)
+    # fewer seeds per board than half the pool: every disjoint pair, not only those with seed 0
+    how, pairs = seed_budget.board_pairs([0, 1, 2, 3, 4, 5], 2, 100, np.random.default_rng(0))
+    assert how == "disjoint" and len(pairs) == 45  # C(6,2) * C(4,2) / 2
+    assert len({frozenset(map(frozenset, p)) for p in pairs}) == 45
+    assert any(0 not in x + y for x, y in pairs)
     result = seed_budget.expected_agreement(pools, [3], pairs=100, n_boot=N_BOOT)
     (row,) = result["by_k"]
     assert row["pairs_passing_every_family"] < 1.0

@@ -126,16 +126,11 @@ def board_verdicts(pool: Pool, seeds: Sequence[int], baseline: str, n_boot: int,
 def board_pairs(seeds: Sequence[int], k: int, pairs: int, rng: np.random.Generator
                 ) -> tuple[str, list[tuple[list[int], list[int]]]]:
     """How the pairs of boards of ``k`` seeds are drawn, and the pairs."""
-    seeds = list(seeds)
+    seeds = sorted(seeds)
     if 2 * k <= len(seeds):
-        first = seeds[0]
-        splits = []
-        for a in itertools.combinations(seeds, k):
-            rest = [s for s in seeds if s not in a]
-            for b in itertools.combinations(rest, k):
-                if first in a or first in b:  # each unordered pair once
-                    if (list(b), list(a)) not in splits:
-                        splits.append((list(a), list(b)))
+        splits = [(list(a), list(b)) for a in itertools.combinations(seeds, k)
+                  for b in itertools.combinations([s for s in seeds if s not in a], k)
+                  if a < b]  # each unordered pair once
         if len(splits) > pairs:
             picked = rng.choice(len(splits), size=pairs, replace=False)
             splits = [splits[i] for i in sorted(picked)]
