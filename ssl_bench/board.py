@@ -222,6 +222,8 @@ class BoardTable:
     sources: dict[str, str] = field(default_factory=dict)
     #: whether the board was merged from several sources (then md, html and latex name them)
     merged: bool = False
+    #: the records this table was made from (which sources a merged board's rows name)
+    records: list[CellRecord] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def fracs(self) -> list[float]:
@@ -449,7 +451,7 @@ def _table(recs: list[CellRecord], split: str, baselines: tuple[str, ...],
         versions=versions, date=max(r.date for r in recs), columns=columns, methods=methods,
         cells=cells, ranks=ranks, split=split, environments=environments, health=health,
         notes=notes, links=links, published=_published(recs),
-        shared_pretraining=_shared_pretraining(recs, methods),
+        shared_pretraining=_shared_pretraining(recs, methods), records=list(recs),
     )
     _compare(table, baselines, n_boot)
     return table

@@ -7,10 +7,10 @@ everything but the machine (benchmark, protocol, profile, data fingerprint, task
 versions; method configs and label subsets are checked there) and otherwise splits the table
 and says why. A cell present in two sources (same benchmark, method, method config, label
 setting, seed and partition) is counted once, from the first source that has it, and the two
-scores are compared: each row names its sources and, where cells were duplicated, how far
-apart their scores were. A row with cells that a passed verification in their bundle re-ran
-with a match (:func:`ssl_bench.verify.verified_records`) says so in its row note
-(``verified: 2 cells re-run``).
+scores are compared: each row names the sources of its own cells (those in its table) and,
+where they were duplicated, how far apart their scores were. A row with cells that a passed
+verification in their bundle re-ran with a match (:func:`ssl_bench.verify.verified_records`)
+says so in its row note (``verified: 2 cells re-run``).
 """
 
 from __future__ import annotations
@@ -47,12 +47,25 @@ class Duplicate:
 @dataclass
 class MergedRecords:
     records: list[CellRecord]
-    #: (benchmark, method) -> the sources its records come from, in the order given
-    sources: dict[tuple[str, str], list[str]]
-    duplicates: list[Duplicate]
+    #: per cell (:func:`cell_key`), every source that holds it with its record, in the order
+    #: the sources were given
+    found: dict[tuple[object, ...], list[tuple[str, CellRecord]]]
     names: list[str]
-    #: (benchmark, method) -> how many of its cells a passed verification re-ran
-    verified: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: the cells (:func:`cell_key`) whose kept record a passed verification re-ran
+    verified: set[tuple[object, ...]] = field(default_factory=set)
+
+    @property
+    def duplicates(self) -> list[Duplicate]:
+        """The cells found in more than one source."""
+        return [_duplicate(found) for found in self.found.values()
+                if len({name for name, _ in found}) > 1]
+
+
+def _duplicate(found: list[tuple[str, CellRecord]]) -> Duplicate:
+    r = found[0][1]
+    return Duplicate(r.benchmark, r.method.id, column_of(r).setting, r.seed,
+                     tuple(name for name, _ in found),
+                     tuple(x.main_score if x.status == "ok" else None for _, x in found))
 
 
 def source_names(paths: list[Path]) -> list[str]:
@@ -84,7 +97,10 @@ def member_name(r: CellRecord) -> str:
                        r.label_count if r.label_setting == "count" else None).as_posix()
 
 
-def _cell_key(r: CellRecord) -> tuple[object, ...]:
+def cell_key(r: CellRecord) -> tuple[object, ...]:
+    """What makes two sources' records the same cell: the table they go to (benchmark,
+    protocol, profile, data fingerprint, task config and versions), method and method config,
+    label setting and seed."""
     method_config = r.identity.method.config_hash if r.identity else ""
     return (*partition_key(r), r.method.id, method_config, column_of(r), r.seed)
 
@@ -92,48 +108,38 @@ def _cell_key(r: CellRecord) -> tuple[object, ...]:
 def merge_sources(named: list[tuple[str, list[CellRecord]]],
                   verified: dict[str, set[str]] | None = None) -> MergedRecords:
     """The records of every source, each cell once (from the first source that has it), with
-    the sources of each row and the cells found in more than one source; ``verified``: per
-    source name, its record members a passed verification re-ran."""
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for name, records in named:
-        done = (verified or {}).get(name, set())
-        for r in records:
-            if member_name(r) in done:
-                counts[(r.benchmark, r.method.id)] += 1
-    first: dict[tuple[object, ...], CellRecord] = {}
-    seen: dict[tuple[object, ...], list[tuple[str, CellRecord]]] = defaultdict(list)
-    sources: dict[tuple[str, str], list[str]] = defaultdict(list)
+    every source of each cell; ``verified``: per source name, its record members a passed
+    verification re-ran. A cell counts as verified when a source that verified it has the
+    kept record's score."""
+    found: dict[tuple[object, ...], list[tuple[str, CellRecord]]] = defaultdict(list)
     for name, records in named:
         for r in records:
-            key = _cell_key(r)
-            seen[key].append((name, r))
-            first.setdefault(key, r)
-            row = sources[(r.benchmark, r.method.id)]
-            if name not in row:
-                row.append(name)
-    duplicates = []
-    for found in seen.values():
-        if len({name for name, _ in found}) > 1:
-            r = found[0][1]
-            duplicates.append(Duplicate(
-                r.benchmark, r.method.id, column_of(r).setting, r.seed,
-                tuple(name for name, _ in found),
-                tuple(x.main_score if x.status == "ok" else None for _, x in found)))
-    return MergedRecords(list(first.values()), dict(sources), duplicates,
-                         [name for name, _ in named], dict(counts))
+            found[cell_key(r)].append((name, r))
+    done = verified or {}
+    checked = {key for key, holders in found.items()
+               if any(member_name(r) in done.get(name, set())
+                      and r.main_score == holders[0][1].main_score for name, r in holders)}
+    return MergedRecords([holders[0][1] for holders in found.values()], dict(found),
+                         [name for name, _ in named], checked)
 
 
 def annotate(tables: list[BoardTable], merged: MergedRecords) -> None:
-    """Give every row of ``tables`` its sources and, where cells were in several sources,
-    their agreement (:attr:`BoardTable.sources`)."""
-    by_row: dict[tuple[str, str], list[Duplicate]] = defaultdict(list)
-    for d in merged.duplicates:
-        by_row[(d.benchmark, d.method)].append(d)
+    """Give every row of ``tables`` the sources of its own cells and, where those cells were
+    in several sources, their agreement (:attr:`BoardTable.sources`); a row with cells that a
+    passed verification re-ran says so in its note."""
     for t in tables:
         t.merged = len(merged.names) > 1
+        cells: dict[str, list[list[tuple[str, CellRecord]]]] = defaultdict(list)
+        verified: dict[str, int] = defaultdict(int)
+        for r in t.records:
+            key = cell_key(r)
+            cells[r.method.id].append(merged.found.get(key, []))
+            verified[r.method.id] += key in merged.verified
         for m in t.methods:
-            text = ", ".join(merged.sources.get((t.benchmark, m), []))
-            dups = by_row.get((t.benchmark, m), [])
+            held = {name for found in cells[m] for name, _ in found}
+            text = ", ".join(name for name in merged.names if name in held)
+            dups = [_duplicate(found) for found in cells[m]
+                    if len({name for name, _ in found}) > 1]
             if dups:
                 deltas = [d.max_abs_delta for d in dups]
                 known = [x for x in deltas if x is not None]
@@ -143,11 +149,11 @@ def annotate(tables: list[BoardTable], merged: MergedRecords) -> None:
                          f"sources{spread}"
                          + (f", {unscored} not scored in all" if unscored else "") + ")")
             t.sources[m] = text
-            n = merged.verified.get((t.benchmark, m), 0)
+            n = verified[m]
             if n:
                 mark = f"verified: {n} cell{'' if n == 1 else 's'} re-run"
                 t.notes[m] = f"{t.notes[m]}; {mark}" if t.notes.get(m) else mark
 
 
-__all__ = ["Duplicate", "MergedRecords", "annotate", "member_name", "merge_sources",
+__all__ = ["Duplicate", "MergedRecords", "annotate", "cell_key", "member_name", "merge_sources",
            "read_source", "source_names"]

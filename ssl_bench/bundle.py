@@ -21,9 +21,10 @@ times and owners, so exporting the same files twice gives the same bytes) with:
 A bundle comes from strangers, so :func:`read_bundle` checks every member before anything is
 written, with explicit checks rather than :mod:`tarfile` filters: a regular file or folder only
 (no links, devices or FIFOs), a relative name of plain parts (no absolute path, no ``..``, no
-``.`` or empty part, no backslash) under one of :data:`TOP_FOLDERS`, no name
-twice, at most :attr:`Limits.max_members` members and :attr:`Limits.max_member_bytes` per member
-(records, sidecars and the manifest at most :attr:`Limits.max_small_bytes`), every member listed
+``.`` or empty part, no backslash) under one of :data:`TOP_FOLDERS`, no name twice, no file
+that is also another member's folder, at most :attr:`Limits.max_members` members and
+:attr:`Limits.max_member_bytes` per member (records, sidecars and the manifest at most
+:attr:`Limits.max_small_bytes`), every member listed
 in the manifest with its SHA-256 and every listed member present, every record valid and stored
 at the path its own cell gives, every weights file safetensors by its bytes (never a pickle).
 :func:`import_bundle` then writes the members into an empty target folder, and only there
@@ -323,6 +324,12 @@ def read_bundle(path: Path, limits: Limits = Limits()) -> Bundle:
         raise _refuse(path, f"not a readable bundle archive ({first})") from None
     manifest = _manifest(path, small.pop(MANIFEST, None))
     hashes.pop(MANIFEST, None)
+    for name in sorted(hashes):
+        parts = name.split("/")
+        folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        clash = next((f for f in folders if f in hashes), None)
+        if clash is not None:
+            raise _refuse(path, f"member {clash!r} is a file and also the folder of {name!r}")
     listed: dict[str, Any] = manifest["members"]
     for name in sorted(set(hashes) | set(listed)):
         if name not in hashes:

@@ -105,6 +105,12 @@ def table_notes(t: BoardTable) -> list[str]:
     return lines + [f"{col.header}: {note}" for col, note in sorted(t.stats_notes.items())]
 
 
+def md_cell(text: str) -> str:
+    """``text`` as one markdown table cell: a ``|`` in it (a path, ``max |Δ|``) would end the
+    cell, so it is escaped."""
+    return text.replace("|", "\\|")
+
+
 def _intro() -> list[str]:
     return ["# ssl-bench leaderboard", "",
             "Cells: mean ± sample std over seeds (n = seeds) [95% CI of the mean]; **bold** = "
@@ -136,7 +142,7 @@ def render_markdown(tables: list[BoardTable], summary: Summary | None = None,
         for m in t.methods:
             rank = t.ranks[m]
             row = [f"{rank:.1f}" if rank is not None else "–", method_text(t, m)]
-            row += [t.sources.get(m, "")] if t.merged else []
+            row += [md_cell(t.sources.get(m, ""))] if t.merged else []
             for col in t.columns:
                 text = cell_text(t.cells.get((m, col)))
                 row.append(f"**{text}**" if m in t.best(col) else text)
@@ -297,6 +303,6 @@ def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-__all__ = ["cell_text", "delta_text", "environment_text", "health_text", "method_text",
-           "provenance", "rank_interval_text", "render_csv", "render_json",
+__all__ = ["cell_text", "delta_text", "environment_text", "health_text", "md_cell",
+           "method_text", "provenance", "rank_interval_text", "render_csv", "render_json",
            "render_markdown", "table_notes", "title"]

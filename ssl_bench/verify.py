@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ssl_bench.bundle import Bundle, extract_weights, read_bundle
+from ssl_bench.bundle import Bundle, check_member_name, extract_weights, read_bundle
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import CellRecord, read_record, record_path
 
@@ -166,10 +166,14 @@ def place_checkpoints(path: Path, bundle: Bundle, records: list[CellRecord], wor
     placed = set()
     for r in records:
         key = checkpoint_of(r)
+        # the key comes from a stranger's record: only a plain name (no `/`, no `..`) may
+        # become a path, else the weights would land outside ``work``
+        if not key or check_member_name(f"checkpoints/{r.method.id}/{key}.safetensors"):
+            continue
         target = store.path(r.method.id, key)
         weights = f"checkpoints/{r.method.id}/{target.name}"  # as export names them
         sidecar = f"checkpoints/{r.method.id}/{sidecar_path(target).name}"
-        if not key or weights not in bundle.weights or sidecar not in bundle.small:
+        if weights not in bundle.weights or sidecar not in bundle.small:
             continue
         if target.exists() or weights in names:
             placed.add(key)

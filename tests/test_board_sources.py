@@ -5,6 +5,7 @@ a cell found in two sources is counted once with the sources' agreement shown.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,21 @@ def test_cells_of_another_identity_go_to_their_own_table() -> None:
                                                "profile smoke; task 2"]
 
 
+def test_a_row_names_only_the_sources_of_its_own_table() -> None:
+    """Rows of one method in two tables (another profile) each name the sources of their own
+    cells, and only the table holding duplicated cells says so."""
+    a = _recs("random-init", 50.0) + _recs("good", 70.0)
+    b = _recs("random-init", 50.0, profile="cpu") + _recs("good", 80.0, profile="cpu")
+    c = _recs("good", 81.0, profile="cpu")
+    merged = merge_sources([("a", a), ("b", b), ("c", c)])
+    tables = build_tables(merged.records, baseline="random-init", n_boot=200)
+    annotate(tables, merged)
+    by_profile = {t.profiles[0]: t.sources for t in tables}
+    assert by_profile["smoke"] == {"good": "a", "random-init": "a"}
+    assert by_profile["cpu"] == {
+        "good": "b, c (3 cells in several sources, max |Δ| 1.00)", "random-init": "b"}
+
+
 def test_source_names_are_unique() -> None:
     assert source_names([Path("a/results"), Path("b/results"), Path("x.tar.gz")]) == [
         "a/results", "b/results", "x.tar.gz"]
@@ -82,7 +98,12 @@ def test_a_folder_and_a_bundle_merge_in_every_format(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     good = "ours, theirs.tar.gz (3 cells in several sources, max |Δ| 0.00)"
     md = (out / "leaderboard.md").read_text(encoding="utf-8")
-    assert "| rank | method | source | 50% |" in md and f"| {good} |" in md
+    # the `|` of `max |Δ|` is escaped, so every row has as many cells as the header
+    assert "| rank | method | source | 50% |" in md
+    assert f"| {good.replace('|', chr(92) + '|')} |" in md
+    rows_md = [line for line in md.splitlines() if line.startswith("| ")]
+    widths = {len(re.findall(r"(?<!\\)\|", line)) for line in rows_md[:4]}
+    assert len(widths) == 1, rows_md[:4]
     rows = json.loads((out / "leaderboard.json").read_text(encoding="utf-8"))["rows"]
     assert {r["method"]: r["source"] for r in rows} == {
         "random-init": "ours", "good": good, "other": "theirs.tar.gz"}

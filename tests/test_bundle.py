@@ -81,7 +81,12 @@ def _record_bytes(method: str = "random-init", seed: int = 0) -> tuple[str, byte
             json.dumps(rec.model_dump(mode="json")).encode())
 
 
-def _refused(tmp_path: Path, bundle: Path, match: str, limits: Limits = Limits()) -> str:
+#: the limits an import has unless a test sets others
+DEFAULT_LIMITS = Limits()
+
+
+def _refused(tmp_path: Path, bundle: Path, match: str,
+             limits: Limits = DEFAULT_LIMITS) -> str:
     """Import ``bundle``: it must be refused with ``match`` in one line, and write nothing
     (no target folder, no file anywhere under tmp_path but those there before)."""
     before = sorted(p for p in tmp_path.rglob("*"))
@@ -264,3 +269,11 @@ def test_cli_export(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["export", "--results", str(results), "--run-file",
                                        str(tmp_path / "none.yaml"), "-o", str(out)])
     assert missing.exit_code != 0 and "is not a file" in str(missing.exception)
+
+
+def test_a_file_that_is_also_a_folder_is_refused(tmp_path: Path) -> None:
+    """``run/x`` and ``run/x/y`` cannot both be written: refused in one line before anything
+    is written, not a FileExistsError halfway through the import."""
+    files = {**dict([_record_bytes()]), "run/x": b"a", "run/x/y": b"b"}
+    _refused(tmp_path, _craft(tmp_path / "b.tar.gz", files),
+             "'run/x' is a file and also the folder of 'run/x/y'")

@@ -149,3 +149,59 @@ def test_only_a_passed_verification_of_unchanged_records_marks_a_row(tmp_path: P
         out = tmp_path / f"{path.stem}.tar.gz"
         export_bundle(results, out, verifications=[path])
         assert verified_records(read_bundle(out)) == expected
+
+
+def test_a_checkpoint_key_that_climbs_out_is_not_placed(tmp_path: Path) -> None:
+    """A record's checkpoint key comes from a stranger: one with ``..`` or ``/`` must not
+    become a path, or the bundle's weights and sidecar would land outside the work folder."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from ssl_bench.bundle import read_bundle
+    from ssl_bench.verify import place_checkpoints
+
+    rec = score_record("simclr", 0, 60.0)
+    rec.checkpoint = "../../../../escaped"
+    save_file({"w": np.zeros(3, dtype=np.float32)}, str(tmp_path / "w.safetensors"))
+    weights = (tmp_path / "w.safetensors").read_bytes()
+    files = {"records/b1/simclr/lf0.5-seed0.json": json.dumps(rec.model_dump(mode="json"))
+             .encode(),
+             "checkpoints/simclr/escaped.safetensors": weights,
+             "checkpoints/simclr/escaped.json": json.dumps(
+                 {"sha256": hashlib.sha256(weights).hexdigest()}).encode()}
+    manifest = {"format": "ssl-bench-bundle", "format_version": 1, "members": {
+        n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()}}
+    bundle = tmp_path / "b.tar.gz"
+    with gzip.open(bundle, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, data in {"manifest.json": json.dumps(manifest).encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    checked = read_bundle(bundle)
+    before = sorted(tmp_path.rglob("*"))
+    assert place_checkpoints(bundle, checked, checked.records, tmp_path / "deep" / "work") == set()
+    assert [p for p in tmp_path.rglob("*") if p not in before
+            and not p.is_relative_to(tmp_path / "deep" / "work")
+            and p != tmp_path / "deep"] == []
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+def test_a_cell_whose_method_is_not_installed_is_reported_not_run(tmp_path: Path) -> None:
+    """Nothing in a bundle is code: a record of a method this installation lacks is judged
+    `not comparable` and never handed to `ssl-bench run`."""
+    from ssl_bench.bundle import export_bundle
+    from ssl_bench.records import write_record
+    from ssl_bench.verify import verify_bundle
+
+    results, bundle = tmp_path / "results", tmp_path / "b.tar.gz"
+    write_record(results, score_record("not-installed-method", 0, 50.0))
+    export_bundle(results, bundle)
+    ran: list[list[str]] = []
+    (verdict,) = verify_bundle(bundle, 1, 0, tmp_path / "work", ran.append)
+    assert ran == []
+    assert verdict.verdict == "not comparable" and "not installed here" in verdict.why
