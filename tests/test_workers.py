@@ -184,7 +184,8 @@ def test_display_follows_two_items_at_once() -> None:
     lines = out.getvalue().splitlines()
     # each item's own status line every 30 s, then the cell's line and the pretraining's;
     # the cell's stage went from 0 (at 1 s) to 7 (at 30 s): 3 x 29/7 s = 12.4 s left
-    assert lines == ["pretraining m1 (surgical, seed 0): pretrain 30/40, loss 1, 4 img/s, ETA 0:00:10",
+    assert lines == ["pretraining m1 (surgical, seed 0): pretrain 30/40, loss 1, 4 img/s, "
+                     "ETA 0:00:10",
                      "r|b1|0.5|0: downstream 7/10, ETA 0:00:12",
                      "[1/1] ok      r|b1|0.5|0  (40.0 s)",
                      "pretraining m1 (surgical, seed 0): 40 steps in 40 s"]
@@ -208,3 +209,58 @@ def test_quiet_keeps_the_longest_first_schedule(testing_plugin, tmp_path, monkey
     assert len(seen) == 2 and all(eta is not None for eta, _order in seen)
     assert list(seen[0][0].items) == list(seen[1][0].items)  # the same items and estimates
     assert seen[0][1] == seen[1][1]  # the same schedule
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """A parent killed by SIGKILL runs no clean-up; its worker watching it ends within seconds,
+    while a twin process that does not watch lives on (so the test can tell the two apart)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = ("import os, sys, time\n"
+             "if sys.argv[1] == 'watch':\n"
+             "    from ssl_bench.engine.workers import exit_with_parent\n"
+             "    exit_with_parent(int(sys.argv[2]), interval=0.1)\n"
+             "open(sys.argv[3], 'w').close()\n"
+             "time.sleep(120)\n")
+    parent = ("import os, subprocess, sys, time\n"
+              f"kids = [subprocess.Popen([sys.executable, '-c', {child!r}, mode, str(os.getpid()),"
+              f" {str(tmp_path)!r} + '/' + mode]) for mode in ('watch', 'ignore')]\n"
+              "print(' '.join(str(k.pid) for k in kids), flush=True)\n"
+              "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    watcher, ignorer = (int(p) for p in proc.stdout.readline().split())
+    try:
+        deadline = time.monotonic() + 120  # importing torch on a loaded machine
+        while not all((tmp_path / m).exists() for m in ("watch", "ignore")):
+            assert time.monotonic() < deadline, "the child processes did not start"
+            time.sleep(0.1)
+        assert _alive(watcher) and _alive(ignorer)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(watcher) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(watcher), "the watching worker outlived its killed parent"
+        assert _alive(ignorer), "the control process ended too: the test cannot tell"
+    finally:
+        proc.kill()
+        for pid in (watcher, ignorer):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -22,7 +22,11 @@ What runs where:
   with each of its cells, so the cells' records say what an in-process run's say; a failed
   pretraining is run once and its cells become failed records with its reason and traceback;
 * workers report the start of an item, pretraining steps, a cell's stages and log lines on a
-  queue; the parent feeds them to :class:`~ssl_bench.engine.display.Display`.
+  queue; the parent feeds them to :class:`~ssl_bench.engine.display.Display`;
+* a worker ends itself when its parent is gone (:func:`exit_with_parent`): a parent killed by
+  a signal (``kill``, a scheduler's time limit) runs no clean-up, and its workers would
+  otherwise go on computing items nobody collects. What they had not finished is not read
+  back: records and caches are written atomically.
 
 Records do not depend on which worker ran what, nor on the order: a cell seeds itself, feature
 caches are content-addressed and written atomically. They may differ in the last bits from an
@@ -36,6 +40,7 @@ import importlib
 import os
 import queue
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -127,8 +132,25 @@ _EVENTS: Any = None
 _ITEM: ItemKey | None = None
 
 
-def _init(options: RunOptions, threads: int, setup: PluginSetup, events: Any) -> None:
+def exit_with_parent(parent_pid: int, interval: float = 1.0) -> threading.Thread:
+    """Start a daemon thread that ends this process (exit status 1) once ``parent_pid`` is no
+    longer its parent, checked at once and then every ``interval`` seconds: an orphan is
+    re-parented, so ``os.getppid()`` changes when the parent dies, however it died. The parent
+    hands its pid over, so a parent that died before the worker started is noticed too."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="ssl-bench-exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _init(options: RunOptions, threads: int, setup: PluginSetup, events: Any,
+          parent_pid: int) -> None:
     global _CTX, _EVENTS
+    exit_with_parent(parent_pid)
     _EVENTS = events
     _CTX = worker_context(options, threads, setup, _send_log)
     _CTX.progress = _send_progress
@@ -230,7 +252,8 @@ def run_in_workers(plan: WorkPlan, display: Display, eta: Eta | None, jobs: int,
     events = spawn.Queue()
     in_flight: dict[Future[Any], WorkItem] = {}
     pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init,
-                               initargs=(plan.options, threads_per_worker(jobs), setup, events))
+                               initargs=(plan.options, threads_per_worker(jobs), setup, events,
+                                         os.getpid()))
 
     def ready(item: WorkItem) -> bool:
         return isinstance(item, PretrainItem) or item.needs is None or item.needs in outcomes
@@ -307,6 +330,6 @@ def forward_event(display: Display, kind: str, item: WorkItem | None, payload: A
         display.progress(stage, done, total, extras, item=(item.kind, item.key))
 
 
-__all__ = ["PluginSetup", "PretrainOutcome", "forward_event", "live_order", "next_item",
-           "plugin_setup", "run_in_workers", "schedule_order", "threads_per_worker",
+__all__ = ["PluginSetup", "PretrainOutcome", "exit_with_parent", "forward_event", "live_order",
+           "next_item", "plugin_setup", "run_in_workers", "schedule_order", "threads_per_worker",
            "worker_context"]
