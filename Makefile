@@ -40,7 +40,7 @@ run: setup
 # Lint (ruff, with import sorting) and type-check (mypy: ssl_bench and every plugin package,
 # the `files` of [tool.mypy] in pyproject.toml) before the tests.
 test: setup
-	$(VENV)/bin/ruff check ssl_bench plugins
+	$(VENV)/bin/ruff check ssl_bench plugins tests benchmarks scripts conftest.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 

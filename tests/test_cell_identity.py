@@ -40,7 +40,8 @@ def test_a_changed_config_recomputes_and_moves_the_old_record_aside(testing_plug
     run = BASE + ["--results", str(results), "--profile", "smoke"]
     assert cli_exit_code(run) == 0
     (old,) = [r for r in iter_records(results)[0] if r.method.id == "dummy-init"]
-    lines = _dry_run(results, capsys, "--profile", "smoke", "-o", "task.semantic-segmentation.lr=0.02")
+    lines = _dry_run(results, capsys, "--profile", "smoke", "-o",
+                     "task.semantic-segmentation.lr=0.02")
     assert sum("task config changed" in x for x in lines) == 2
     lines = _dry_run(results, capsys, "--profile", "smoke", "-o", "dummy-init.batch_size=4")
     (line,) = [x for x in lines if "dummy-init|tiny-seg" in x]

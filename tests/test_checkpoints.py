@@ -308,8 +308,7 @@ def test_checkpoint_method_runs_every_task_family(family: str, tmp_path: Path) -
     from ssl_bench.default_plugins.tasks.organ import OrganSegmentation
     from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
     from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
-    from ssl_bench.testing import (TinySegDataset, TinyVideoDataset, TinyVolumeDataset,
-                                   tiny_cell)
+    from ssl_bench.testing import TinySegDataset, TinyVideoDataset, TinyVolumeDataset, tiny_cell
 
     task_cls, dataset = {
         "phase-recognition": (PhaseRecognition, TinyVideoDataset(Path("."))),

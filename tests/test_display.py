@@ -7,14 +7,13 @@ import re
 from typing import Any
 
 from ssl_bench.engine.cells import CellOutcome
-from ssl_bench.engine.display import Display
 from ssl_bench.engine.cost import Estimate, ItemCost, ItemKey
+from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import Estimator, RunEstimate
 from ssl_bench.engine.eta import EtaTracker
-from ssl_bench.engine.rates import CellRate, Rates
 from ssl_bench.engine.plan import Cell, Pretraining
+from ssl_bench.engine.rates import CellRate, Rates
 from ssl_bench.testing import FakeClock
-
 
 CELLS = [Cell("m1", "b1", 0.1, 0), Cell("m1", "b1", 0.1, 1)]
 

@@ -29,7 +29,8 @@ def _lock() -> dict[str, str]:
 
 def _declared() -> set[str]:
     names = set()
-    for pyproject in [ROOT / "pyproject.toml", *sorted((ROOT / "plugins").glob("*/pyproject.toml"))]:
+    pyprojects = [ROOT / "pyproject.toml", *sorted((ROOT / "plugins").glob("*/pyproject.toml"))]
+    for pyproject in pyprojects:
         project = tomllib.loads(pyproject.read_text())["project"]
         own = project["name"].lower()
         for req in project.get("dependencies", []) + project.get("optional-dependencies", {}).get(

@@ -263,8 +263,7 @@ def test_rates_round_trip_merge_and_bad_files(tmp_path: Path, monkeypatch) -> No
 
 def test_learn_from_results_reads_records_and_sidecars(tmp_path: Path) -> None:
     from ssl_bench.environment import Environment
-    from ssl_bench.records import (CellRecord, Component, DatasetRef, TaskRef, Timings,
-                                   write_record)
+    from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef, Timings, write_record
 
     def record(seed: int, seconds: float, status: str = "ok") -> CellRecord:
         return CellRecord(

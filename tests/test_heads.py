@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from ssl_bench.heads import CausalMSTCN, EncoderDecoder, FPNDecoder, mstcn_loss
 from ssl_bench.testing import TinyConvEncoder
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 

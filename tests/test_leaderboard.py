@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ssl_bench.board import LabelColumn
 from ssl_bench.cli import cli
 from ssl_bench.errors import RecordError
-from ssl_bench.board import LabelColumn
-from ssl_bench.testing import score_record
 from ssl_bench.leaderboard import build_tables, render_markdown
+from ssl_bench.records import CellRecord, iter_records, read_record, write_record
+from ssl_bench.testing import score_record
 
 ONE = LabelColumn("frac", 0.01)
-from ssl_bench.records import CellRecord, iter_records, read_record, write_record
 
 
 def _record(method: str, frac: float, seed: int, score: float | None, status: str = "ok",
@@ -80,7 +80,8 @@ def test_ties_share_rank_and_bold_and_one_seed_shows_no_spread(tmp_path: Path) -
     assert table.best(ONE) == {"x", "y"}
     assert table.ranks == {"x": 1.5, "y": 1.5, "z": 3.0}
     md = render_markdown([table])
-    assert md.count("**60.00 (n=1)**") == 2 and "50.00 (n=1)" in md and "±" not in md.split("|---")[1]
+    assert md.count("**60.00 (n=1)**") == 2 and "50.00 (n=1)" in md
+    assert "±" not in md.split("|---")[1]
 
 
 def test_leaderboard_check_catches_an_edited_table(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ SCORES: dict[str, tuple[list[float], list[float]]] = {
 
 
 def _browser() -> tuple[str, str]:
-    """(chromium binary, chromedriver) or a loud skip (a failure with SSL_BENCH_REQUIRE_BROWSER=1)."""
+    """(chromium binary, chromedriver) or a loud skip (a failure with
+    SSL_BENCH_REQUIRE_BROWSER=1)."""
     binary = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
                    if p), None)
     driver = shutil.which("chromedriver")

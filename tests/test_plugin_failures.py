@@ -16,8 +16,8 @@ from torch import nn
 
 from ssl_bench import hookimpl, plugins
 from ssl_bench.api import Encoder
-from ssl_bench.engine.probe import EncoderContractError, check_encoder
 from ssl_bench.engine.pretrain import build_optimizer
+from ssl_bench.engine.probe import EncoderContractError, check_encoder
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 from ssl_bench.testing import DummyMethod, TestingPlugin, TinyConvEncoder, cli_exit_code

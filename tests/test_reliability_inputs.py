@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import SafetensorError
 
 from ssl_bench import plugins
 from ssl_bench.cli import main
 from ssl_bench.errors import SSLBenchError
-from ssl_bench.records import (CellRecord, Component, DatasetRef, TaskRef, record_path,
-                               write_record)
-
+from ssl_bench.records import CellRecord, Component, DatasetRef, TaskRef, record_path, write_record
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
@@ -219,7 +218,7 @@ def test_harness_checkpoints_never_unpickle(tmp_path) -> None:
     ckpt = cache / "checkpoints" / "dummy" / f"{key}.safetensors"
     ckpt.parent.mkdir(parents=True)
     _malicious_pickle(ckpt, marker)
-    with pytest.raises(Exception):
+    with pytest.raises(SafetensorError):
         load_pretrained(method, ckpt)  # safetensors: a pickle is not even parsed
     assert not checkpoint_is_intact(ckpt)
     work_dir = cache / "work_dirs" / "dummy" / key

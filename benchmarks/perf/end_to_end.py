@@ -50,8 +50,8 @@ def main() -> None:
                         help="results directory to keep (default: a temporary one)")
     args = parser.parse_args()
 
-    from ssl_bench.synthetic_suite import ensure_synthetic
     from ssl_bench.paths import synthetic_root
+    from ssl_bench.synthetic_suite import ensure_synthetic
 
     ensure_synthetic(synthetic_root(args.size), args.size)
     if args.keep is not None and args.keep.exists():

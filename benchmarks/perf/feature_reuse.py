@@ -13,9 +13,9 @@ Two measurements on the synthetic suite with one method and one ``linear`` bench
    (0.01, seed 0) run of the same method, each on a fresh results directory (pretraining
    included in both; the decoded-frame cache is shared and warm), on the ``--sweep-size``
    synthetic suite (default ``default``, as ``make run``: on the ``small`` pool the ``cpu``
-   profile pretrains for only 3 steps). The records' timings say where the time went. The single run is timed
-   before and after the sweep and the faster one is used (the first run of a process pays
-   one-off start-up costs). Target: <= 1.5x.
+   profile pretrains for only 3 steps). The records' timings say where the time went. The
+   single run is timed before and after the sweep and the faster one is used (the first run
+   of a process pays one-off start-up costs). Target: <= 1.5x.
 
 Prints a table and writes ``benchmarks/perf/results/feature_reuse.json``.
 
@@ -37,8 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perf_common as pc  # noqa: E402
 
-from ssl_bench.engine.plan import Cell, RunOptions  # noqa: E402
 from ssl_bench.engine.cells import evaluate_cell  # noqa: E402
+from ssl_bench.engine.plan import Cell, RunOptions  # noqa: E402
 from ssl_bench.engine.sweep import run_sweep  # noqa: E402
 
 NAME = "feature_reuse"

@@ -36,8 +36,8 @@ RESULTS = pc.RESULTS / "frame_cache.json"
 
 
 def synthetic_cholec80(size: str) -> Path:
-    from ssl_bench.synthetic_suite import ensure_synthetic
     from ssl_bench.paths import synthetic_root
+    from ssl_bench.synthetic_suite import ensure_synthetic
 
     return ensure_synthetic(synthetic_root(size), size, ids=["cholec80"])["cholec80"]
 

@@ -18,19 +18,21 @@ with the synthetic Cholec80 renderer, and measures on them:
   process tree (the sum of the proportional set sizes, PSS, of the command and its workers,
   sampled every 0.2 s) and the RSS of its largest process, and the disk the cache takes. The
   time is the command's own (its summary line: from reading the units to the last write),
-  without the interpreter's and plugins' start-up. Extrapolation to the 80 videos: time in proportion to
-  the decoded frames (basis: decoding reads every frame; the kept share is the same in every
-  video); disk computed exactly from the kept-frame counts of the 80 lengths (checked against
-  the measured subset); memory not extrapolated (per worker it does not grow with the video);
+  without the interpreter's and plugins' start-up. Extrapolation to the 80 videos: time in
+  proportion to the decoded frames (basis: decoding reads every frame; the kept share is the
+  same in every video); disk computed exactly from the kept-frame counts of the 80 lengths
+  (checked against the measured subset); memory not extrapolated (per worker it does not grow
+  with the video);
 * **pretraining pool**: loading the train videos of the subset as the harness does
   (``Dataset.load`` per unit: the phase file, the cache's memmaps), then the ``simclr``
   pretraining dataset's frame index; time, Python-heap peak (``tracemalloc``) and resident
   growth, extrapolated to the 40 train videos in proportion to their frames;
-* **loader vs step**: each of ``--methods`` at its ``paper`` profile (224 px, its 8 loader workers
-  capped by the cores the process may use, as the harness caps them; its batch size) reading that pool: images/s of its pretraining DataLoader (after one batch
-  per worker) against the images/s its training step consumes (forward + backward + optimiser
-  step on a fixed batch of ``--step-batch`` images on ``--device``; on a CPU a smaller batch
-  than the profile's, since one step of 256 images at 224 px takes minutes).
+* **loader vs step**: each of ``--methods`` at its ``paper`` profile (224 px, its 8 loader
+  workers capped by the cores the process may use, as the harness caps them; its batch size)
+  reading that pool: images/s of its pretraining DataLoader (after one batch per worker) against
+  the images/s its training step consumes (forward + backward + optimiser step on a fixed batch
+  of ``--step-batch`` images on ``--device``; on a CPU a smaller batch than the profile's, since
+  one step of 256 images at 224 px takes minutes).
 
 **Full resolution.** Two clips of the same content and length, one at the source size and one
 at 854x480 (Cholec80's resolution), go through the frame cache's decode (one process, one
@@ -108,10 +110,14 @@ def write_video(root: Path, number: int, n_frames: int, width: int, height: int,
                 seed: int = 0) -> None:
     """One Cholec80-layout video (mp4, phase and tool files) of ``n_frames`` frames, drawn by
     the synthetic Cholec80 renderer."""
-    from ssl_bench.default_plugins.synthetic.surgical import (PHASES, TOOLS, encode_mp4,
-                                                              phase_lengths,
-                                                              render_cholec80_video,
-                                                              tool_presence)
+    from ssl_bench.default_plugins.synthetic.surgical import (
+        PHASES,
+        TOOLS,
+        encode_mp4,
+        phase_lengths,
+        render_cholec80_video,
+        tool_presence,
+    )
 
     rng = np.random.default_rng([seed, 80, number])
     phases = np.repeat(np.arange(len(PHASES)), phase_lengths(rng, n_frames))
@@ -447,7 +453,7 @@ surgical video, whose decoding costs more per pixel, so read these as lower boun
 {pc.table(loader_rows, [('method', 'method', ''), ('num_workers', 'workers', 'd'), ('batch_size', 'batch', 'd'), ('loader_img_s', 'loader img/s', '.1f'), ('step_batch', 'step batch', 'd'), ('step_device', 'step device', ''), ('step_img_s', 'step img/s', '.1f'), ('ratio', 'loader / step', '.2f')])}
 
 {pc.machine_line(result['machine'])}; the whole script took {_minutes(result['wall_s'])} (budget 15 min).
-"""
+"""  # noqa: E501 (a markdown report: its table rows are one line each)
     return out
 
 

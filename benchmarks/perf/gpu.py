@@ -41,8 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import perf_common as pc  # noqa: E402
 from data_path import loader_images_per_s  # noqa: E402
-from pretrain_throughput import (  # noqa: E402
-    conv_backward_flops, harness_run, make_loader, to_device)
+from pretrain_throughput import conv_backward_flops, harness_run, make_loader, to_device  # noqa: E402
 
 from ssl_bench.api import PretrainPool  # noqa: E402
 from ssl_bench.engine.pretrain import build_optimizer  # noqa: E402
@@ -189,8 +188,8 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Measured on {result['gpu']} (host: `nproc` {result['machine']['nproc']}, torch "
         f"{result['machine']['torch']}), {result['machine']['date']}. Images/s of pretraining "
-        f"at the `{result['profile']}` profile, pool frames consumed per second; each column is its "
-        f"own run of {result['steps']} steps, the first {result['warmup']} dropped, GPU "
+        f"at the `{result['profile']}` profile, pool frames consumed per second; each column "
+        f"is its own run of {result['steps']} steps, the first {result['warmup']} dropped, GPU "
         "synchronised before each clock read. `loader`: the DataLoader alone (host-CPU "
         "augmentations; `workers` processes). `harness`: `run_pretraining` (mmengine Runner, "
         "fp32). `fp32` .. `+compile`: the plain loop with bf16 autocast, channels-last and "

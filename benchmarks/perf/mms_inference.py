@@ -48,7 +48,8 @@ def build_predictor(profile: str, num_classes: int) -> SegPredictor:
 
 
 def frames_per_second(predictor: SegPredictor, device: torch.device, hw: tuple[int, int],
-                      batch: int, min_seconds: float, min_iters: int, warmup: int) -> dict[str, Any]:
+                      batch: int, min_seconds: float, min_iters: int, warmup: int
+                      ) -> dict[str, Any]:
     x = torch.rand(batch, 3, *hw, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
@@ -62,7 +63,8 @@ def frames_per_second(predictor: SegPredictor, device: torch.device, hw: tuple[i
         sync()
         seconds = time.perf_counter() - start
     return {"frames": iters * batch, "seconds": round(seconds, 4),
-            "fps": round(iters * batch / seconds, 2), "ms_per_batch": round(1000 * seconds / iters, 2)}
+            "fps": round(iters * batch / seconds, 2),
+            "ms_per_batch": round(1000 * seconds / iters, 2)}
 
 
 def main() -> None:
@@ -93,7 +95,8 @@ def main() -> None:
                 rows.append({"profile": profile, "height": hw[0], "width": hw[1],
                              "device": device.type, "batch": batch, "params": params, **res})
                 print(f"{profile:6s} {hw[0]:4d}x{hw[1]:<4d} {device.type:4s} batch {batch:3d}: "
-                      f"{res['fps']:9.2f} frames/s ({res['ms_per_batch']:.1f} ms/batch)", flush=True)
+                      f"{res['fps']:9.2f} frames/s ({res['ms_per_batch']:.1f} ms/batch)",
+                      flush=True)
 
     machine = {
         "cpu": pc.cpu_model(), "nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(),

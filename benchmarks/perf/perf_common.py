@@ -99,8 +99,8 @@ def machine_line(m: dict[str, Any]) -> str:
 def sweep_context(benchmarks: list[str], size: str, results: Path, methods: list[str] | None = None,
                   profile: str = "cpu", device: str = "cpu") -> Any:
     """A sweep context over the embedded synthetic suite (written once if missing)."""
-    from ssl_bench.engine.plan import RunOptions, resolve_data
     from ssl_bench.engine.context import SweepContext
+    from ssl_bench.engine.plan import RunOptions, resolve_data
     from ssl_bench.plugins import get_registries
 
     regs = get_registries()

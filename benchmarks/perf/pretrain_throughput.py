@@ -20,8 +20,9 @@ Compute efficiency: the FLOPs of one training step (forward and backward of
 with ``torch.utils.flop_counter.FlopCounterMode`` (PyTorch's standard counter: 2 FLOPs per
 multiply-add of matmul/conv/attention ops; its convolution-backward formula is replaced by one
 that honours ``groups``, see :func:`conv_backward_flops`), divided by the harness iteration
-time, relative to the best FLOP/s of a large ``torch.mm`` timed in the same run. ``compute-only`` divides the
-same FLOPs by the time of forward + backward + optimiser step on a fixed batch (no loading).
+time, relative to the best FLOP/s of a large ``torch.mm`` timed in the same run.
+``compute-only`` divides the same FLOPs by the time of forward + backward + optimiser step on
+a fixed batch (no loading).
 For the least efficient method, ``torch.profiler`` splits the step's CPU time by operator
 class to say what limits it (data loading, small kernels, Python overhead).
 

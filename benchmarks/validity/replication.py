@@ -1,8 +1,8 @@
 """Do the leaderboard's significance calls replicate? The default board (`ssl-bench run
 --methods all --label-frac 0.01`, default benchmarks, `cpu` profile) is run twice, with
-disjoint seed sets (A: 0-4, the default run's; B: 5-9 by default), each into its own results folder, and
-the two boards' calls against ``random-init`` (and against ``bn-adapt`` when both boards have
-that row) are compared.
+disjoint seed sets (A: 0-4, the default run's; B: 5-9 by default), each into its own results
+folder, and the two boards' calls against ``random-init`` (and against ``bn-adapt`` when both
+boards have that row) are compared.
 
 Per benchmark and baseline it reports the number of calls (one per non-baseline row compared in
 both boards: better / no difference / worse, from the Holm-adjusted ``significant`` flag and

@@ -127,9 +127,10 @@ def control_command(settings: dict[str, Any], work: Path, jobs: str,
 def run_control(args: list[str]) -> float:
     """Run the collapsed control in this process (its plugin registered here and, through the
     plugin set-up, in the workers); its wall seconds."""
+    from validity import ControlPlugin
+
     from ssl_bench import plugins
     from ssl_bench.cli import main as ssl_bench_main
-    from validity import ControlPlugin
 
     if plugins.get_plugin_manager().get_plugin("validity-control") is None:
         plugins.register_plugin(ControlPlugin(), "validity-control", "benchmarks/validity")

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
                                                      for k in ("mean", "delta", "p_holm")}
                                                  for m in points[-1]["rows"]}}), flush=True)
     result = {"benchmark": args.benchmark, "methods": list(trained), "seeds": args.seeds,
-              "profile": args.profile, "steps": steps, "points": points, "seconds": time.perf_counter() - start,
+              "profile": args.profile, "steps": steps, "points": points,
+              "seconds": time.perf_counter() - start,
               "machine": pc.machine(),
               "command": " ".join(["python benchmarks/validity/validity.py", *(
                   argv if argv is not None else sys.argv[1:])])}

@@ -53,7 +53,8 @@ def write_monai(root: Path, affine: np.ndarray = RAS) -> Path:
         hu, label = case_arrays(int(cid))
         write_nii(root / "imagesTr" / f"img{cid}.nii.gz", hu, affine)
         write_nii(root / "labelsTr" / f"label{cid}.nii.gz", label, affine)
-        entries.append({"image": f"imagesTr/img{cid}.nii.gz", "label": f"labelsTr/label{cid}.nii.gz"})
+        entries.append({"image": f"imagesTr/img{cid}.nii.gz",
+                        "label": f"labelsTr/label{cid}.nii.gz"})
     (root / "dataset_0.json").write_text(json.dumps(
         {"labels": {"0": "background", "1": "spleen"}, "training": entries[:3],
          "validation": entries[3:]}))
@@ -153,7 +154,8 @@ def test_resize_and_resample(tmp_path: Path) -> None:
     assert (z.min(), r.min(), c.min()) >= (3, 19, 5) and (z.max(), r.max(), c.max()) <= (9, 25, 11)
 
 
-def test_volume_cache_is_hit_on_second_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_volume_cache_is_hit_on_second_load(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     ds = Btcv(write_raw(tmp_path / "btcv"), NATIVE, cache_dir=tmp_path / "cache")
     unit = ds.units()[1]
     first = ds.load(unit, size=16)

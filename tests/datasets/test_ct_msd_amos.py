@@ -36,7 +36,8 @@ def write_spleen_task(parent: Path, labels: dict | None = None) -> Path:
                          "label": f"./labelsTr/spleen_{n}.nii.gz"})
     # macOS resource forks shipped in the tarballs: on disk and (sometimes) listed
     (task / "imagesTr/._spleen_1.nii.gz").write_bytes(b"\x00\x05\x16\x07junk")
-    training.append({"image": "./imagesTr/._spleen_1.nii.gz", "label": "./labelsTr/._spleen_1.nii.gz"})
+    training.append({"image": "./imagesTr/._spleen_1.nii.gz",
+                     "label": "./labelsTr/._spleen_1.nii.gz"})
     (task / "dataset.json").write_text(json.dumps({
         "name": "Spleen", "modality": {"0": "CT"}, "tensorImageSize": "3D",
         "labels": labels or {"0": "background", "1": "spleen"},
@@ -97,7 +98,8 @@ def test_msd_escaping_path_and_malformed_manifest(tmp_path: Path) -> None:
 def test_amos_reads_ct_cases_only(tmp_path: Path) -> None:
     root = tmp_path / "amos22"
     for n in (1, 2, 3, 4, 5, 6, 540):  # 540 is MRI
-        write_case(root / f"imagesTr/amos_{n:04d}.nii.gz", root / f"labelsTr/amos_{n:04d}.nii.gz", 15)
+        write_case(root / f"imagesTr/amos_{n:04d}.nii.gz",
+                   root / f"labelsTr/amos_{n:04d}.nii.gz", 15)
     for n in (8, 600):
         write_case(root / f"imagesVa/amos_{n:04d}.nii.gz", root / f"labelsVa/amos_{n:04d}.nii.gz")
     write_case(root / "imagesTs/amos_0009.nii.gz", tmp_path / "unused.nii.gz")

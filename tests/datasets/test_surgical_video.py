@@ -11,8 +11,8 @@ import pytest
 
 from ssl_bench.default_plugins.datasets import video as video_module
 from ssl_bench.default_plugins.datasets.cholec80 import PHASES, TOOLS, Cholec80
-from ssl_bench.default_plugins.datasets.m2cai16 import M2CAI16Workflow
 from ssl_bench.default_plugins.datasets.m2cai16 import PHASES as M2CAI_PHASES
+from ssl_bench.default_plugins.datasets.m2cai16 import M2CAI16Workflow
 from ssl_bench.errors import DataError
 
 

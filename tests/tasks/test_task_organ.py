@@ -14,8 +14,7 @@ from ssl_bench.api import CellInputs, Unit, UnitData
 from ssl_bench.cache import ArrayCache
 from ssl_bench.default_plugins.tasks import TASKS
 from ssl_bench.default_plugins.tasks.organ import OrganSegmentation, mean_dice_present
-from ssl_bench.testing import DummyMethod, TinyVolumeDataset, tiny_cell
-
+from ssl_bench.testing import TinyVolumeDataset, tiny_cell
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from ssl_bench.api import CellInputs, Unit, UnitData
 from ssl_bench.cache import ArrayCache
@@ -16,7 +15,6 @@ from ssl_bench.default_plugins.tasks import TASKS
 from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
 from ssl_bench.splits import select_label_units
 from ssl_bench.testing import DummyMethod, TinyVideoDataset, tiny_cell
-
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

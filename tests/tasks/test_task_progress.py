@@ -13,8 +13,14 @@ from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
 from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
 from ssl_bench.default_plugins.tasks.tools import ToolPresence
 from ssl_bench.engine.pretrain import run_pretraining
-from ssl_bench.testing import (DummyMethod, TinySegDataset, TinyVideoDataset, smoke_method,
-                               tiny_cell, tiny_pool)
+from ssl_bench.testing import (
+    DummyMethod,
+    TinySegDataset,
+    TinyVideoDataset,
+    smoke_method,
+    tiny_cell,
+    tiny_pool,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

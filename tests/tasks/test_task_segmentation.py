@@ -12,13 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.api import (CellInputs, MethodMeta, SemiSupervisedData,
-                           Unit, UnitData)
+from ssl_bench.api import CellInputs, MethodMeta, SemiSupervisedData, Unit, UnitData
 from ssl_bench.cache import ArrayCache
 from ssl_bench.default_plugins.tasks import TASKS
 from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
 from ssl_bench.testing import DummyMethod, TinySegDataset, tiny_cell
-
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
