@@ -97,6 +97,12 @@ class TaskMeta(Meta):
     protocols: tuple[str, ...] = ("linear", "finetune")
     main_score: str
     higher_is_better: dict[str, bool]
+    #: the largest |Δ| of the main score that ``ssl-bench verify`` accepts between a record
+    #: and its re-run where only the environment differs (another CPU type, library build or
+    #: thread count): the same computation then differs in its last bits, and training
+    #: amplifies them. None: the scores must be equal unless ``--tolerance`` is given. A task
+    #: states where its figure comes from in its docstring.
+    verify_tolerance: float | None = Field(default=None, ge=0)
 
 
 class ReferenceResult(Meta):

@@ -5,7 +5,17 @@ The bundle is checked first (:func:`ssl_bench.bundle.read_bundle`; nothing is un
 cells are drawn from its scored records with a seeded generator (``--seed``), so two people
 verifying one bundle with one seed re-run the same cells. Each drawn cell is computed by an
 ordinary ``ssl-bench run`` of that method, benchmark, label setting, seed and profile into a
-work folder, on the local data (``--data-root``; the synthetic suite for synthetic records).
+work folder, on the local data (``--data-root``; the synthetic suite for synthetic records),
+as the bundle's run computed it:
+
+- with the bundle's other benchmarks of that profile as ``--pool-with``: a pretraining pool
+  holds the train units of every dataset of its domain in the run, less the recordings held
+  out by any benchmark of the run, so a re-run of one benchmark alone would pretrain on
+  another pool (another checkpoint key: ``not comparable``);
+- with the record's torch thread count (``ssl-bench run --jobs N`` gives each worker
+  ``cores // N`` threads; the re-run is one process): the thread count changes the last bits
+  of the sums, and training amplifies them into other scores.
+
 When the bundle carries the weights of a drawn cell's checkpoint (``ssl-bench export
 --with-checkpoints``), they are placed with their sidecar in the work folder's checkpoint store
 first, so the re-run reads them when its own checkpoint key is the record's (the same method
@@ -19,18 +29,20 @@ The verdict of a cell:
   scores are not about the same computation, and the line names what differs;
 - ``match``: the identities are equal and, where the environment (library versions, device,
   precision) is the same too, the scores are equal (within 1e-6); where the environment
-  differs, within ``--tolerance`` (absolute, in the metric's units);
-- ``mismatch``: otherwise, including an environment that differs with no ``--tolerance``.
+  differs, within ``--tolerance`` (absolute, in the metric's units), else within the
+  tolerance the cell's task declares (:attr:`ssl_bench.meta.TaskMeta.verify_tolerance`);
+- ``mismatch``: otherwise, including an environment that differs with no tolerance.
 
 Anything but ``match`` makes ``ssl-bench verify`` exit non-zero.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ssl_bench.bundle import Bundle, check_member_name, extract_weights, read_bundle
 from ssl_bench.errors import SSLBenchError
@@ -71,9 +83,11 @@ def draw(records: list[CellRecord], sample: int, seed: int) -> list[CellRecord]:
     return random.Random(seed).sample(scored, min(sample, len(scored)))
 
 
-def run_args(r: CellRecord, work: Path, data_root: Path | None, synthetic_size: str
-             ) -> list[str]:
-    """The ``ssl-bench run`` arguments that compute ``r``'s cell again into ``work``."""
+def run_args(r: CellRecord, work: Path, data_root: Path | None, synthetic_size: str,
+             pool_with: list[str] | None = None) -> list[str]:
+    """The ``ssl-bench run`` arguments that compute ``r``'s cell again into ``work``;
+    ``pool_with``: the other benchmarks of the run that made it (their datasets shape the
+    pretraining pools)."""
     setting = (["--label-count", str(r.label_count)] if r.label_setting == "count"
                else ["--label-frac", f"{r.label_frac:g}"])
     args = ["run", "--methods", r.method.id, "--benchmarks", r.benchmark, *setting,
@@ -86,11 +100,37 @@ def run_args(r: CellRecord, work: Path, data_root: Path | None, synthetic_size: 
         args += ["--pretraining", "per-seed"]
     if data_root is not None and not r.synthetic:
         args += ["--data-root", str(data_root)]
+    others = sorted(set(pool_with or []) - {r.benchmark})
+    if others:
+        args += ["--pool-with", ",".join(others)]
     return args
 
 
-def judge(claimed: CellRecord, rerun: CellRecord | None, tolerance: float | None) -> Verdict:
-    """The verdict on one cell (see the module docstring)."""
+def run_benchmarks(records: list[CellRecord], r: CellRecord) -> list[str]:
+    """The benchmarks of the bundle's records made like ``r`` (same profile, synthetic or
+    not): the run's benchmark set, which its pretraining pools depend on."""
+    return sorted({x.benchmark for x in records
+                   if x.profile == r.profile and x.synthetic == r.synthetic})
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``threads`` torch threads (unchanged when None or 0), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def judge(claimed: CellRecord, rerun: CellRecord | None, tolerance: float | None,
+          tolerance_source: str = "") -> Verdict:
+    """The verdict on one cell (see the module docstring); ``tolerance_source`` follows the
+    tolerance in the verdict line (where it comes from)."""
     name = cell_name(claimed)
     score = float(claimed.main_score or 0.0)
     if rerun is None or rerun.status != "ok" or rerun.main_score is None:
@@ -110,10 +150,11 @@ def judge(claimed: CellRecord, rerun: CellRecord | None, tolerance: float | None
                        "same environment: must be equal")
     if tolerance is None:
         return Verdict(name, score, again, "mismatch" if abs(again - score) > EXACT else "match",
-                       "environment differs and no --tolerance was given: must be equal")
+                       "environment differs and neither --tolerance nor the task gives a "
+                       "tolerance: must be equal")
     ok = abs(again - score) <= tolerance
     return Verdict(name, score, again, "match" if ok else "mismatch",
-                   f"environment differs: within {tolerance:g}")
+                   f"environment differs: within {tolerance:g}{tolerance_source}")
 
 
 def verify_bundle(bundle: Path, sample: int, seed: int, work: Path,
@@ -136,13 +177,20 @@ def verify_bundle(bundle: Path, sample: int, seed: int, work: Path,
                                     "not comparable", "its method or task is not installed "
                                     "here"))
             continue
+        pool_with = [b for b in run_benchmarks(checked.records, r) if b in regs.benchmarks]
+        threads = r.environment.threads if r.environment is not None else None
         try:
-            rerun(run_args(r, work, data_root, synthetic_size)[1:])
+            with torch_threads(threads):
+                rerun(run_args(r, work, data_root, synthetic_size, pool_with)[1:])
         except SystemExit:
             pass  # a failed cell has a record saying why
         path = record_path(work, r.benchmark, r.method.id, r.label_frac, r.seed,
                            r.label_count if r.label_setting == "count" else None)
-        verdict = judge(r, read_record(path) if path.exists() else None, tolerance)
+        declared = regs.tasks.get(r.task.id).meta.verify_tolerance
+        verdict = judge(r, read_record(path) if path.exists() else None,
+                        tolerance if tolerance is not None else declared,
+                        "" if tolerance is not None or declared is None else
+                        f" (the tolerance {r.task.id} declares)")
         how = ("the bundle's checkpoint" if checkpoint_of(r) in with_weights
                else "pretraining re-run")
         verdicts.append(Verdict(verdict.cell, verdict.claimed, verdict.rerun, verdict.verdict,

@@ -152,3 +152,18 @@ def test_a_dry_run_before_every_dataset_is_written_plans_without_errors(
     out = capsys.readouterr().out
     assert "cannot be set up" not in out
     assert "simclr|cholec80-phase|0.5|0: compute: no record yet" in out
+
+
+def test_pool_with_needs_its_data_and_says_so_in_one_line(tmp_path, capsys) -> None:
+    """--pool-with benchmarks shape the pretraining pools: without their data the run stops
+    before anything is computed, naming the benchmark and the fix."""
+    data = tmp_path / "data"
+    (data / "cholec80").mkdir(parents=True)
+    code = cli_exit_code(["run", "--methods", "random-init", "--benchmarks", "cholec80-phase",
+                          "--pool-with", "cholecseg8k-seg", "--data-root", str(data),
+                          "--results", str(tmp_path / "r"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code != 0
+    line = next(x for x in err.splitlines() if "--pool-with" in x)
+    assert "'cholecseg8k-seg'" in line and "drop it from --pool-with" in line
+    assert "Traceback" not in err

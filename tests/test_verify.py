@@ -35,6 +35,18 @@ def _rec(score: float, config: str = "c1", device: str = "cpu"):
     return rec
 
 
+def _installed_rec(score: float):
+    """A record of a method and task that are installed (random-init, phase recognition), so
+    verify re-runs it rather than calling it not comparable."""
+    from ssl_bench.records import TaskRef
+
+    rec = _rec(score)
+    rec.method = rec.method.model_copy(update={"id": "random-init"})
+    rec.task = TaskRef(id="phase-recognition", version="2", main_score="accuracy",
+                       higher_is_better={"accuracy": True})
+    return rec
+
+
 def test_verdicts() -> None:
     assert judge(_rec(70.0), _rec(70.0), None).verdict == "match"
     # an edited score (even in a bundle whose manifest was re-hashed) is caught
@@ -59,6 +71,36 @@ def test_draw_is_seeded_and_run_args_name_the_cell() -> None:
     assert args[:8] == ["run", "--methods", "m", "--benchmarks", "b1", "--label-frac", "0.5",
                         "--seeds"]
     assert "--profile" in args and "per-seed" in args
+    assert "--pool-with" not in args
+    pooled = run_args(_rec(70.0), Path("w"), None, "small", ["b1", "b2", "b3"])
+    assert pooled[pooled.index("--pool-with") + 1] == "b2,b3"  # the others, not the cell's own
+
+
+def test_a_re_run_has_the_record_s_thread_count(tmp_path: Path) -> None:
+    """Workers of `--jobs N` compute with cores // N threads; the re-run (one process) takes
+    the record's count, and the caller's count comes back after it."""
+    import torch
+
+    from ssl_bench.bundle import export_bundle
+    from ssl_bench.records import write_record
+    from ssl_bench.verify import torch_threads, verify_bundle
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before
+
+    results = tmp_path / "results"
+    rec = _installed_rec(60.0)
+    rec.environment = current_environment("cpu").model_copy(update={"threads": 1})
+    write_record(results, rec)
+    export_bundle(results, tmp_path / "b.tar.gz")
+    seen: list[int] = []
+    verify_bundle(tmp_path / "b.tar.gz", 1, 0, tmp_path / "work",
+                  lambda _args: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == before
 
 
 def test_a_smoke_bundle_re_runs_to_the_same_scores(tmp_path: Path) -> None:
@@ -89,6 +131,39 @@ def test_a_smoke_bundle_re_runs_to_the_same_scores(tmp_path: Path) -> None:
                                      str(tmp_path / "board")])
     assert board.exit_code == 0, board.output
     assert "random-init (verified: 2 cells re-run)" in board.output
+
+
+def test_a_pretrained_cell_of_a_two_benchmark_run_re_runs_to_its_checkpoint(tmp_path: Path
+                                                                             ) -> None:
+    """A pretraining pool holds every dataset of its domain in the run (less the recordings
+    any benchmark of the run holds out): a cell re-run with its benchmark alone pretrains on
+    another pool. The re-run passes the run's other benchmarks as --pool-with, so it reaches
+    the record's checkpoint key and score."""
+    results, bundle = tmp_path / "results", tmp_path / "b.tar.gz"
+    run = CliRunner().invoke(cli, [
+        "run", "--methods", "simclr", "--benchmarks", "cholec80-phase,cholecseg8k-seg",
+        "--label-frac", "0.5", "--seeds", "0", "--profile", "smoke", "--synthetic-size",
+        "small", "--jobs", "1", "--quiet", "--results", str(results)])
+    assert run.exit_code == 0, run.output
+    assert CliRunner().invoke(cli, ["export", "--results", str(results), "-o",
+                                    str(bundle)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["verify", str(bundle), "--sample", "2",
+                                      "--synthetic-size", "small", "--work",
+                                      str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("| match (same environment") == 2
+    # alone, the benchmark's pool is another: the pretraining differs
+    alone = CliRunner().invoke(cli, [
+        "run", "--methods", "simclr", "--benchmarks", "cholecseg8k-seg", "--label-frac", "0.5",
+        "--seeds", "0", "--profile", "smoke", "--synthetic-size", "small", "--jobs", "1",
+        "--quiet", "--results", str(tmp_path / "alone")])
+    assert alone.exit_code == 0, alone.output
+    from ssl_bench.records import read_record, record_path
+
+    claimed = read_record(record_path(results, "cholecseg8k-seg", "simclr", 0.5, 0))
+    lone = read_record(record_path(tmp_path / "alone", "cholecseg8k-seg", "simclr", 0.5, 0))
+    rerun = read_record(record_path(tmp_path / "work", "cholecseg8k-seg", "simclr", 0.5, 0))
+    assert lone.checkpoint != claimed.checkpoint == rerun.checkpoint
 
 
 def test_bundled_weights_are_placed_in_the_work_store(tmp_path: Path) -> None:
@@ -205,3 +280,4 @@ def test_a_cell_whose_method_is_not_installed_is_reported_not_run(tmp_path: Path
     (verdict,) = verify_bundle(bundle, 1, 0, tmp_path / "work", ran.append)
     assert ran == []
     assert verdict.verdict == "not comparable" and "not installed here" in verdict.why
+

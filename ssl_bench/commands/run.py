@@ -58,6 +58,11 @@ def _option_value(param: click.Parameter, value: Any, path: Path) -> Any:
               help="`default` (the benchmarks of the default run), `all` or comma-separated "
                    "benchmark ids. `default`/`all` skip, with a note, benchmarks whose data is "
                    "missing.")
+@click.option("--pool-with", "pool_with", default=None, metavar="BENCHMARKS",
+              help="Comma-separated benchmark ids whose datasets join the pretraining pools "
+                   "(and whose val/test recordings are held out of them) without being "
+                   "evaluated: re-creates the pools, so the checkpoints, of a run with more "
+                   "benchmarks (`ssl-bench verify` passes it).")
 @click.option("--label-frac", "label_frac", default=None,
               help="Label fraction(s) in (0, 1], comma-separated. Default: each benchmark's own.")
 @click.option("--label-count", "label_count", default=None,
@@ -176,7 +181,8 @@ def run_command(ctx: click.Context, **params: Any) -> None:
     check_overrides(regs, method_overrides, task_overrides)
     options = RunOptions.from_cli(
         methods=params["methods"], benchmarks=params["benchmarks"],
-        label_frac=params["label_frac"], label_count=params["label_count"],
+        pool_with=params["pool_with"], label_frac=params["label_frac"],
+        label_count=params["label_count"],
         seeds=None if params["seeds"] is None else str(params["seeds"]), profile=params["profile"],
         data_root=Path(params["data_root"]) if params["data_root"] else None,
         synthetic_size=params["synthetic_size"], results=Path(params["results"]),

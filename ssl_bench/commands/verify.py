@@ -20,7 +20,8 @@ import click
               show_default=True, help="The synthetic suite the bundle's synthetic records used.")
 @click.option("--tolerance", type=float, default=None,
               help="Largest |Δ| accepted where the environment differs (absolute, in the "
-                   "metric's units); without it such cells must match exactly.")
+                   "metric's units). Default: the tolerance the cell's task declares; a task "
+                   "that declares none wants such cells equal.")
 @click.option("--work", type=click.Path(path_type=Path), default=None,
               help="Folder for the re-runs' results (default: a temporary folder).")
 @click.option("--record", "record_path", type=click.Path(path_type=Path), default=None,
@@ -31,7 +32,8 @@ def verify_command(bundle: Path, sample: int, seed: int, data_root: Path | None,
                    record_path: Path | None) -> None:
     """Check a result bundle by re-running cells drawn from it on the local data and
     comparing each main score with the bundle's: equal where the cell identity and the
-    environment match, within --tolerance where only the environment differs. Prints a table
+    environment match, within --tolerance (or the task's declared tolerance) where only the
+    environment differs. Prints a table
     (cell, claimed, re-run, Δ, verdict) and exits non-zero unless every cell matches.
 
     \b

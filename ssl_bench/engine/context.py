@@ -108,7 +108,9 @@ class SweepContext:
         return self.regs.datasets.get(bench.dataset).meta.domain
 
     def run_data_keys(self) -> list[str]:
-        return sorted({self.data_key(b) for b in self.options.benchmarks})
+        """The data keys of the run's benchmarks and of its ``--pool-with`` ones: every
+        dataset that the pretraining pools and the held-out recordings come from."""
+        return sorted({self.data_key(b) for b in self.options.pool_benchmark_ids})
 
     def held_out_sources(self) -> set[str]:
         """Recordings in a val/test split of any dataset of the run (under any of its reader

@@ -120,6 +120,15 @@ class RunOptions:
     precision: str = "fp32"
     #: ``--compile``: torch.compile of the pretraining model
     compile: bool = False
+    #: ``--pool-with``: benchmarks whose datasets shape the pretraining pools (pooled train
+    #: units, held-out recordings) like the run's own, but that get no cells
+    pool_benchmarks: list[str] = field(default_factory=list)
+
+    @property
+    def pool_benchmark_ids(self) -> list[str]:
+        """The benchmarks whose datasets make the pretraining pools: the run's, then
+        :attr:`pool_benchmarks` not among them."""
+        return [*self.benchmarks, *(b for b in self.pool_benchmarks if b not in self.benchmarks)]
 
     @classmethod
     def from_cli(cls, *, methods: str, benchmarks: str, label_frac: str | None,
@@ -130,7 +139,8 @@ class RunOptions:
                  method_overrides: dict[str, dict[str, Any]] | None = None,
                  task_overrides: dict[str, dict[str, Any]] | None = None,
                  debug: bool = False, pretraining: str | None = None,
-                 precision: str | None = None, compile: bool = False) -> "RunOptions":
+                 precision: str | None = None, compile: bool = False,
+                 pool_with: str | None = None) -> "RunOptions":
         regs = resolved_registries()  # `all` leaves out a class that fails to import
         fracs = parse_label_fracs(label_frac) if label_frac is not None else None
         counts = parse_label_counts(label_count) if label_count is not None else None
@@ -141,6 +151,7 @@ class RunOptions:
             bench_ids = [e.id for e in regs.benchmarks if e.obj.default]
         else:
             bench_ids = regs.benchmarks.resolve(benchmarks)
+        pool_ids = regs.benchmarks.resolve(pool_with) if pool_with else []
         dev = resolve_device(device)
         if data_root is not None and not Path(data_root).is_dir():
             raise SSLBenchError(
@@ -162,7 +173,8 @@ class RunOptions:
                    benchmarks_explicit=spec not in ("default", "all"),
                    method_overrides=dict(method_overrides or {}),
                    task_overrides=dict(task_overrides or {}), debug=debug,
-                   precision=resolve_precision(precision, dev), compile=compile)
+                   precision=resolve_precision(precision, dev), compile=compile,
+                   pool_benchmarks=pool_ids)
 
 
 @dataclass(frozen=True)
@@ -273,23 +285,33 @@ def choose_benchmarks(options: RunOptions, regs: Registries) -> BenchmarkChoice:
     from ssl_bench.synthetic_suite import has_synthetic_writer
 
     check_benchmarks(regs, options.benchmarks)
-    run, skipped, missing = [], [], []
-    for bench_id in options.benchmarks:
+    check_benchmarks(regs, options.pool_benchmarks)
+
+    def missing_data(bench_id: str) -> str | None:
         bench = regs.benchmarks.get(bench_id)
         cls = regs.datasets.get(bench.dataset)
         if options.data_root is not None:
             root = options.data_root / bench.dataset
-            why = None if root.is_dir() else f"its dataset folder {root} is not there"
-        else:
-            why = None if has_synthetic_writer(cls) else (
-                f"dataset {bench.dataset!r} ({regs.datasets.entry(bench.dataset).plugin}) has no "
-                "synthetic version; run it with --data-root holding the real data")
+            return None if root.is_dir() else f"its dataset folder {root} is not there"
+        return None if has_synthetic_writer(cls) else (
+            f"dataset {bench.dataset!r} ({regs.datasets.entry(bench.dataset).plugin}) has no "
+            "synthetic version; run it with --data-root holding the real data")
+
+    run, skipped, missing = [], [], []
+    for bench_id in options.benchmarks:
+        why = missing_data(bench_id)
         if why is None:
             run.append(bench_id)
         elif options.benchmarks_explicit:
             missing.append(f"benchmark {bench_id!r}: {why}")
         else:
             skipped.append(f"skipped benchmark {bench_id}: {why}")
+    for bench_id in options.pool_benchmarks:
+        why = missing_data(bench_id)
+        if why is not None:
+            raise SSLBenchError(f"--pool-with benchmark {bench_id!r}: {why}; its data shapes "
+                                "the pretraining pools, so put it there or drop it from "
+                                "--pool-with")
     if missing:
         hint = ("put the data under --data-root (see `ssl-bench data check <dataset> DIR`)"
                 if options.data_root is not None else "pass --data-root with the real data")

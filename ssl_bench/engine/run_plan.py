@@ -45,7 +45,8 @@ def plan_run(options: RunOptions, log: Callable[[str], None], write_synthetic: b
     regs = get_registries()
     choice = choose_benchmarks(options, regs)
     options = replace(options, benchmarks=choice.run)
-    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
+    # the datasets of --pool-with benchmarks shape the pools as the run's own do
+    benchmarks = [regs.benchmarks.get(b) for b in options.pool_benchmark_ids]
     sources = resolve_data(options, benchmarks, regs, write_synthetic=write_synthetic, log=log)
     ctx = SweepContext(options, regs, sources, log=log)
     cells = plan_cells(options, regs)

@@ -104,7 +104,7 @@ def worker_context(options: RunOptions, threads: int, setup: PluginSetup = ([], 
             plugins.register_plugin(importlib.import_module(plugin) if isinstance(plugin, str)
                                     else plugin, name, distribution)
     regs = get_registries()
-    benchmarks = [regs.benchmarks.get(b) for b in options.benchmarks]
+    benchmarks = [regs.benchmarks.get(b) for b in options.pool_benchmark_ids]
     sources = resolve_data(options, benchmarks, regs, write_synthetic=False)
     return SweepContext(options, regs, sources, log=log)
 
