@@ -40,6 +40,15 @@ def write_invocation(results: Path, argv: Sequence[str], run_file: Path | None =
     return path
 
 
+def launcher_rank(launcher: str) -> int:
+    """This process's rank under ``--launcher`` from the launcher's environment (torchrun:
+    ``RANK``; srun: ``SLURM_PROCID``), before any process group exists; 0 without one. Only
+    rank 0 writes the invocation: every rank runs the same command."""
+    name = {"pytorch": "RANK", "slurm": "SLURM_PROCID"}.get(launcher)
+    value = os.environ.get(name, "0") if name else "0"
+    return int(value) if value.strip().isdigit() else 0
+
+
 def invocation_files(results: Path) -> list[Path]:
     """The invocation files of a results folder, oldest first."""
     folder = Path(results) / FOLDER

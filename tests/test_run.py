@@ -167,3 +167,22 @@ def test_pool_with_needs_its_data_and_says_so_in_one_line(tmp_path, capsys) -> N
     line = next(x for x in err.splitlines() if "--pool-with" in x)
     assert "'cholecseg8k-seg'" in line and "drop it from --pool-with" in line
     assert "Traceback" not in err
+
+
+def test_under_a_launcher_only_rank_0_writes_the_invocation(tmp_path, monkeypatch) -> None:
+    """Every rank of torchrun / srun runs the same command; one invocation file is written."""
+    from ssl_bench.invocations import launcher_rank
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert (launcher_rank("pytorch"), launcher_rank("slurm"), launcher_rank("none")) == (1, 0, 0)
+    for rank, written in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        for var in ("WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+            monkeypatch.delenv(var, raising=False)
+        results = tmp_path / f"rank{rank}"
+        # without the rest of torchrun's environment the run stops early, in one line
+        cli_exit_code(["run", "--methods", "random-init", "--benchmarks", "cholec80-phase",
+                       "--profile", "smoke", "--synthetic-size", "small", "--launcher",
+                       "pytorch", "--results", str(results)])
+        assert (results / "runs").is_dir() == written

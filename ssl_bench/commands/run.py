@@ -194,10 +194,11 @@ def run_command(ctx: click.Context, **params: Any) -> None:
         debug=(bool(ctx.find_root().params.get("debug"))
                or os.environ.get("SSL_BENCH_DEBUG") == "1"),
     )
-    if not options.dry_run and (options.results.is_dir() or not options.results.exists()):
-        # (a --results that is a file is the engine's one-line error, not this write's)
-        from ssl_bench.invocations import write_invocation
+    from ssl_bench.invocations import launcher_rank, write_invocation
 
+    if (not options.dry_run and launcher_rank(options.launcher) == 0
+            and (options.results.is_dir() or not options.results.exists())):
+        # (a --results that is a file is the engine's one-line error, not this write's)
         root = ctx.find_root().obj
         argv = root.get("argv") if isinstance(root, dict) else None
         write_invocation(options.results, argv if argv is not None else sys.argv[1:],
