@@ -246,6 +246,50 @@ def test_replication_options_name_the_measurement_and_its_commands(tmp_path: Pat
     assert "--seeds 3,4,5 --profile cpu" in text and text.endswith("--jobs 1")
     command, env = replication.run_command(args, "0,1,2", tmp_path, None)
     assert env == {} and command[-2:] == ["--jobs", "auto"]
+    other = ("--machine-b", "AMD", "--results-b", "b", "--skip-runs")
+    for argv, (official, name) in {
+            other + ("--seeds-b", "0,1,2,3,4"): (True, "replication_other_machine_same_seeds"),
+            other: (True, "replication_other_machine"),
+            other + ("--seeds-b", "0,1"): (False, "replication_other_machine")}.items():
+        args, is_official = replication.parse(list(argv))
+        assert (is_official, replication.output_name(args)) == (official, name), argv
+    with pytest.raises(SystemExit):  # a board made elsewhere is compared, never run here
+        replication.parse(["--machine-b", "AMD", "--results-b", "b"])
+
+
+def test_same_cells_in_two_boards_give_the_environment_s_differences() -> None:
+    import replication
+
+    from ssl_bench.records import CellIdentity, DatasetIdentity, MethodIdentity, TaskIdentity
+
+    identity = CellIdentity(
+        benchmark="b1", benchmark_version="1", protocol="linear",
+        method=MethodIdentity(id="m", version="1", config_hash="c", distribution="p",
+                              distribution_version="1", source_hash="s", checkpoint="k",
+                              pretrain_seed=0),
+        task=TaskIdentity(id="t", version="1", config_hash="t1"),
+        dataset=DatasetIdentity(id="d", version="1", fingerprint="f"), profile="cpu",
+        label_subset="l", ssl_bench_version="0.2.0")
+
+    def cells(scores: dict[tuple[str, int], float]) -> list[CellRecord]:
+        out = []
+        for (bench, seed), score in scores.items():
+            rec = _record("m", seed, {"u0": score}, benchmark=bench)
+            rec.identity = identity.model_copy(update={"benchmark": bench})
+            out.append(rec)
+        return out
+
+    a = cells({("b1", 0): 50.0, ("b1", 1): 60.0, ("b1", 2): 40.0, ("b2", 0): 10.0})
+    b = cells({("b1", 0): 50.0, ("b1", 1): 61.5, ("b1", 2): 39.5, ("b2", 1): 10.0})
+    out = replication.cell_differences(a, b)
+    assert list(out) == ["b1"]  # b2's cells have other seeds: not the same cells
+    assert out["b1"]["cells"] == 3 and out["b1"]["identical"] == 1
+    assert out["b1"]["max_abs"] == pytest.approx(1.5)
+    assert out["b1"]["median_abs"] == pytest.approx(0.5)
+    assert out["b1"]["p95_abs"] == pytest.approx(np.percentile([0.0, 1.5, 0.5], 95))
+    # another cell identity (here another label subset) is another cell
+    b[1].identity = b[1].identity.model_copy(update={"label_subset": "other"})
+    assert replication.cell_differences(a, b)["b1"]["cells"] == 2
 
 
 # ---- sanity orderings -----------------------------------------------------------------------

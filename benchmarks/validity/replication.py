@@ -33,6 +33,14 @@ script (``replication_threads<N>.json`` with ``--threads-b``) and to the generat
 (``replication_threads<N>_same_seeds.json``). With other options (profile, size, methods,
 benchmarks, label fraction, seeds, bootstrap replicates) the figures go to
 ``results/replication_custom*.json`` only.
+
+Another machine: ``--results-a results --results-b OTHER --skip-runs --seeds-b 0,1,2,3,4
+--machine-b 'its CPU'`` compares this machine's board with one made elsewhere (e.g. the
+committed bundle, imported with ``ssl-bench import``) on the same seeds
+(``replication_other_machine_same_seeds.json``). Whenever the two boards hold the same cells
+(equal identity and seeds), the output also gives, per benchmark, how far those cells' main
+scores lie apart: the environment's share of a score, from which the tasks' verification
+tolerances are read.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "perf"))
@@ -115,6 +125,34 @@ def shared_checkpoints(records_a: list[Any], records_b: list[Any]) -> dict[str, 
     return out
 
 
+def cell_differences(records_a: list[Any], records_b: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per benchmark, how far the main scores of the same cells lie apart in the two boards.
+
+    A cell is the same when its identity (everything that can change its score, the machine
+    excepted) and its seeds are equal; with the same seeds on two machines or thread counts this
+    is the environment's share of a score. The largest difference per task is what
+    ``TaskMeta.verify_tolerance`` is read from."""
+    def keyed(records: list[Any]) -> dict[str, Any]:
+        return {f"{r.seed}|{r.cell_seed}|{r.identity.model_dump_json()}": r for r in records
+                if r.identity is not None and r.status == "ok" and r.main_score is not None}
+
+    a, b = keyed(records_a), keyed(records_b)
+    diffs: dict[str, list[float]] = {}
+    tasks: dict[str, str] = {}
+    for key in sorted(set(a) & set(b)):
+        bench = a[key].benchmark
+        tasks[bench] = a[key].task.id
+        diffs.setdefault(bench, []).append(abs(a[key].main_score - b[key].main_score))
+    out: dict[str, dict[str, Any]] = {}
+    for bench, values in sorted(diffs.items()):
+        arr = np.asarray(values)
+        out[bench] = {"task": tasks[bench], "cells": len(values),
+                      "identical": int((arr == 0).sum()),
+                      "median_abs": float(np.median(arr)),
+                      "p95_abs": float(np.percentile(arr, 95)), "max_abs": float(arr.max())}
+    return out
+
+
 def compare(records_a: list[Any], records_b: list[Any], n_boot: int) -> dict[str, Any]:
     """Both boards' tables against each baseline, the agreements and the verdict."""
     tables_a = cv.main_tables(records_a, cv.BASELINE, n_boot)
@@ -130,7 +168,8 @@ def compare(records_a: list[Any], records_b: list[Any], n_boot: int) -> dict[str
     verdict = cv.replication_verdict(agreements, tables_a, tables_b, kinds)
     return {"baselines": baselines, "agreements": [a.as_json() for a in agreements],
             "verdict": verdict, "ssl_rows": cv.ssl_rows(kinds),
-            "shared_checkpoints": shared_checkpoints(records_a, records_b)}
+            "shared_checkpoints": shared_checkpoints(records_a, records_b),
+            "same_cells": cell_differences(records_a, records_b)}
 
 
 def call_text(call: dict[str, Any]) -> str:
@@ -155,6 +194,8 @@ def readme_section(result: dict[str, Any]) -> str:
                      f"{', '.join(map(str, run['seeds_found'])) or 'none'}), "
                      f"{run['records']} records, torch threads per process "
                      f"{', '.join(map(str, run['threads'])) or 'unknown'}, "
+                     + (f"made on {run['machine']}, " if run.get("machine", "this machine")
+                        != "this machine" else "")
                      + (f"run in {run['seconds'] / 60:.1f} min: " if run["seconds"] is not None
                         else "not run here: ")
                      + f"`{run['command']}`")
@@ -200,6 +241,15 @@ def readme_section(result: dict[str, Any]) -> str:
         lines += ["", "Rows reading the same pretraining checkpoint (or built weights) in both "
                   "boards: " + "; ".join(f"{bench} {s['same']} of {s['rows']}"
                                          for bench, s in sorted(shared.items())) + "."]
+    same = result.get("same_cells") or {}
+    if same:
+        rows = [{"benchmark": bench, **entry} for bench, entry in same.items()]
+        lines += ["", "The same cells in both boards (equal identity and seeds): how far their "
+                  "main scores lie apart, |A − B| in score points.", "",
+                  pc.table(rows, [("benchmark", "benchmark", "s"), ("task", "task", "s"),
+                                  ("cells", "cells", "d"), ("identical", "identical", "d"),
+                                  ("median_abs", "median", ".2f"), ("p95_abs", "95th pct", ".2f"),
+                                  ("max_abs", "max", ".2f")])]
     return "\n".join(lines)
 
 
@@ -218,6 +268,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, bool]:
                              "threads (OMP_NUM_THREADS).")
     parser.add_argument("--skip-runs", action="store_true",
                         help="Compare the two folders as they are; run nothing.")
+    parser.add_argument("--machine-b", default=None,
+                        help="Board B's records come from another machine, named here (e.g. "
+                             "'2-core AMD EPYC'); needs --skip-runs and --results-b. With "
+                             "--seeds-b equal to --seeds-a the comparison isolates the machine.")
     parser.add_argument("--methods", default="all")
     parser.add_argument("--benchmarks", default="default")
     parser.add_argument("--label-frac", default="0.01")
@@ -231,18 +285,27 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, bool]:
     parser.add_argument("--n-boot", type=int, default=cv.N_BOOT,
                         help="Bootstrap replicates of the boards' paired statistics.")
     args = parser.parse_args(argv)
+    if args.machine_b and not (args.skip_runs and args.results_b):
+        parser.error("--machine-b compares a board made elsewhere: give it --results-b and "
+                     "--skip-runs")
     defaults = vars(parser.parse_args([]))
     # seeds B: the default, or (with --threads-b) A's seeds, which isolates the thread count
     official = (all(getattr(args, k) == defaults[k] for k in OFFICIAL)
                 and (args.seeds_b == defaults["seeds_b"]
-                     or (args.threads_b is not None and args.seeds_b == args.seeds_a)))
+                     or ((args.threads_b is not None or bool(args.machine_b))
+                         and args.seeds_b == args.seeds_a)))
     return args, official
 
 
 def output_name(args: argparse.Namespace) -> str:
-    """``replication``, ``replication_threads<N>`` or ``replication_threads<N>_same_seeds``."""
+    """``replication``, ``replication_threads<N>``, ``replication_other_machine`` and either
+    with ``_same_seeds`` when B has A's seeds."""
     name = "replication"
-    if args.threads_b:
+    if args.machine_b:
+        name += "_other_machine"
+        if args.seeds_b == args.seeds_a:
+            name += "_same_seeds"
+    elif args.threads_b:
         name += f"_threads{args.threads_b}"
         if args.seeds_b == args.seeds_a:
             name += "_same_seeds"
@@ -264,7 +327,9 @@ def main(argv: list[str] | None = None) -> None:
         command, env = run_command(args, seeds, results, threads)
         seconds = None if args.skip_runs else run_board(command, env)
         runs[board] = {"seeds": seeds, "results": str(results).replace(f"{REPO}/", ""),
-                       "command": shown(command, env), "seconds": seconds}
+                       "command": shown(command, env), "seconds": seconds,
+                       "machine": args.machine_b if board == "b" and args.machine_b
+                       else "this machine"}
     records = {board: board_records(results, runs[board]["seeds"], args.label_frac)
                for board, results in (("a", results_a), ("b", results_b))}
     for board, recs in records.items():
@@ -279,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": runs, "skip_runs": args.skip_runs, "machine": machine,
         "loadavg_end": round(os.getloadavg()[0], 2),
         "seconds": time.perf_counter() - start,
-        "command": " ".join(["python benchmarks/validity/replication.py",
+        "command": shlex.join(["python", "benchmarks/validity/replication.py",
                              *(argv if argv is not None else sys.argv[1:])]),
     }
     out = (HERE / f"{name}.json" if official
@@ -289,9 +354,13 @@ def main(argv: list[str] | None = None) -> None:
 
     atomic.write_json(out, result)
     if official:
-        title = ("Replication: disjoint seeds" if not args.threads_b else
-                 f"Replication: board B on {args.threads_b} torch thread(s), "
-                 + ("the same seeds" if args.seeds_b == args.seeds_a else "disjoint seeds"))
+        seeds_text = "the same seeds" if args.seeds_b == args.seeds_a else "disjoint seeds"
+        if args.machine_b:
+            title = f"Replication: board B on another machine, {seeds_text}"
+        elif args.threads_b:
+            title = f"Replication: board B on {args.threads_b} torch thread(s), {seeds_text}"
+        else:
+            title = "Replication: disjoint seeds"
         pc.replace_section(name, readme_section(result), title, readme=HERE / "README.md")
     verdict = result["verdict"]
     print(json.dumps({"passes": verdict["passes"], "reasons": verdict["reasons"],
