@@ -101,7 +101,7 @@ class TaskMeta(Meta):
     #: and its re-run where only the environment differs (another CPU type, library build or
     #: thread count): the same computation then differs in its last bits, and training
     #: amplifies them. None: the scores must be equal unless ``--tolerance`` is given. A task
-    #: states where its figure comes from in its docstring.
+    #: states where its figure comes from (in its docstring or beside its meta).
     verify_tolerance: float | None = Field(default=None, ge=0)
 
 

@@ -281,3 +281,37 @@ def test_a_cell_whose_method_is_not_installed_is_reported_not_run(tmp_path: Path
     assert ran == []
     assert verdict.verdict == "not comparable" and "not installed here" in verdict.why
 
+
+
+@pytest.mark.parametrize(("delta", "verdict"), [(8.0, "match"), (9.0, "mismatch")])
+def test_without_tolerance_a_cell_from_another_environment_is_judged_by_its_task_s(
+        tmp_path: Path, delta: float, verdict: str) -> None:
+    """phase-recognition declares 8.5 accuracy points (the largest difference of the same cells
+    on two CPUs, rounded up): a re-run 8 points away matches, one 9 points away does not."""
+    from ssl_bench.bundle import export_bundle
+    from ssl_bench.plugins import get_registries
+    from ssl_bench.records import write_record
+    from ssl_bench.verify import verify_bundle
+
+    tasks = get_registries().tasks
+    declared = {t: tasks.get(t).meta.verify_tolerance
+                for t in ("phase-recognition", "semantic-segmentation", "organ-segmentation")}
+    assert declared == {"phase-recognition": 8.5, "semantic-segmentation": 2.5,
+                        "organ-segmentation": 8.0}
+    results = tmp_path / "results"
+    claimed = _installed_rec(60.0)
+    assert claimed.environment is not None
+    claimed.environment = claimed.environment.model_copy(update={"device_name": "elsewhere"})
+    write_record(results, claimed)
+    export_bundle(results, tmp_path / "b.tar.gz")
+
+    def rerun(args: list[str]) -> None:
+        write_record(Path(args[args.index("--results") + 1]), _installed_rec(60.0 + delta))
+
+    [result] = verify_bundle(tmp_path / "b.tar.gz", 1, 0, tmp_path / "work", rerun)
+    assert result.verdict == verdict
+    assert "within 8.5 (the tolerance phase-recognition declares)" in result.why
+    # --tolerance overrides the task's figure
+    [result] = verify_bundle(tmp_path / "b.tar.gz", 1, 0, tmp_path / "work2", rerun,
+                             tolerance=10.0)
+    assert result.verdict == "match" and "declares" not in result.why
