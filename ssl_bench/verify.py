@@ -216,7 +216,7 @@ def place_checkpoints(path: Path, bundle: Bundle, records: list[CellRecord], wor
         key = checkpoint_of(r)
         # the key comes from a stranger's record: only a plain name (no `/`, no `..`) may
         # become a path, else the weights would land outside ``work``
-        if not key or check_member_name(f"checkpoints/{r.method.id}/{key}.safetensors"):
+        if not key or check_member_name(f"checkpoints/{r.method.id}/{key}"):
             continue
         target = store.path(r.method.id, key)
         weights = f"checkpoints/{r.method.id}/{target.name}"  # as export names them
