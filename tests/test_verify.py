@@ -121,6 +121,9 @@ def test_a_smoke_bundle_re_runs_to_the_same_scores(tmp_path: Path) -> None:
     assert result.output.count("| match (same environment") == 2
     assert "pretraining re-run" in result.output  # random-init reads no pretraining checkpoint
     assert "all 2 re-run cells match" in result.output
+    # a line per re-run, not the re-runs' one-cell leaderboards
+    assert result.output.count("re-running: ssl-bench run --methods random-init") == 2
+    assert "Cells: mean" not in result.output
     recorded = json.loads(verification.read_text())
     assert recorded["passed"] is True and len(recorded["cells"]) == 2
     # the verification travels in a new bundle, and a board of it marks the verified row

@@ -42,14 +42,22 @@ def verify_command(bundle: Path, sample: int, seed: int, data_root: Path | None,
       ssl-bench verify theirs.tar.gz --sample 5 --seed 1 --data-root /data --tolerance 0.5
       ssl-bench verify results.tar.gz --sample 2 --record verification.json
     """
+    import contextlib
+    import io
     import json
+    import shlex
 
     from ssl_bench import atomic
     from ssl_bench.commands.run import run_command
     from ssl_bench.verify import verdict_table, verification_record, verify_bundle
 
     def rerun(args: list[str]) -> None:
-        run_command.main(args=args, prog_name="ssl-bench run", standalone_mode=False)
+        # one line per re-run says what is computing; the re-run's own one-cell leaderboard
+        # would bury the verdict table, so its standard output is dropped (errors go to
+        # stderr and into the cell's record)
+        click.echo("re-running: ssl-bench run " + shlex.join(args), err=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            run_command.main(args=args, prog_name="ssl-bench run", standalone_mode=False)
 
     with tempfile.TemporaryDirectory(prefix="ssl-bench-verify-") as tmp:
         verdicts = verify_bundle(bundle, sample, seed, work or Path(tmp), rerun, data_root,
