@@ -144,3 +144,21 @@ def test_failed_pretraining_job_gives_failed_records_and_cells_follow_pretrainin
     assert by_method["failing"].status == "failed"
     assert "pretraining failed" in by_method["failing"].error
     assert "always fails" in by_method["failing"].error
+
+
+def test_a_failed_jobs_error_line_is_the_jobs_own_error() -> None:
+    """submitit's FailedJobError carries the job's traceback between rules, then the paths of
+    its logs: the one-line reason is the traceback's error line, not the last line."""
+    from ssl_bench.engine.context import error_line
+
+    class FailedJobError(RuntimeError):
+        pass
+
+    message = ("Job (task=0) failed during processing with trace:\n----------------------\n"
+               "Traceback (most recent call last):\n  File \"job.py\", line 3, in run\n"
+               "    raise ValueError('bad pool')\nValueError: bad pool\n"
+               "----------------------\nYou can check full logs with 'job.stderr(0)' and "
+               "'job.stdout(0)'or at paths:\n  - /x/0_log.err\n  - /x/0_log.out")
+    assert error_line(FailedJobError(message)) == "ValueError: bad pool"
+    assert error_line(ValueError("plain\nsecond line")) == "ValueError: plain"
+    assert error_line(SSLBenchError("harness message")) == "harness message"

@@ -175,10 +175,10 @@ def test_tasks_run_under_bf16_and_cache_their_features_apart(tmp_path: Any, task
     """Feature extraction and downstream training under the cell's precision give finite
     scores; features extracted in bf16 are cache entries of their own."""
     from ssl_bench.cache import ArrayCache
-    from ssl_bench.default_plugins.tasks.common import feature_key
     from ssl_bench.default_plugins.tasks.phase import PhaseRecognition
     from ssl_bench.default_plugins.tasks.segmentation import SemanticSegmentation
     from ssl_bench.default_plugins.tasks.tools import ToolPresence
+    from ssl_bench.task_toolkit import feature_key
     from ssl_bench.testing import TinySegDataset, TinyVideoDataset, tiny_cell
 
     task_cls: Any = {"semantic-segmentation": SemanticSegmentation,

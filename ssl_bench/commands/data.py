@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import click
 
+from ssl_bench.engine.estimate import clock_text
 from ssl_bench.errors import SSLBenchError
 
 if TYPE_CHECKING:
@@ -96,11 +97,6 @@ def check_command(name: str, root: Path, options: tuple[str, ...]) -> None:
     click.echo(f"{name} at {root}: OK")
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 class PrepareProgress:
     """What ``data prepare`` shows while it works: units done, work done (frames for videos),
     work/s and the ETA. ``mode``: ``bar`` (a rich bar, for a terminal), ``lines`` (a plain line
@@ -154,7 +150,7 @@ class PrepareProgress:
     def line(self) -> str:
         rate = self.rate()
         left = max(0, self.work - self.work_done)
-        eta = _clock(left / rate) if rate > 0 else "unknown"
+        eta = clock_text(left / rate) if rate > 0 else "unknown"
         work = ("" if self.work_word == self.unit_word else
                 f", {self.work_done:,}/{self.work:,} {self.work_word}")
         return (f"{self.label}: {self._units_text()}{work}, {_rate_text(rate)} "

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
@@ -53,6 +52,7 @@ from ssl_bench.records import (
     record_path,
     write_record,
 )
+from ssl_bench.seeding import seed_everything
 from ssl_bench.unit_scores import check_parts
 
 #: a traceback kept in a record is cut to its last this-many characters
@@ -74,14 +74,6 @@ class CellOutcome:
 def _optional_values(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
     """A task's per-class / per-unit values as a record holds them (where None is allowed)."""
     return {name: {key: value for key, value in values.items()} for name, values in table.items()}
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _base_record(ctx: SweepContext, cell: Cell) -> dict[str, Any]:
@@ -275,5 +267,4 @@ def process_cell(ctx: SweepContext, cell: Cell) -> CellOutcome:
         lock.release()
 
 
-__all__ = ["CellOutcome", "evaluate_cell", "init_health", "na_record", "process_cell",
-           "seed_everything"]
+__all__ = ["CellOutcome", "evaluate_cell", "init_health", "na_record", "process_cell"]

@@ -261,12 +261,31 @@ class SweepContext:
 
 def error_line(exc: BaseException) -> str:
     """``Type: first line of the message`` (at most 500 characters); the harness's own errors
-    (:class:`SSLBenchError`, :class:`CellFailure`) carry their message alone."""
+    (:class:`SSLBenchError`, :class:`CellFailure`) carry their message alone. An error whose
+    message carries a Python traceback (submitit's ``FailedJobError``, which a job's
+    ``result()`` raises when the job raised) gives the traceback's error line instead: the job's
+    own ``Type: message``."""
     text = str(exc).strip().splitlines()
+    raised = _traceback_error(text)
+    if raised:
+        return raised[:500]
     first = text[0] if text else ""
     if isinstance(exc, (SSLBenchError, CellFailure)) and first:
         return first[:500]
     return f"{type(exc).__name__}: {first}".rstrip(": ")[:500]
+
+
+def _traceback_error(lines: list[str]) -> str | None:
+    """The error line of the last traceback in ``lines`` (the first unindented line after its
+    ``Traceback (most recent call last):`` header), or None without one."""
+    starts = [i for i, line in enumerate(lines)
+              if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return None
+    for line in lines[starts[-1] + 1:]:
+        if line.strip() and not line[0].isspace():
+            return line.strip()
+    return None
 
 
 __all__ = ["SweepContext", "PretrainFailure", "PoolUnits", "error_line"]

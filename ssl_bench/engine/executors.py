@@ -42,7 +42,7 @@ import torch
 
 from ssl_bench.engine import ddp
 from ssl_bench.engine.cells import CellOutcome, process_cell
-from ssl_bench.engine.context import PretrainFailure, SweepContext
+from ssl_bench.engine.context import PretrainFailure, SweepContext, error_line
 from ssl_bench.engine.distributed import pretrain_distributed
 from ssl_bench.engine.identity import check_reuse
 from ssl_bench.engine.plan import Cell, Pretraining, RunOptions
@@ -193,12 +193,6 @@ def _run_capped(submit: Callable[[Any, Callable[[], Any]], Any],
             time.sleep(poll_s)
 
 
-def _error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    # submitit's FailedJobError carries the job's traceback: its last line is the error
-    return (text[-1] if text else type(exc).__name__)[:500]
-
-
 def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> RunReport:
     """Plan, submit pretraining then cell jobs, and wait. The report's exit code is 1 when a
     cell failed or is still missing."""
@@ -260,7 +254,7 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> RunReport:
 
     def pretraining_done(run: Pretraining, result: Any, error: Any) -> None:
         if error is not None:
-            pretrain_errors[run] = _error_line(error)
+            pretrain_errors[run] = error_line(error)
             pretrain_tracebacks[run] = str(error)  # submitit's error carries the traceback
             print(f"pretraining {run.label} failed: {pretrain_errors[run]}",
                   file=sys.stderr, flush=True)
@@ -271,7 +265,7 @@ def run_with_executor(options: RunOptions, ex: ExecutorOptions) -> RunReport:
         elif check_reuse(ctx, cell, None).record is not None:  # recorded by a concurrent run
             statuses[cell.key] = CellOutcome("skipped")
         else:
-            log(f"cell {cell.key}: its job ended without a record ({_error_line(error)})")
+            log(f"cell {cell.key}: its job ended without a record ({error_line(error)})")
         outcome = statuses.get(cell.key)
         reason = f": {outcome.error}" if outcome is not None and outcome.error else ""
         print(f"{outcome.status if outcome else 'missing':7s} {cell.key}{reason}",

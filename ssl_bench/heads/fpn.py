@@ -69,8 +69,9 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class FPNDecoder(nn.Module):
     """Multi-scale maps (finest first) -> class logits at ``out_size``.
 
-    :meth:`standardize_inputs` fixes a per-level, per-channel mean and std that every input map
-    is standardised with (frozen statistics of the training maps; identity until set): the
+    :meth:`standardize_inputs` fixes a per-level, per-channel mean and scale that every input
+    map is standardised with (frozen statistics of the training maps, e.g.
+    :class:`ssl_bench.task_toolkit.Standardization`; identity until set): the
     linear protocol's usual normalisation (a BatchNorm without affine in front of a linear
     probe, e.g. He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022,
     Sec. A.2), so that the arbitrary scale of an encoder's maps (which a lateral 1x1 conv trained
@@ -88,12 +89,13 @@ class FPNDecoder(nn.Module):
             self.register_buffer(f"input_std{k}", torch.ones(1, c, 1, 1))
 
     @torch.no_grad()
-    def standardize_inputs(self, means: Sequence[torch.Tensor], stds: Sequence[torch.Tensor],
-                           eps: float = 1e-5) -> None:
-        """Per-level (C,) channel means and stds of the training maps."""
-        for k, (mean, std) in enumerate(zip(means, stds)):
+    def standardize_inputs(self, means: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]
+                           ) -> None:
+        """Per level, the (C,) channel means and scales (positive divisors: the training
+        maps' stds, floored away from 0 by the caller) that inputs are standardised with."""
+        for k, (mean, scale) in enumerate(zip(means, scales)):
             getattr(self, f"input_mean{k}").copy_(mean.reshape(1, -1, 1, 1))
-            getattr(self, f"input_std{k}").copy_(std.reshape(1, -1, 1, 1).clamp_min(eps))
+            getattr(self, f"input_std{k}").copy_(scale.reshape(1, -1, 1, 1))
 
     def forward(self, features: Sequence[torch.Tensor], out_size: tuple[int, int]) -> torch.Tensor:
         if len(features) != len(self.lateral):

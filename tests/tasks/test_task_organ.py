@@ -140,7 +140,7 @@ def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
 
 
 def test_soft_dice_loss_by_hand() -> None:
-    from ssl_bench.default_plugins.tasks.common import soft_dice_loss
+    from ssl_bench.default_plugins.tasks.losses import soft_dice_loss
 
     target = torch.tensor([[[0, 1], [1, 255]]])
     perfect = torch.nn.functional.one_hot(torch.tensor([[[0, 1], [1, 0]]]), 3).permute(0, 3, 1, 2)
@@ -165,7 +165,7 @@ def _one_hot_dice_reference(logits: torch.Tensor, target: torch.Tensor, ignore: 
 
 
 def test_ce_dice_loss_matches_cross_entropy_plus_one_hot_dice_with_gradients() -> None:
-    from ssl_bench.default_plugins.tasks.common import ce_dice_loss
+    from ssl_bench.default_plugins.tasks.losses import ce_dice_loss
 
     torch.manual_seed(0)
     logits = torch.randn(3, 5, 6, 7, dtype=torch.float64, requires_grad=True)
@@ -187,7 +187,7 @@ def test_ce_dice_loss_matches_cross_entropy_plus_one_hot_dice_with_gradients() -
 def test_endless_batches_cover_every_item_once_per_pass() -> None:
     from itertools import islice
 
-    from ssl_bench.default_plugins.tasks.common import endless_batches
+    from ssl_bench.task_toolkit import endless_batches
 
     batches = list(islice(endless_batches(6, 4, torch.Generator().manual_seed(0)), 4))
     assert [len(b) for b in batches] == [4, 2, 4, 2]
@@ -221,7 +221,7 @@ def test_steps_per_epoch_fixes_the_budget_whatever_the_label_fraction(
         "smoke", {"epochs": 2, "batch_size": 4}))
     result = one_pass.evaluate(make_cell(tmp_path, RecordingVolumeDataset(),
                                          label_frac=label_frac))
-    from ssl_bench.default_plugins.tasks.common import shuffled_batches
+    from ssl_bench.task_toolkit import shuffled_batches
 
     n_train = result.details["n_train_frames"]
     per_pass = len(list(shuffled_batches(n_train, 4, torch.Generator().manual_seed(0))))

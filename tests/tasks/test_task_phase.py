@@ -222,16 +222,24 @@ def test_5fps_features_do_not_reuse_1fps_cache_entries(tmp_path: Path) -> None:
         "frame-features", "frame-features-5fps"]
 
 
-def test_feature_standardizer_uses_the_training_frames_only() -> None:
-    """Hand-computed: train frames [[0, 10], [2, 30]] have mean [1, 20] and std [1, 10]."""
-    import numpy as np
+def test_standardized_features_train_and_the_selection_is_recorded(tmp_path: Path) -> None:
+    """With ``standardize_features`` the temporal model sees standardised features; both
+    stages record their selection under the toolkit's keys."""
+    config = PhaseRecognition.make_config("smoke", {"standardize_features": True})
+    result = PhaseRecognition(config).evaluate(make_cell(tmp_path, RecordingVideoDataset()))
+    assert math.isfinite(result.metrics["accuracy"])
+    details = result.details
+    assert details["val_metric"] == "accuracy" and details["selection"] == "best val accuracy"
+    history = details["val_history"]
+    assert round(details["best_val_score"], 4) == max(history) == history[
+        details["best_epoch"] - 1]
 
-    from ssl_bench.default_plugins.tasks.phase import feature_standardizer
 
-    train = [{"features": np.array([[0.0, 10.0]]), "labels": np.array([0])},
-             {"features": np.array([[2.0, 30.0]]), "labels": np.array([1])}]
-    apply = feature_standardizer(train)
-    test = apply({"features": np.array([[3.0, 0.0]]), "labels": np.array([2])})
-    assert np.allclose(test["features"], [[2.0, -2.0]], atol=1e-5)
-    assert test["labels"].tolist() == [2] and test["features"].dtype == np.float32
-    assert np.allclose(apply(train[0])["features"], [[-1.0, -1.0]], atol=1e-5)
+def test_finetune_stage_one_records_its_selection(tmp_path: Path) -> None:
+    result = run(make_cell(tmp_path, RecordingVideoDataset(), protocol="finetune"))
+    details = result.details
+    assert details["finetune_val_metric"] == "frame_accuracy"
+    assert details["finetune_selection"] == "best val frame_accuracy"
+    assert len(details["finetune_val_history"]) == 1  # the smoke profile's one epoch
+    assert details["finetune_best_epoch"] == 1
+    assert details["finetune_n_train_frames"] > 0

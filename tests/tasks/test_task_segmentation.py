@@ -132,6 +132,8 @@ def test_linear_smoke_returns_finite_metrics(tmp_path: Path) -> None:
     assert result.details["protocol"] == "linear"
     assert result.details["n_train_frames"] == 3 * 4
     assert 1 <= result.details["best_epoch"] <= 2
+    assert result.details["val_metric"] == "miou"
+    assert result.details["selection"] == "best val miou"
     # per-unit values of every metric, and parts that reproduce the dataset-level mIoU
     test_ids = {u.id for u in RecordingSegDataset().units() if u.split == "test"}
     assert set(result.per_unit["miou"]) == test_ids
@@ -215,6 +217,7 @@ def test_extra_predictors_scored_on_the_same_test_units_and_details_merged(
     # the method's details are in the record; the test units are still loaded once
     assert both.details["row_note"] == "network a" and both.details["reported"] == "a"
     assert both.details["protocol"] == "semi-supervised"
+    assert both.details["val_metric"] == "miou"
     test_ids = {u.id for u in dataset.units() if u.split == "test"}
     assert sum(i in test_ids for i in dataset.loads) == len(test_ids)
 
@@ -235,7 +238,7 @@ def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
 
 
 def test_class_map_is_argmax_over_classes_with_first_maximum_on_ties() -> None:
-    from ssl_bench.default_plugins.tasks.common import class_map
+    from ssl_bench.default_plugins.tasks.mask_task import class_map
 
     torch.manual_seed(0)
     logits = torch.randn(3, 5, 7, 6)

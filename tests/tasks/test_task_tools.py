@@ -123,7 +123,7 @@ def test_entry_cached_without_tools_is_recomputed(tmp_path: Path) -> None:
     cache = ArrayCache(tmp_path / "cache")
     cell = make_cell(tmp_path, dataset, cache=cache)
     fingerprint = dataset.fingerprint()
-    from ssl_bench.default_plugins.tasks.common import feature_key
+    from ssl_bench.task_toolkit import feature_key
 
     for unit in dataset.units():
         cache.save(feature_key(cell, "frame-features", unit, fingerprint),
@@ -144,6 +144,8 @@ def test_finetune_protocol_runs_without_feature_cache(tmp_path: Path) -> None:
     assert math.isfinite(result.metrics["mAP"])
     assert result.details["best_epoch"] >= 1
     assert result.main_parts.value() == pytest.approx(result.metrics["mAP"], rel=1e-12)
+    assert result.details["val_metric"] == "mAP" and result.details["selection"] == "best val mAP"
+    assert round(result.details["best_val_score"], 4) in result.details["val_history"]
 
 
 def test_supervised_method_forces_finetune(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from ssl_bench.meta import TaskMeta
 
 PHASE_RECOGNITION_META = TaskMeta(
     id="phase-recognition",
-    version="2",
+    version="3",
     name="Surgical phase recognition",
     description="per-frame features (1 fps by default) + causal MS-TCN (or DistillSelf's "
     "single-stage TCN); selection on val video accuracy; strict and relaxed (10 s) "
@@ -70,7 +70,7 @@ ORGAN_SEGMENTATION_META = TaskMeta(
 
 TOOL_PRESENCE_META = TaskMeta(
     id="tool-presence",
-    version="1",
+    version="2",
     name="Surgical tool presence detection",
     description="multi-label tool presence per frame at 1 fps: linear head (BCE) on frozen "
     "frame features or fine-tuned encoder; selection on val mAP; video-wise mAP (main) and "

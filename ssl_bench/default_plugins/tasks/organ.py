@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ssl_bench.api import CellInputs, Task, TaskResult
-from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig, TestScores
+from ssl_bench.default_plugins.tasks.mask_task import MaskTask, MaskTaskConfig, TestScores
 from ssl_bench.default_plugins.tasks.metas import ORGAN_SEGMENTATION_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.unit_scores import classwise_mean_parts, per_unit_values
@@ -63,6 +63,8 @@ class OrganSegmentationConfig(MaskTaskConfig):
 class OrganSegmentation(MaskTask, Task):
     meta = ORGAN_SEGMENTATION_META
     Config = OrganSegmentationConfig
+    #: val: per volume the mean Dice over the organs it holds, averaged over the volumes
+    val_metric = "mean_dice_present"
     profiles = {
         "smoke": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "decoder_width": 16,
                   "encoder_lr": 1e-3, "feature_batch_size": 32, "dice_loss_weight": 1.0},

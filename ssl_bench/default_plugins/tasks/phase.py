@@ -20,7 +20,7 @@ Protocol (as in DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO, End
   layers, maps, optimiser, lr and epochs match DistillSelf's released ``train.py``, whose
   model is *not* this one (next item). One video per batch in ``paper`` as in MS-TCN, except
   that the last batch of an epoch holds two videos when one would be left alone
-  (:func:`~ssl_bench.default_plugins.tasks.common.shuffled_batches`); the smaller profiles batch
+  (:func:`ssl_bench.task_toolkit.shuffled_batches`); the smaller profiles batch
   several videos, padded at the end (causal, so padding never reaches an earlier frame; padded
   frames carry no loss).
 * DistillSelf's released temporal protocol (``train.py --action base_train``, model
@@ -37,7 +37,8 @@ Protocol (as in DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO, End
   the model scores what the position in the video alone gives (an encoder with constant
   features scores like random init), so the table cannot see the frames
   (``benchmarks/validity/phase_probe.py``).
-* Selection: best epoch by mean per-video val accuracy; the test videos are scored once with
+* Selection (:func:`ssl_bench.task_toolkit.train_and_select`, both stages): best epoch by
+  mean per-video val accuracy (stage 1: frame accuracy); the test videos are scored once with
   :func:`ssl_bench.metrics.phase.phase_metrics` at the features' frame rate (the relaxed
   boundary is 10 s = ``10 * feature_fps`` frames) with the dataset's relaxed phase groups.
   Main score: video-level accuracy; Jaccard etc. reported alongside.
@@ -46,7 +47,7 @@ Protocol (as in DistillSelf ``xmed-lab/DistillingSelf``, SelfSupSurg, TeCNO, End
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,44 +56,32 @@ from pydantic import Field
 from torch import nn
 
 from ssl_bench.api import CellInputs, Encoder, Task, TaskConfig, TaskResult, Unit, UnitData
-from ssl_bench.default_plugins.tasks.common import (
-    EpochLoss,
-    FrameIndex,
-    Timer,
-    UnitProgress,
-    check_finite,
-    frame_feature_entry,
-    load_unit,
-    make_optimizer,
-    resolve_protocol,
-    seed_everything,
-    shuffled_batches,
-    snapshot,
-    to_float_images,
-)
 from ssl_bench.default_plugins.tasks.metas import PHASE_RECOGNITION_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.heads.mstcn import CausalMSTCN, mstcn_loss
 from ssl_bench.precision import TrainingPrecision
+from ssl_bench.task_toolkit import (
+    EpochLoss,
+    FrameIndex,
+    Standardization,
+    Timer,
+    UnitProgress,
+    frame_feature_entry,
+    load_unit,
+    make_optimizer,
+    optimise_epoch,
+    resolve_protocol,
+    seed_everything,
+    shuffled_batches,
+    to_float_images,
+    train_and_select,
+)
 from ssl_bench.unit_scores import mean_parts, per_unit_values
 
 PAD = -100
 
 
-def feature_standardizer(videos: list[dict[str, np.ndarray]]
-                         ) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """Per-dimension standardisation by the mean and std of every frame of ``videos``."""
-    frames = np.concatenate([np.asarray(v["features"], np.float64) for v in videos])
-    mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-6
-
-    def apply(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {**video, "features": ((np.asarray(video["features"], np.float64) - mean)
-                                      / std).astype(np.float32)}
-
-    return apply
-
-
-#: frame rate of the stage-1 fine-tuning frames (``common.load_unit``)
+#: frame rate of the stage-1 fine-tuning frames (:func:`ssl_bench.task_toolkit.load_unit`)
 FINETUNE_FPS = 1.0
 
 
@@ -125,9 +114,10 @@ class PhaseRecognitionConfig(TaskConfig):
     fresh_optimizer_each_epoch: bool = False
     eval_every: int = 1
     feature_batch_size: int = 64
-    #: standardise the per-frame features with the labelled training frames' mean and std
-    #: before the temporal model (a linear probe's usual normalisation), so an encoder's
-    #: arbitrary feature scale does not act as a learning rate
+    #: standardise the per-frame features with the labelled training frames' statistics
+    #: before the temporal model (:class:`ssl_bench.task_toolkit.Standardization`, a linear
+    #: probe's usual normalisation), so an encoder's arbitrary feature scale does not act as
+    #: a learning rate
     standardize_features: bool = False
     # finetune stage 1: encoder + linear per-frame head, on 1-fps frames
     finetune_epochs: int = 10
@@ -167,8 +157,8 @@ class PhaseRecognition(Task):
                   ) -> dict[str, np.ndarray]:
         """Per-frame features and phases of one video at ``feature_fps``; cached when
         ``fingerprint`` is given (linear protocol, shared with tool presence:
-        :func:`.common.frame_feature_entry`), else computed from ``loaded`` data (frames already
-        loaded at ``feature_fps``) or a fresh load."""
+        :func:`ssl_bench.task_toolkit.frame_feature_entry`), else computed from ``loaded``
+        data (frames already loaded at ``feature_fps``) or a fresh load."""
         entry = frame_feature_entry(cell, encoder, unit, fingerprint,
                                     self.config.feature_batch_size, "phases", loaded,
                                     fps=self.config.feature_fps)
@@ -180,7 +170,9 @@ class PhaseRecognition(Task):
     # -- stage 1 of finetune ---------------------------------------------------------------
     def _finetune_encoder(self, cell: CellInputs, generator: torch.Generator, num_phases: int,
                           loaded: dict[str, UnitData]) -> tuple[Encoder, dict[str, Any]]:
-        """Stage 1 of ``finetune``; fills ``loaded`` with the train and val videos it read."""
+        """Stage 1 of ``finetune``; fills ``loaded`` with the train and val videos it read.
+        The encoder is kept at the epoch of the best mean val frame accuracy (the last epoch
+        without val videos); its selection goes into the record under ``finetune_`` keys."""
         cfg = self.config
         encoder = cell.make_encoder().to(cell.device)
         head = nn.Linear(encoder.embed_dim, num_phases).to(cell.device)
@@ -192,30 +184,22 @@ class PhaseRecognition(Task):
         optimizer = make_optimizer(params, "adam", cfg.finetune_lr, cfg.weight_decay)
         scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, cfg.finetune_lr_halve_every, 0.5)
                      if cfg.finetune_lr_halve_every is not None else None)
-        best_acc, best_epoch, best_state = -1.0, 0, snapshot(encoder)
         amp = TrainingPrecision(cell.precision, cell.device)
-        for epoch in range(1, cfg.finetune_epochs + 1):
-            encoder.train()
-            head.train()
-            epoch_loss = EpochLoss()
-            for n_steps, idx in enumerate(shuffled_batches(len(train), cfg.finetune_batch_size,
-                                                           generator)):
-                if (cfg.finetune_max_steps_per_epoch is not None
-                        and n_steps >= cfg.finetune_max_steps_per_epoch):
-                    break
-                x = to_float_images(train.frames(idx), cell.device)
-                y = torch.from_numpy(train.phases(idx)).to(cell.device)
-                with amp.autocast():
-                    loss = F.cross_entropy(head(encoder.embed(x)), y)
-                check_finite(loss, f"{cell.benchmark.id} encoder fine-tuning")
-                optimizer.zero_grad(set_to_none=True)
-                amp.backward_step(loss, optimizer)
-                epoch_loss.add(loss)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            x = to_float_images(train.frames(idx), cell.device)
+            y = torch.from_numpy(train.phases(idx)).to(cell.device)
+            return F.cross_entropy(head(encoder.embed(x)), y)
+
+        def train_epoch(epoch: int) -> EpochLoss:
+            epoch_loss = optimise_epoch(
+                shuffled_batches(len(train), cfg.finetune_batch_size, generator), step, optimizer,
+                amp, f"{cell.benchmark.id} encoder fine-tuning", cfg.finetune_max_steps_per_epoch)
             if scheduler is not None:
                 scheduler.step()
-            cell.progress("fine-tuning", epoch, cfg.finetune_epochs, epoch_loss.extras())
-            encoder.eval()
-            head.eval()
+            return epoch_loss
+
+        def validate() -> float:
             accs = []
             with torch.no_grad():
                 for d in val:
@@ -225,14 +209,13 @@ class PhaseRecognition(Task):
                         for i in range(0, len(d.frames), cfg.feature_batch_size)])
                     gt = torch.from_numpy(np.asarray(d.phases, dtype=np.int64)).to(cell.device)
                     accs.append(100.0 * (logits.argmax(1) == gt).float().mean().item())
-            acc = float(np.mean(accs)) if accs else 0.0
-            if acc > best_acc:
-                best_acc, best_epoch, best_state = acc, epoch, snapshot(encoder)
-        encoder.load_state_dict(best_state)
-        encoder.eval()
-        return encoder, {"finetune_best_epoch": best_epoch,
-                         "finetune_best_val_frame_accuracy": best_acc,
-                         "finetune_train_frames": len(train)}
+            return float(np.mean(accs))
+
+        selection = train_and_select([encoder, head], cfg.finetune_epochs, train_epoch,
+                                     validate if val else None, val_metric="frame_accuracy",
+                                     progress=cell.progress, stage="fine-tuning")
+        return encoder, {**selection.details(prefix="finetune_"),
+                         "finetune_n_train_frames": len(train)}
 
     # -- MS-TCN ----------------------------------------------------------------------------
     @staticmethod
@@ -296,44 +279,45 @@ class PhaseRecognition(Task):
         timer.features += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        standardize = feature_standardizer(train) if cfg.standardize_features else (lambda v: v)
+        if cfg.standardize_features:
+            standardization = Standardization.fit(np.concatenate([v["features"] for v in train]))
+
+            def standardize(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                return {**video, "features": standardization.apply(video["features"])}
+        else:
+            def standardize(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                return video
         train, val = [standardize(v) for v in train], [standardize(v) for v in val]
         model = CausalMSTCN(train[0]["features"].shape[1], num_phases, cfg.num_stages,
                             cfg.num_layers, cfg.channels, cfg.dropout,
                             input_dropout=cfg.input_dropout).to(cell.device)
         optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
-        best_acc, best_epoch, best_state, history = -1.0, 0, snapshot(model), []
-        for epoch in range(1, cfg.epochs + 1):
+        # the temporal model trains in float32 whatever the run's precision
+        fp32 = TrainingPrecision("fp32", cell.device)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            x, y = self._pad([train[i] for i in idx.tolist()], cell.device)
+            return mstcn_loss(model(x), y, ignore_index=PAD, smoothing_weight=cfg.smoothing_weight)
+
+        def train_epoch(epoch: int) -> EpochLoss:
+            nonlocal optimizer
             lr = temporal_lr(cfg.lr, epoch, cfg.lr_halve_every)
             if cfg.fresh_optimizer_each_epoch and epoch > 1:
                 optimizer = make_optimizer(model.parameters(), cfg.optimizer, lr,
                                            cfg.weight_decay)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            model.train()
-            epoch_loss = EpochLoss()
-            for idx in shuffled_batches(len(train), cfg.batch_size, generator):
-                x, y = self._pad([train[i] for i in idx.tolist()], cell.device)
-                loss = mstcn_loss(model(x), y, ignore_index=PAD,
-                                  smoothing_weight=cfg.smoothing_weight)
-                check_finite(loss, f"{cell.benchmark.id} temporal model training")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                epoch_loss.add(loss)
-            cell.progress("downstream", epoch, cfg.epochs, epoch_loss.extras())
-            if not val:  # no val split: keep the last epoch
-                best_epoch, best_state = epoch, snapshot(model)
-            elif epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                model.eval()
-                accs = [100.0 * float(np.mean(p == v["phases"]))
-                        for p, v in zip(self._predict(model, val, cell.device), val)]
-                acc = float(np.mean(accs)) if accs else 0.0
-                history.append(round(acc, 4))
-                if acc > best_acc:
-                    best_acc, best_epoch, best_state = acc, epoch, snapshot(model)
-        model.load_state_dict(best_state)
-        model.eval()
+            return optimise_epoch(shuffled_batches(len(train), cfg.batch_size, generator), step,
+                                  optimizer, fp32, f"{cell.benchmark.id} temporal model training")
+
+        def validate() -> float:
+            accs = [100.0 * float(np.mean(p == v["phases"]))
+                    for p, v in zip(self._predict(model, val, cell.device), val)]
+            return float(np.mean(accs))
+
+        selection = train_and_select([model], cfg.epochs, train_epoch, validate if val else None,
+                                     val_metric="accuracy", eval_every=cfg.eval_every,
+                                     progress=cell.progress)
         timer.downstream += time.perf_counter() - t0
 
         # ---- the one test pass
@@ -361,10 +345,7 @@ class PhaseRecognition(Task):
         details.update({
             "n_train_frames": int(sum(len(v["phases"]) for v in train)),
             "feature_fps": cfg.feature_fps,
-            "best_epoch": best_epoch,
-            "selection": "best val video accuracy" if val else "last epoch (no val units)",
-            "best_val_accuracy": best_acc if val else None,
-            "val_history": history,
+            **selection.details(),
             "feature_cache": {"hits": cell.cache.hits - hits0,
                               "misses": cell.cache.misses - misses0},
         })

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ssl_bench.api import CellInputs, Task, TaskResult
-from ssl_bench.default_plugins.tasks.common import MaskTask, MaskTaskConfig, TestScores
+from ssl_bench.default_plugins.tasks.mask_task import MaskTask, MaskTaskConfig, TestScores
 from ssl_bench.default_plugins.tasks.metas import SEMANTIC_SEGMENTATION_META
 from ssl_bench.unit_scores import per_unit_values, pooled_parts
 
@@ -47,6 +47,7 @@ class SemanticSegmentationConfig(MaskTaskConfig):
 class SemanticSegmentation(MaskTask, Task):
     meta = SEMANTIC_SEGMENTATION_META
     Config = SemanticSegmentationConfig
+    val_metric = "miou"
     profiles = {
         "smoke": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "decoder_width": 16,
                   "encoder_lr": 1e-3, "feature_batch_size": 32},

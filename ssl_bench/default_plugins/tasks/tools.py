@@ -14,10 +14,11 @@ al., IEEE TMI 2017, for the task and its annotations):
   frames of each cell.
 * ``linear``: the frozen encoder's per-frame features (``Encoder.frame_features``) are computed
   once per (checkpoint, video) and cached under the same key as phase recognition's (one
-  extraction serves both tasks: :func:`.common.frame_feature_entry`). They are standardised
-  with the mean and std of the labelled training frames (a linear probe's usual
-  normalisation, cf. MAE's BatchNorm without affine before its linear head), and one linear
-  layer is trained on shuffled frame batches. SelfSupSurg publishes no linear tool protocol:
+  extraction serves both tasks: :func:`ssl_bench.task_toolkit.frame_feature_entry`). They are
+  standardised with the statistics of the labelled training frames
+  (:class:`ssl_bench.task_toolkit.Standardization`: a linear probe's usual normalisation, cf.
+  MAE's BatchNorm without affine before its linear head), and one linear layer is trained
+  on shuffled frame batches. SelfSupSurg publishes no linear tool protocol:
   its epochs (50) and batch size (64) are used in ``paper``, Adam 1e-3 is our choice.
 * ``finetune`` (the ``supervised`` row always; SelfSupSurg's tool fine-tuning): encoder and a
   linear head on its pooled embedding are trained end to end on the labelled frames. ``paper``
@@ -52,25 +53,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_bench.api import CellInputs, Encoder, Task, TaskConfig, TaskResult, Unit, UnitData
-from ssl_bench.default_plugins.tasks.common import (
-    EpochLoss,
-    FrameIndex,
-    Timer,
-    UnitProgress,
-    check_finite,
-    frame_feature_entry,
-    load_unit,
-    make_optimizer,
-    resolve_protocol,
-    seed_everything,
-    shuffled_batches,
-    snapshot,
-    to_float_images,
-)
 from ssl_bench.default_plugins.tasks.metas import TOOL_PRESENCE_META
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.metrics.tools import tool_metrics
 from ssl_bench.precision import TrainingPrecision
+from ssl_bench.task_toolkit import (
+    EpochLoss,
+    FrameIndex,
+    Standardization,
+    Timer,
+    UnitProgress,
+    frame_feature_entry,
+    load_unit,
+    make_optimizer,
+    optimise_epoch,
+    resolve_protocol,
+    seed_everything,
+    shuffled_batches,
+    to_float_images,
+    train_and_select,
+)
 from ssl_bench.unit_scores import classwise_mean_parts
 
 UNANNOTATED = 255
@@ -168,51 +170,29 @@ class ToolPresence(Task):
              max_steps: int | None, n_train: int, step: Callable[[torch.Tensor], torch.Tensor],
              predict_val: Callable[[], list[np.ndarray]], val_gts: list[np.ndarray],
              names: tuple[str, ...], generator: torch.Generator) -> dict[str, Any]:
-        """Train ``epochs``; keep the modules' state of the best val mAP (the last epoch when
-        there are no val videos)."""
-        cfg = self.config
+        """Train ``epochs`` with :func:`~ssl_bench.task_toolkit.train_and_select`; keep the
+        modules' state of the best val mAP (the last epoch when there are no val videos).
+        Returns the selection's record details."""
         if n_train == 0:
             raise SSLBenchError(f"benchmark {cell.benchmark.id!r}: the labelled videos have no "
                                 "annotated tool frames; check the tool annotation files")
-        best_score, best_epoch = -math.inf, 0
-        best_state = [snapshot(m) for m in modules]
-        history: list[float | None] = []
         amp = TrainingPrecision(cell.precision, cell.device)
-        for epoch in range(1, epochs + 1):
-            for m in modules:
-                m.train()
-            epoch_loss = EpochLoss()
-            for n_steps, idx in enumerate(shuffled_batches(n_train, batch_size, generator)):
-                if max_steps is not None and n_steps >= max_steps:
-                    break
-                with amp.autocast():
-                    loss = step(idx)
-                check_finite(loss, f"{cell.benchmark.id} tool presence training")
-                optimizer.zero_grad(set_to_none=True)
-                amp.backward_step(loss, optimizer)
-                epoch_loss.add(loss)
+
+        def train_epoch(epoch: int) -> EpochLoss:
+            epoch_loss = optimise_epoch(shuffled_batches(n_train, batch_size, generator), step,
+                                        optimizer, amp,
+                                        f"{cell.benchmark.id} tool presence training", max_steps)
             if scheduler is not None:
                 scheduler.step()
-            cell.progress("downstream", epoch, epochs, epoch_loss.extras())
-            if not val_gts:
-                best_epoch, best_state = epoch, [snapshot(m) for m in modules]
-            elif epoch % cfg.eval_every == 0 or epoch == epochs:
-                for m in modules:
-                    m.eval()
-                score = tool_metrics(predict_val(), val_gts, names)[0]["mAP"]
-                history.append(None if math.isnan(score) else round(score, 4))
-                score = -math.inf if math.isnan(score) else score
-                if score > best_score or best_epoch == 0:
-                    best_score, best_epoch = score, epoch
-                    best_state = [snapshot(m) for m in modules]
-        for m, state in zip(modules, best_state):
-            m.load_state_dict(state)
-            m.eval()
-        return {"best_epoch": best_epoch,
-                "best_val_mAP": (best_score if math.isfinite(best_score) else None)
-                if val_gts else None,
-                "selection": "best val mAP" if val_gts else "last epoch (no val units)",
-                "val_history": history}
+            return epoch_loss
+
+        def validate() -> float:
+            return float(tool_metrics(predict_val(), val_gts, names)[0]["mAP"])
+
+        selection = train_and_select(modules, epochs, train_epoch,
+                                     validate if val_gts else None, val_metric="mAP",
+                                     eval_every=self.config.eval_every, progress=cell.progress)
+        return selection.details()
 
     def _bce(self, pos_weight: torch.Tensor | None
              ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -246,14 +226,9 @@ class ToolPresence(Task):
         keep = [annotated(v["tools"]) for v in train]
         x_np = np.concatenate([v["features"][m] for v, m in zip(train, keep)])
         y_np = np.concatenate([v["tools"][m] for v, m in zip(train, keep)])
-        if cfg.standardize and len(x_np):
-            mean, std = x_np.mean(axis=0), x_np.std(axis=0) + 1e-6
-        else:
-            mean = np.zeros(x_np.shape[1], np.float32)
-            std = np.ones(x_np.shape[1], np.float32)
-        shift = torch.from_numpy(mean.astype(np.float32)).to(cell.device)
-        scale = torch.from_numpy(std.astype(np.float32)).to(cell.device)
-        x = (torch.from_numpy(x_np).to(cell.device) - shift) / scale
+        standardize = (Standardization.fit(x_np) if cfg.standardize and len(x_np)
+                       else Standardization.identity(x_np.shape[1]))
+        x = torch.from_numpy(standardize.apply(x_np)).to(cell.device)
         y = torch.from_numpy(y_np.astype(np.float32)).to(cell.device)
         head = nn.Linear(x.shape[1], k).to(cell.device)
         optimizer = make_optimizer(head.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
@@ -261,8 +236,7 @@ class ToolPresence(Task):
 
         def predict(feats: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                raw = torch.from_numpy(np.asarray(feats, np.float32)).to(cell.device)
-                z = (raw - shift) / scale
+                z = torch.from_numpy(standardize.apply(feats)).to(cell.device)
                 return head(z).double().cpu().numpy()
 
         def step(idx: torch.Tensor) -> torch.Tensor:
