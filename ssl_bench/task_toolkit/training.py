@@ -126,7 +126,7 @@ def train_and_select(modules: Sequence[nn.Module], epochs: int,
     """
     best_epoch = 0
     best_score: float | None = None
-    best_state = [snapshot(m) for m in modules]
+    best_state = [snapshot(m) for m in modules] if validate is not None else []
     history: list[float | None] = []
     for epoch in range(1, epochs + 1):
         for m in modules:
@@ -134,7 +134,7 @@ def train_and_select(modules: Sequence[nn.Module], epochs: int,
         epoch_loss = train_epoch(epoch)
         progress(stage, epoch, epochs, epoch_loss.extras())
         if validate is None:
-            best_epoch, best_state = epoch, [snapshot(m) for m in modules]
+            best_epoch = epoch  # the modules hold the last epoch's weights: nothing to copy
         elif epoch % eval_every == 0 or epoch == epochs:
             for m in modules:
                 m.eval()
@@ -146,6 +146,7 @@ def train_and_select(modules: Sequence[nn.Module], epochs: int,
                 best_state = [snapshot(m) for m in modules]
     for m, state in zip(modules, best_state):
         m.load_state_dict(state)
+    for m in modules:
         m.eval()
     return Selection(best_epoch, best_score if validate is not None else None, val_metric,
                      validate is not None, history)

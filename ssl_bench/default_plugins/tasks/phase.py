@@ -279,14 +279,13 @@ class PhaseRecognition(Task):
         timer.features += time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        if cfg.standardize_features:
-            standardization = Standardization.fit(np.concatenate([v["features"] for v in train]))
+        standardization = (Standardization.fit(np.concatenate([v["features"] for v in train]))
+                           if cfg.standardize_features else None)
 
-            def standardize(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-                return {**video, "features": standardization.apply(video["features"])}
-        else:
-            def standardize(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def standardize(video: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            if standardization is None:
                 return video
+            return {**video, "features": standardization.apply(video["features"])}
         train, val = [standardize(v) for v in train], [standardize(v) for v in val]
         model = CausalMSTCN(train[0]["features"].shape[1], num_phases, cfg.num_stages,
                             cfg.num_layers, cfg.channels, cfg.dropout,
