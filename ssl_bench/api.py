@@ -128,6 +128,13 @@ class Dataset(ABC):
     def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
         """Load one unit as frames of ``size`` x ``size`` (videos sampled at ``fps``)."""
 
+    def frame_count(self, unit: Unit, fps: float = 1.0) -> int | None:
+        """How many frames :meth:`load` returns for ``unit`` at ``fps``, counted without decoding
+        (a video's container header, a folder's file list, a volume's NIfTI header), so that a
+        dry run can plan a pretraining's steps (epochs x pool frames / batch); None when the
+        reader cannot count them that cheaply. Default: None."""
+        return None
+
     def prepare_cost(self, unit: Unit, variants: Sequence[tuple[int, float]]) -> int:
         """Work left to :meth:`prepare` ``unit`` for ``variants`` ((size, fps) pairs), counted
         the way ``prepare`` reports it (videos: frames to decode), for progress and ETA; 0 when

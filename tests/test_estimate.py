@@ -15,6 +15,7 @@ from ssl_bench.api import Dataset, DatasetMeta, Unit, UnitData
 from ssl_bench.engine.cost import Estimate, ItemCost, ItemKey, PretrainSpec
 from ssl_bench.engine.estimate import (
     GUESS_CELL_S,
+    GUESS_STEPS,
     Estimator,
     RunEstimate,
     StageSummary,
@@ -48,8 +49,10 @@ def cell_rate(seconds: float, n: int = 1, **kw: Any) -> CellRate:
 
 
 def spec(method: str = "m1", domain: str = "surgical", max_steps: int | None = None,
-         config: str = "c", pool: str = "p") -> PretrainSpec:
-    return PretrainSpec(method, domain, "cpu", "cpu", config, pool, max_steps)
+         config: str = "c", pool: str = "p", epochs: int = 1, batch_size: int = 1,
+         pool_frames: int | None = None) -> PretrainSpec:
+    return PretrainSpec(method, domain, "cpu", "cpu", config, pool, max_steps, epochs,
+                        batch_size, pool_frames)
 
 
 def work(kind: str, key: str, stage: str, estimate: Estimate,
@@ -109,6 +112,27 @@ def test_pretraining_steps_and_seconds_per_step() -> None:
     est.learn_pretraining(spec(method="m2", max_steps=10), 0.5)
     run, steps = est.pretraining(spec(method="m2", max_steps=10))
     assert (run.seconds, run.from_run) == (5.0, True)
+
+
+def test_unmeasured_steps_are_planned_from_the_pools_counted_frames() -> None:
+    """epochs x (frames // batch), capped by max_steps, as the pretraining itself counts them;
+    a measured run of the same config and pool still wins, and without a frame count the
+    steps are max_steps or a labelled guess."""
+    est = Estimator(Rates())
+    steps, quality, basis = est.steps(spec(epochs=100, batch_size=256, pool_frames=3019))
+    assert (steps, quality) == (100 * 11, "measured")
+    assert basis == "steps: 100 epoch(s) of 3,019 pool frames at batch 256"
+    steps, _, basis = est.steps(spec(epochs=100, batch_size=256, pool_frames=3019,
+                                     max_steps=500))
+    assert (steps, basis.endswith("capped by max_steps 500")) == (500, True)
+    assert est.steps(spec(epochs=3, batch_size=64, pool_frames=10))[0] == 3  # pool < batch
+    assert est.steps(spec(max_steps=40))[:2] == (40, "measured")
+    steps, quality, basis = est.steps(spec())
+    assert (steps, quality) == (GUESS_STEPS, "guess") and "ssl-bench data synth" in basis
+    rates = Rates(pretraining={"m1|cpu|surgical|cpu": PretrainRate(
+        "m1", "cpu", "surgical", "cpu", seconds_per_step=2.0, steps=77, config="c", pool="p")})
+    assert Estimator(rates).steps(spec(epochs=100, batch_size=256, pool_frames=3019))[:2] \
+        == (77, "measured")
 
 
 def test_unit_work_counts_frames_and_cache_bytes_by_hand() -> None:

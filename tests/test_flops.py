@@ -129,12 +129,21 @@ def test_compute_shows_for_the_paper_profile_or_a_cuda_device() -> None:
 
 
 def test_paper_dry_run_prints_gpu_hours_per_method_and_the_assumption(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """byol (fake tensors) and moco-v2 (a real step: its queue pointer is read with int()) on
-    the small synthetic suite."""
+    the small synthetic suite. A dry run writes nothing: before the suite exists the steps are
+    a labelled guess; once it is written they come from the pools' frames. Its own cache: no
+    other test's suite is there."""
+    monkeypatch.setenv("SSL_BENCH_CACHE", str(tmp_path / "cache"))
     capsys.readouterr()
+    assert cli_exit_code(["run", "--profile", "paper", "--dry-run", "--methods", "byol",
+                          "--synthetic-size", "small", "--results", str(tmp_path / "r")]) == 0
+    assert "steps guessed (1000): the pool's frames are counted once its data folders exist " \
+        "(the synthetic suite: `ssl-bench data synth`)" in capsys.readouterr().out
+    assert cli_exit_code(["data", "synth", "--size", "small"]) == 0
     assert cli_exit_code(["run", "--profile", "paper", "--dry-run", "--methods", "byol,moco-v2",
-                          "--synthetic-size", "small", "--results", str(tmp_path)]) == 0
+                          "--synthetic-size", "small", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "assumption: GPU-hours at 40 % of an H100 SXM's bf16 dense peak (989 TFLOP/s)" in out
     for method in ("byol", "moco-v2"):
@@ -143,6 +152,9 @@ def test_paper_dry_run_prints_gpu_hours_per_method_and_the_assumption(
     assert "counted on a real step at batch 2 and scaled to 256" in out
     assert re.search(r"^  total\s+\d+ runs, .* GPU-hours \(\d+ assumed, 0 measured\)", out, re.M)
     assert "frame cache disk:" in out
+    # the run wrote the small suite before planning: the steps come from the pools' frames
+    assert re.search(r"steps: \d+ epoch\(s\) of [\d,]+ pool frames at batch 256", out), out
+    assert "steps guessed" not in out and "are a guess" not in out
 
 
 def test_a_cpu_profile_dry_run_prints_no_compute(

@@ -67,6 +67,8 @@ class SweepContext:
     fingerprints: dict[str, str] = field(default_factory=dict)
     pools: dict[tuple[str, int, float], PretrainPool] = field(default_factory=dict)
     pool_fingerprints: dict[tuple[str, int, float], str] = field(default_factory=dict)
+    #: (domain, fps) -> the pool's frames counted by the readers (None: not countable)
+    pool_frame_counts: dict[tuple[str, float], int | None] = field(default_factory=dict)
     pretrained: dict[Pretraining, PretrainResult] = field(default_factory=dict)
     pretrain_errors: dict[Pretraining, PretrainFailure] = field(default_factory=dict)
     #: small per-process caches of the cell stage (health batches, probed checkpoints)
@@ -150,6 +152,17 @@ class SweepContext:
                 h.update(",".join(u.id for u in part.kept).encode())
             self.pool_fingerprints[key] = h.hexdigest()[:16]
         return self.pool_fingerprints[key]
+
+    def pool_frame_count(self, domain: str, fps: float) -> int | None:
+        """The frames of the domain's pool at ``fps``, counted by the readers without decoding
+        (:meth:`ssl_bench.api.Dataset.frame_count`); None when a reader cannot count them."""
+        key = (domain, fps)
+        if key not in self.pool_frame_counts:
+            counts = [part.dataset.frame_count(unit, fps)
+                      for part in self.pool_units(domain) for unit in part.kept]
+            self.pool_frame_counts[key] = (None if any(n is None for n in counts)
+                                           else sum(n or 0 for n in counts))
+        return self.pool_frame_counts[key]
 
     def dropped_units(self, domain: str) -> dict[str, list[str]]:
         """dataset id -> train units left out of the domain's pool (held-out recordings)."""

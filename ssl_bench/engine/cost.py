@@ -25,10 +25,23 @@ class Estimate:
     from_run: bool = False
 
 
+def planned_steps(epochs: int, batch_size: int, max_steps: int | None, n_items: int) -> int:
+    """The optimiser steps of a pretraining over ``n_items`` items: ``epochs`` passes of
+    ``n_items // batch_size`` full batches (one step when the pool is smaller than a batch),
+    capped by ``max_steps``; at least one."""
+    per_epoch = max(1, n_items // batch_size) if n_items >= batch_size else 1
+    steps = epochs * per_epoch
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    return max(1, steps)
+
+
 @dataclass(frozen=True)
 class PretrainSpec:
     """What decides a pretraining's cost: the method, its domain, the profile and device, the
-    config hash and pool fingerprint (equal to an earlier one: same steps) and ``max_steps``."""
+    config hash and pool fingerprint (equal to an earlier one: same steps), ``max_steps``, and
+    what plans its steps before any run measured them: the config's epochs and batch and the
+    frames of its pool (None: not counted, e.g. before the data is written)."""
 
     method: str
     domain: str
@@ -37,6 +50,9 @@ class PretrainSpec:
     config: str
     pool: str
     max_steps: int | None
+    epochs: int = 1
+    batch_size: int = 1
+    pool_frames: int | None = None
 
 
 @dataclass
@@ -65,4 +81,4 @@ class ItemCost:
 ItemKey = tuple[str, str]
 
 
-__all__ = ["Estimate", "ItemCost", "ItemKey", "PretrainSpec", "Quality"]
+__all__ = ["Estimate", "ItemCost", "ItemKey", "PretrainSpec", "Quality", "planned_steps"]

@@ -14,6 +14,12 @@ Every time comes from a rate and says which kind (:class:`~ssl_bench.engine.cost
 * ``guess``: nothing measured at all; a conservative default (``GUESS_*`` below), labelled a
   guess wherever it is shown.
 
+A pretraining's steps are measured (an earlier run of the same config and pool), else planned
+as the pretraining counts them (:func:`ssl_bench.engine.cost.planned_steps`: epochs times the
+pool's frames over the batch, capped by ``max_steps``) from the frames the readers count
+without decoding (:meth:`ssl_bench.api.Dataset.frame_count`), else the config's ``max_steps``,
+else a guess (:data:`GUESS_STEPS`).
+
 Frames to decode come from :meth:`ssl_bench.api.Dataset.prepare_cost` (readers that count their
 frames, e.g. the video readers from the container headers; the others count as unknown). Cache
 disk: the frames kept at each (size, fps) not cached yet, at size x size x 3 bytes, plus the
@@ -28,7 +34,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ssl_bench.engine.cost import Estimate, ItemCost, ItemKey, PretrainSpec, Quality
+from ssl_bench.engine.cost import (
+    Estimate,
+    ItemCost,
+    ItemKey,
+    PretrainSpec,
+    Quality,
+    planned_steps,
+)
 from ssl_bench.engine.rates import CellRate, Rates, device_kind, pretrain_key, rates_path
 
 if TYPE_CHECKING:
@@ -115,11 +128,20 @@ class Estimator:
             pretrain_key(spec.method, spec.profile, spec.domain, spec.device))
         if stored is not None and (stored.config, stored.pool) == (spec.config, spec.pool):
             return stored.steps, "measured", "steps measured"
+        if spec.pool_frames is not None:
+            steps = planned_steps(spec.epochs, spec.batch_size, spec.max_steps, spec.pool_frames)
+            capped = (f", capped by max_steps {spec.max_steps}"
+                      if spec.max_steps is not None and steps == spec.max_steps else "")
+            return steps, "measured", (
+                f"steps: {spec.epochs} epoch(s) of {spec.pool_frames:,} pool frames at batch "
+                f"{spec.batch_size}{capped}")
         if spec.max_steps is not None:
             return spec.max_steps, "measured", "steps: the config's max_steps"
         if stored is not None:
             return stored.steps, "related", "steps measured on an earlier pool or config"
-        return GUESS_STEPS, "guess", f"steps guessed ({GUESS_STEPS})"
+        return GUESS_STEPS, "guess", (f"steps guessed ({GUESS_STEPS}): the pool's frames are "
+                                      "counted once its data folders exist (the synthetic suite: "
+                                      "`ssl-bench data synth`)")
 
     def step_seconds(self, spec: PretrainSpec) -> Estimate:
         same = (spec.method, spec.profile, spec.domain, spec.device)
@@ -348,13 +370,16 @@ def needed_pretrainings(plan: "WorkPlan") -> list[tuple["PretrainItem", Pretrain
     for item in plan.to_pretrain:
         run = item.run
         method = ctx.method(run.method, run.seed)
-        pool = ""  # unknown until the data is there
+        cfg = method.config
+        pool, frames = "", None  # unknown until the data is there
         if item.checkpoint is not None:
-            pool = ctx.pool_fingerprint(run.domain, method.config.image_size, method.config.fps)
+            pool = ctx.pool_fingerprint(run.domain, cfg.image_size, cfg.fps)
+            frames = ctx.pool_frame_count(run.domain, cfg.fps)
         needed.append((item, PretrainSpec(run.method, run.domain, plan.options.profile,
                                           device_kind(plan.options.device),
-                                          config_hash(method.config.model_dump(mode="json")),
-                                          pool, method.config.max_steps)))
+                                          config_hash(cfg.model_dump(mode="json")),
+                                          pool, cfg.max_steps, cfg.epochs, cfg.batch_size,
+                                          frames)))
     return needed
 
 

@@ -365,7 +365,8 @@ def compute_lines(plan: "WorkPlan", estimate: "RunEstimate",
         measured = [r for r in mine if r.measured_s_per_step is not None]
         basis = ("measured" if len(measured) == len(mine) else "assumed" if not measured
                  else f"{len(measured)} of {len(mine)} runs measured")
-        steps_basis = sorted({estimate.estimator.steps(r.spec)[2] for r in mine})
+        steps_basis = sorted({f"{r.spec.domain}: {estimate.estimator.steps(r.spec)[2]}"
+                              for r in mine})
         lines.append(
             f"  {method:{width}s}  {len(mine)} run{'s' if len(mine) != 1 else ''}, "
             f"{steps:,} steps, {flops_text(step.flops)}/step (batch {step.batch_size}, "
@@ -389,7 +390,8 @@ def compute_lines(plan: "WorkPlan", estimate: "RunEstimate",
            "-o METHOD.max_steps=N, or let a run measure them)" if guessed else ""))
     decode = next((s for s in estimate.stages if s.name == "data decoding"), None)
     if decode is not None:
-        unknown = (" (not known until the data folders exist and their readers count frames)"
+        unknown = (" (a reader of the run does not count its frames, or its data folder does not "
+                   "exist yet)"
                    if decode.disk_bytes is None else "")
         lines.append(f"  frame cache disk: {bytes_text(decode.disk_bytes)}{unknown}")
     seconds = time.perf_counter() - start

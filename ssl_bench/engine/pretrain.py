@@ -39,6 +39,7 @@ from ssl_bench.engine.checkpoint_store import (
     save_checkpoint,
     write_sidecar,
 )
+from ssl_bench.engine.cost import planned_steps
 from ssl_bench.engine.health import step_stage
 from ssl_bench.engine.loader import EndlessLoader, loader_options
 from ssl_bench.engine.steps import NonFiniteLoss, apply_losses
@@ -104,12 +105,10 @@ class PretrainResult:
 
 
 def total_steps(method: Method, n_items: int) -> int:
+    """The optimiser steps of ``method``'s pretraining on a dataset of ``n_items`` items
+    (:func:`ssl_bench.engine.cost.planned_steps`, which the dry run's estimate uses too)."""
     cfg = method.config
-    per_epoch = max(1, n_items // cfg.batch_size) if n_items >= cfg.batch_size else 1
-    steps = cfg.epochs * per_epoch
-    if cfg.max_steps is not None:
-        steps = min(steps, cfg.max_steps)
-    return max(1, steps)
+    return planned_steps(cfg.epochs, cfg.batch_size, cfg.max_steps, n_items)
 
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adam", "sgd")

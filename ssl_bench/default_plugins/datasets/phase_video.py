@@ -25,7 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ssl_bench.api import SPLITS, Dataset, Unit, UnitData
-from ssl_bench.default_plugins.datasets.video import FrameCache, video_frame_count
+from ssl_bench.default_plugins.datasets.video import (
+    FrameCache,
+    kept_count,
+    video_frame_count,
+)
 from ssl_bench.errors import DataError
 
 
@@ -161,6 +165,12 @@ class PhaseVideoDataset(Dataset):
             tools = align_tool_rows(rows[0], rows[1], ids, self.tool_row_spacing)
         return UnitData(unit=unit, frames=frames, phases=phases[ids], fps=fps, frame_ids=ids,
                         tools=tools)
+
+    def frame_count(self, unit: Unit, fps: float = 1.0) -> int:
+        """The frames :meth:`load` keeps at ``fps``: the sampling rule applied to the frames the
+        container states, up to the last frame with an annotation row."""
+        n_frames, native = video_frame_count(self.video_path(unit), self.meta.fps)
+        return kept_count(min(n_frames, len(self.phases_of(unit))), native, fps)
 
     def prepare_cost(self, unit: Unit, variants: Sequence[tuple[int, float]]) -> int:
         """Frames to decode (the container's count), or 0 when every variant is cached."""

@@ -50,6 +50,10 @@ class FrameSegmentationDataset(Dataset):
         ids = np.asarray([frame_id for frame_id, _ in items], dtype=np.int64)
         return UnitData(unit=unit, frames=frames, masks=masks, fps=self.unit_fps, frame_ids=ids)
 
+    def frame_count(self, unit: Unit, fps: float = 1.0) -> int:
+        """Every frame of the unit (``load`` ignores ``fps``): its file list, no image read."""
+        return len(self.frames_of(unit))
+
     def check(self) -> list[str]:
         try:
             units = self.units()

@@ -185,6 +185,29 @@ def file_fingerprint(path: Path) -> str:
     return _FINGERPRINTS[key]
 
 
+def resampled_slices(path: Path, slice_spacing: float) -> int:
+    """About how many axial slices the image at ``path`` has after the recipe's reorientation
+    to RAS and resampling to ``slice_spacing`` mm between slices, read from the NIfTI header
+    (no voxel data): the extent along the input axis that points superior-inferior, divided by
+    the new spacing (MONAI's ``Spacingd`` may round the last slice the other way)."""
+    import nibabel as nib
+    from nibabel.spatialimages import SpatialImage
+
+    try:
+        image = nib.load(str(path))
+        if not isinstance(image, SpatialImage) or image.affine is None:
+            raise TypeError(f"{type(image).__name__} holds no oriented voxel data")
+        axes = nib.orientations.io_orientation(image.affine)
+        axis = next(i for i, (out_axis, _flip) in enumerate(axes) if int(out_axis) == 2)
+        zooms = image.header.get_zooms()
+        return max(1, round(int(image.shape[axis]) * float(zooms[axis]) / slice_spacing))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; restore it from the dataset archive") from None
+    except Exception as exc:  # nibabel raises many types for a bad header
+        raise DataError(f"{path}: not a readable NIfTI file ({one_line(exc)}); re-download or "
+                        "re-extract it") from None
+
+
 def nifti_shape(path: Path) -> tuple[int, ...]:
     """The data shape from a NIfTI header (no voxel data read)."""
     import nibabel as nib
@@ -290,6 +313,22 @@ def _read_cached(path: Path) -> PreparedVolume | None:
         return None  # unreadable entry: recompute and overwrite
 
 
+def _cached_image_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape of a cached volume's image, read from its ``.npy`` header inside the archive
+    (no voxel data decompressed); None when there is no readable entry."""
+    if not path.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("image.npy") as member:
+            version = np.lib.format.read_magic(member)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _fortran, _dtype = header(member)
+            return tuple(int(n) for n in shape)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+
+
 def _write_cached(path: Path, volume: PreparedVolume) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, image=volume.image, label=volume.label,
@@ -384,6 +423,19 @@ class VolumeDataset(Dataset):
                             f"(0..{len(self.meta.classes) - 1}); use the dataset's own label "
                             "files")
         return volume
+
+    def frame_count(self, unit: Unit, fps: float = 1.0) -> int:
+        """The axial slices :meth:`load` returns: exact when the volume cache holds the
+        prepared volume, else about that many from the NIfTI header
+        (:func:`resampled_slices`)."""
+        options: VolumeOptions = self.options  # type: ignore[assignment]
+        case = self.case(unit)
+        shape = _cached_image_shape(volume_cache_path(self.cache_dir, self.meta.id, case,
+                                                      options.spacing, options.hu_window,
+                                                      self.intensity))
+        if shape is not None and len(shape) == 3:
+            return int(shape[2])
+        return resampled_slices(case.image, options.spacing[2])
 
     def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
         volume = self.prepared(self.case(unit))
