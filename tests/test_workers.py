@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from ssl_bench.engine.cells import CellOutcome
-from ssl_bench.engine.cost import ItemCost
+from ssl_bench.engine.cost import Estimate, ItemCost
 from ssl_bench.engine.display import Display
 from ssl_bench.engine.estimate import Estimator, RunEstimate, spread
 from ssl_bench.engine.eta import EtaTracker
 from ssl_bench.engine.plan import WORKER_MEMORY_BYTES, Cell, Pretraining, resolve_jobs
-from ssl_bench.engine.rates import Rates
+from ssl_bench.engine.rates import CellRate, Rates
 from ssl_bench.engine.work import CellItem, PretrainItem, WorkItem
-from ssl_bench.engine.workers import live_order, next_item, schedule_order
+from ssl_bench.engine.workers import live_order, next_item, schedule_order, scout_cells
 from ssl_bench.errors import SSLBenchError
 from ssl_bench.records import iter_records
 from ssl_bench.testing import FakeClock, cli_exit_code
@@ -109,6 +109,57 @@ def test_the_order_follows_what_the_run_learns_on_a_machine_without_rates() -> N
     waiting = [c for c in cells if c.cell.seed > 0]
     assert [c.key for c in live_order(waiting, tracker)] == [
         "slow|b1|0.5|1", "slow|b1|0.5|2", "fast|b1|0.5|1", "fast|b1|0.5|2"]
+
+
+def test_a_task_no_cell_has_timed_sends_a_scout_cell_ahead_of_the_pretrainings() -> None:
+    """On a machine without rates every cell is the same guess until one finishes: one ready
+    cell of each untimed task goes before the pretrainings; a task timed by earlier runs, or
+    with a cell running, or timed by this run, sends none."""
+    stored = Rates(cells={"k": CellRate({"benchmark": "b3", "task": "known", "protocol":
+                                         "linear", "method": "x", "label": "0.5",
+                                         "profile": "cpu", "device": "cpu"}, 4.0)})
+    est = Estimator(stored)
+    bench_task = {"b1": "t1", "b2": "t2", "b3": "known"}
+
+    def fields(item: CellItem) -> dict[str, str]:
+        return {"benchmark": item.cell.benchmark, "task": bench_task[item.cell.benchmark],
+                "protocol": "linear", "method": item.cell.method, "label": "0.5",
+                "profile": "cpu", "device": "cpu"}
+
+    runs = [Pretraining("ssl", "surgical", s) for s in (0, 1)]
+    pretrain = [PretrainItem(r) for r in runs]
+    cells = [CellItem(Cell("ssl", b, 0.5, s), runs[s]) for b in ("b1", "b2", "b3")
+             for s in (0, 1)]
+    cells += [CellItem(Cell("rand", b, 0.5, 0), None) for b in ("b1", "b2", "b3")]
+    costs = {("cell", c.key): ItemCost(fields(c)["task"], est.cell(fields(c)), fields(c))
+             for c in cells}
+    costs.update({("pretrain", p.key): ItemCost("pretraining", Estimate(50.0, "guess", "g"))
+                  for p in pretrain})
+    tracker = EtaTracker(RunEstimate(costs, [], est, jobs=2), FakeClock())
+    waiting: list[WorkItem] = [*pretrain, *cells]
+    order = live_order(waiting, tracker)
+    assert [i.key for i in order] == [
+        "ssl|b1|0.5|0", "ssl|b1|0.5|1", "ssl|b2|0.5|0", "ssl|b2|0.5|1", "rand|b1|0.5|0",
+        "rand|b2|0.5|0", "ssl|surgical|0", "ssl|surgical|1", "ssl|b3|0.5|0", "ssl|b3|0.5|1",
+        "rand|b3|0.5|0"]
+
+    def ready(item: WorkItem) -> bool:
+        return isinstance(item, PretrainItem) or item.needs is None
+
+    # the first ready scout: random init's cell of b1 (the ssl cells wait for a pretraining)
+    first = next_item(order, ready, [])
+    assert first is not None and first.key == "rand|b1|0.5|0"
+    # with it running, t1 sends no more scouts: the next ready item is t2's scout
+    rest = [i for i in order if i is not first]
+    again = live_order(rest, tracker, [first])
+    second = next_item(again, ready, [first])
+    assert second is not None and second.key == "rand|b2|0.5|0"
+    # once t1 and t2 are timed, the order is the schedule's: pretrainings first
+    tracker.finish("cell", first.key, 3.0)
+    tracker.finish("cell", second.key, 6.0)
+    later = live_order([i for i in rest if i is not second], tracker)
+    assert [i.key for i in later[:2]] == ["ssl|surgical|0", "ssl|surgical|1"]
+    assert scout_cells(later, tracker) == []
 
 
 def test_a_cell_waits_while_a_cell_of_its_method_and_benchmark_runs() -> None:

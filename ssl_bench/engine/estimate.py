@@ -117,6 +117,15 @@ class Estimator:
         return Estimate(GUESS_CELL_S.get(profile, GUESS_CELL_S["cpu"]), "guess",
                         "a guess: no cell measured yet")
 
+    def task_timed(self, fields: Mapping[str, str]) -> bool:
+        """Whether a cell of the task and protocol of ``fields`` (same profile and device) has
+        been timed, by earlier runs or this one: the cell's estimate then rests on cells of its
+        own task (a level of :data:`CELL_LEVELS` down to ``other benchmarks of the task``), not
+        on a guess or on other tasks' cells."""
+        task_levels = range(len(CELL_LEVELS) - 1)
+        return any(index.mean(level, fields) is not None for level in task_levels
+                   for index in (self.stored_cells, self.run_cells))
+
     def learn_cell(self, fields: Mapping[str, str], seconds: float) -> None:
         self.run_cells.add(fields, seconds)
 

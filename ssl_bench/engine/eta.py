@@ -49,6 +49,10 @@ class Eta(Protocol):
 
     def item_remaining(self, kind: str, key: str) -> float | None: ...
 
+    def cell_task(self, key: str) -> str | None: ...
+
+    def task_timed(self, key: str) -> bool | None: ...
+
     def remaining(self) -> float: ...
 
     def basis(self) -> str: ...
@@ -153,6 +157,23 @@ class EtaTracker:
             per_step = (run.last[1] - run.first[1]) / (run.last[0] - run.first[0])
             return per_step * max(0, run.total - run.last[0])
         return max(0.0, self.item_seconds(item) - (self.clock() - run.start))
+
+    def cell_task(self, key: str) -> str | None:
+        """``task|protocol`` of cell ``key``, as its rate is keyed; None when ``key`` is not a
+        cell of the plan that computes something."""
+        item = self.items.get(("cell", key))
+        if item is None or not item.fields:
+            return None
+        return f"{item.fields.get('task', '')}|{item.fields.get('protocol', '')}"
+
+    def task_timed(self, key: str) -> bool | None:
+        """Whether a cell of the task of cell ``key`` has been timed, by an earlier run or by
+        this one (:meth:`~ssl_bench.engine.estimate.Estimator.task_timed`); None when ``key``
+        is not a cell of the plan that computes something."""
+        item = self.items.get(("cell", key))
+        if item is None or not item.fields:
+            return None
+        return self.estimator.task_timed(item.fields)
 
     def remaining(self) -> float:
         """Seconds left of the whole run: the work left shared over ``jobs`` processes, never

@@ -12,7 +12,10 @@ What runs where:
   time, so the order holds. The estimates are the run's live ETA's (handed in as an
   :class:`~ssl_bench.engine.eta.Eta`, with or without ``--quiet``), re-read at every hand-out:
   they learn from the items finished, which matters on a machine that has measured nothing
-  yet, where every cell starts as the same guess;
+  yet, where every cell starts as the same guess; there, one cell of each task goes before
+  the pretrainings (the first of its cells that is ready: :func:`scout_cells`), so the
+  estimate has each task's own cell time within minutes rather than after the pretraining
+  phase;
 * a cell does not start beside a running cell of the same method and benchmark while another
   ready item can (:func:`next_item`): the first of them computes the frozen encoder's
   features that the others then read from the cache, and two at once would both compute them
@@ -47,7 +50,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -213,14 +216,31 @@ def schedule_order(pretrainings: list[PretrainItem], cells: list[CellItem],
     return [*by_cost(pretrainings), *by_cost(cells)]
 
 
-def live_order(waiting: list[WorkItem], eta: Eta) -> list[WorkItem]:
+def scout_cells(waiting: list[WorkItem], eta: Eta, running: Sequence[WorkItem] = ()
+                ) -> list[CellItem]:
+    """The cells of every task that no cell has timed yet (:meth:`Eta.task_timed`) and that
+    has no cell running, in the plan's order. They go before the pretrainings, so that the
+    first ready one of each such task runs early and its time replaces the guess every cell
+    of its task starts with (on a machine without kept rates the estimate of a default run
+    rests on that guess until a cell finishes, i.e. for the whole of the pretraining phase)."""
+    busy = {eta.cell_task(i.key) for i in running if isinstance(i, CellItem)}
+    return [i for i in waiting if isinstance(i, CellItem)
+            and eta.task_timed(i.key) is False and eta.cell_task(i.key) not in busy]
+
+
+def live_order(waiting: list[WorkItem], eta: Eta, running: Sequence[WorkItem] = ()
+               ) -> list[WorkItem]:
     """:func:`schedule_order` of the items waiting by the live ETA's estimates, which learn
-    from the items finished: on a machine without measured rates every cell starts as the
-    same guess, and the plan's order would stand."""
+    from the items finished (on a machine without measured rates every cell starts as the
+    same guess, and the plan's order would stand), after the :func:`scout_cells` of the tasks
+    no cell has timed yet."""
     now: dict[ItemKey, float] = {(i.kind, i.key): eta.item_remaining(i.kind, i.key) or 0.0
                                  for i in waiting}
-    return schedule_order([i for i in waiting if isinstance(i, PretrainItem)],
+    scouts = scout_cells(waiting, eta, running)
+    rest = schedule_order([i for i in waiting if isinstance(i, PretrainItem)],
                           [i for i in waiting if isinstance(i, CellItem)], now)
+    chosen = {i.key for i in scouts}
+    return [*scouts, *[i for i in rest if not (isinstance(i, CellItem) and i.key in chosen)]]
 
 
 def next_item(waiting: list[WorkItem], ready: Callable[[WorkItem], bool],
@@ -259,9 +279,9 @@ def run_in_workers(plan: WorkPlan, display: Display, eta: Eta | None, jobs: int,
         return isinstance(item, PretrainItem) or item.needs is None or item.needs in outcomes
 
     def hand_out() -> None:
-        if eta is not None:
-            waiting[:] = live_order(waiting, eta)
         while len(in_flight) < jobs:
+            if eta is not None:
+                waiting[:] = live_order(waiting, eta, list(in_flight.values()))
             item = next_item(waiting, ready, list(in_flight.values()))
             if item is None:
                 return
@@ -331,5 +351,5 @@ def forward_event(display: Display, kind: str, item: WorkItem | None, payload: A
 
 
 __all__ = ["PluginSetup", "PretrainOutcome", "exit_with_parent", "forward_event", "live_order",
-           "next_item", "plugin_setup", "run_in_workers", "schedule_order", "threads_per_worker",
-           "worker_context"]
+           "next_item", "plugin_setup", "run_in_workers", "schedule_order", "scout_cells",
+           "threads_per_worker", "worker_context"]
