@@ -129,10 +129,10 @@ class Dataset(ABC):
         """Load one unit as frames of ``size`` x ``size`` (videos sampled at ``fps``)."""
 
     def frame_count(self, unit: Unit, fps: float = 1.0) -> int | None:
-        """How many frames :meth:`load` returns for ``unit`` at ``fps``, counted without decoding
-        (a video's container header, a folder's file list, a volume's NIfTI header), so that a
-        dry run can plan a pretraining's steps (epochs x pool frames / batch); None when the
-        reader cannot count them that cheaply. Default: None."""
+        """How many frames :meth:`load` returns for ``unit`` at ``fps`` (or a close estimate),
+        counted without decoding (a video's container header, a folder's file list, a volume's
+        NIfTI header), so that a dry run can plan a pretraining's steps (epochs x pool frames /
+        batch); None when the reader cannot count them that cheaply. Default: None."""
         return None
 
     def prepare_cost(self, unit: Unit, variants: Sequence[tuple[int, float]]) -> int:

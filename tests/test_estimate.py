@@ -127,8 +127,11 @@ def test_unmeasured_steps_are_planned_from_the_pools_counted_frames() -> None:
     assert (steps, basis.endswith("capped by max_steps 500")) == (500, True)
     assert est.steps(spec(epochs=3, batch_size=64, pool_frames=10))[0] == 3  # pool < batch
     assert est.steps(spec(max_steps=40))[:2] == (40, "measured")
-    steps, quality, basis = est.steps(spec())
+    steps, quality, basis = est.steps(spec(pool=""))  # no data folder yet
     assert (steps, quality) == (GUESS_STEPS, "guess") and "ssl-bench data synth" in basis
+    steps, quality, basis = est.steps(spec())  # a reader that does not count its frames
+    assert (steps, quality) == (GUESS_STEPS, "guess")
+    assert "does not count its frames (Dataset.frame_count)" in basis
     rates = Rates(pretraining={"m1|cpu|surgical|cpu": PretrainRate(
         "m1", "cpu", "surgical", "cpu", seconds_per_step=2.0, steps=77, config="c", pool="p")})
     assert Estimator(rates).steps(spec(epochs=100, batch_size=256, pool_frames=3019))[:2] \

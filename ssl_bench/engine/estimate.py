@@ -148,9 +148,12 @@ class Estimator:
             return spec.max_steps, "measured", "steps: the config's max_steps"
         if stored is not None:
             return stored.steps, "related", "steps measured on an earlier pool or config"
-        return GUESS_STEPS, "guess", (f"steps guessed ({GUESS_STEPS}): the pool's frames are "
-                                      "counted once its data folders exist (the synthetic suite: "
-                                      "`ssl-bench data synth`)")
+        if not spec.pool:
+            return GUESS_STEPS, "guess", (f"steps guessed ({GUESS_STEPS}): the pool's frames are "
+                                          "counted once its data folders exist (the synthetic "
+                                          "suite: `ssl-bench data synth`)")
+        return GUESS_STEPS, "guess", (f"steps guessed ({GUESS_STEPS}): a reader of the pool does "
+                                      "not count its frames (Dataset.frame_count)")
 
     def step_seconds(self, spec: PretrainSpec) -> Estimate:
         same = (spec.method, spec.profile, spec.domain, spec.device)

@@ -75,6 +75,9 @@ class EtaTracker:
         self.items: dict[ItemKey, ItemCost] = dict(estimate.costs)
         self.pending: dict[ItemKey, ItemCost] = dict(self.items)
         self.running: dict[ItemKey, _Running] = {}
+        #: ``task|protocol`` of the cells finished in any status (a failed cell's time is not
+        #: learned, but its task has had its early cell: :meth:`task_timed`)
+        self.finished_tasks: set[str] = set()
         #: earlier runs' predictions against this run's seconds, for the speed factor
         self.stored_predicted = 0.0
         self.stored_actual = 0.0
@@ -104,6 +107,8 @@ class EtaTracker:
         nothing about the others."""
         item = self.pending.pop((kind, key), None)
         run = self.running.pop((kind, key), None)
+        if kind == "cell" and item is not None and item.fields:
+            self.finished_tasks.add(self._task(item))
         if seconds is None or seconds <= 0:
             seconds = self.clock() - run.start if run is not None else 0.0
         if item is None or not learn:
@@ -164,16 +169,21 @@ class EtaTracker:
         item = self.items.get(("cell", key))
         if item is None or not item.fields:
             return None
+        return self._task(item)
+
+    @staticmethod
+    def _task(item: ItemCost) -> str:
         return f"{item.fields.get('task', '')}|{item.fields.get('protocol', '')}"
 
     def task_timed(self, key: str) -> bool | None:
         """Whether a cell of the task of cell ``key`` has been timed, by an earlier run or by
-        this one (:meth:`~ssl_bench.engine.estimate.Estimator.task_timed`); None when ``key``
-        is not a cell of the plan that computes something."""
+        this one (:meth:`~ssl_bench.engine.estimate.Estimator.task_timed`), or has finished in
+        this run in any status (a failed cell teaches no time, but its task has had its turn);
+        None when ``key`` is not a cell of the plan that computes something."""
         item = self.items.get(("cell", key))
         if item is None or not item.fields:
             return None
-        return self.estimator.task_timed(item.fields)
+        return self._task(item) in self.finished_tasks or self.estimator.task_timed(item.fields)
 
     def remaining(self) -> float:
         """Seconds left of the whole run: the work left shared over ``jobs`` processes, never

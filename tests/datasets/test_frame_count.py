@@ -4,6 +4,7 @@ run turns into a pretraining's planned steps (epochs x pool frames / batch). Che
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,33 @@ def test_an_image_clip_counts_its_files(suite: Path, tmp_path: Path) -> None:
         assert ds.frame_count(unit) == len(ds.load(unit, size=16).frames)
 
 
-def test_a_volume_counts_its_slices_from_the_cache_or_about_from_the_header(
+def test_a_video_whose_annotation_stops_early_counts_the_annotated_frames(
         suite: Path, tmp_path: Path) -> None:
-    """Before the volume is prepared the header gives about the resampled slice count; once
-    the volume cache holds it, the count is exact."""
-    ds = Btcv(suite / "btcv", {"spacing": "9,9,7"}, cache_dir=tmp_path)
+    """``load`` drops the frames after the last annotation row; so does the count."""
+    root = tmp_path / "cholec80"
+    shutil.copytree(suite / "cholec80", root)
+    ds = Cholec80(root, cache_dir=tmp_path / "cache")
     unit = _train_units(ds, 1)[0]
-    before = ds.frame_count(unit)
-    assert before == resampled_slices(ds.case(unit).image, 7.0) == round(12 * 16 / 7)
-    loaded = len(ds.load(unit, size=16).frames)
-    assert abs(before - loaded) <= 1
-    assert ds.frame_count(unit) == loaded
+    path = ds.phase_path(unit)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1 + 57]))  # the header and 57 rows
+    ds = Cholec80(root, cache_dir=tmp_path / "cache")
+    for fps in (1.0, 2.5):
+        n = ds.frame_count(unit, fps)
+        assert n == len(ds.load(unit, size=16, fps=fps).frames)
+        assert n is not None and n < len(lines) - 1
+
+
+def test_a_volume_counts_about_its_resampled_slices_from_the_header(
+        suite: Path, tmp_path: Path) -> None:
+    """The header gives the slices spanning the volume at the new spacing, which MONAI's
+    resampling makes too (up to one on a half slice), at several spacings."""
+    for spacing in (7.0, 10.0, 16.0, 20.0):
+        ds = Btcv(suite / "btcv", {"spacing": f"9,9,{spacing:g}"},
+                  cache_dir=tmp_path / f"cache{spacing:g}")
+        unit = _train_units(ds, 1)[0]
+        counted = ds.frame_count(unit)
+        assert counted == resampled_slices(ds.case(unit).image, spacing) \
+            == round(11 * 16 / spacing) + 1
+        assert abs(counted - len(ds.load(unit, size=16).frames)) <= 1
 

@@ -166,10 +166,13 @@ class PhaseVideoDataset(Dataset):
         return UnitData(unit=unit, frames=frames, phases=phases[ids], fps=fps, frame_ids=ids,
                         tools=tools)
 
-    def frame_count(self, unit: Unit, fps: float = 1.0) -> int:
+    def frame_count(self, unit: Unit, fps: float = 1.0) -> int | None:
         """The frames :meth:`load` keeps at ``fps``: the sampling rule applied to the frames the
-        container states, up to the last frame with an annotation row."""
+        container states, up to the last frame with an annotation row; None when the container
+        states neither a frame count nor a duration."""
         n_frames, native = video_frame_count(self.video_path(unit), self.meta.fps)
+        if n_frames == 0:
+            return None
         return kept_count(min(n_frames, len(self.phases_of(unit))), native, fps)
 
     def prepare_cost(self, unit: Unit, variants: Sequence[tuple[int, float]]) -> int:

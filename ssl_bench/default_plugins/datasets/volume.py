@@ -188,8 +188,9 @@ def file_fingerprint(path: Path) -> str:
 def resampled_slices(path: Path, slice_spacing: float) -> int:
     """About how many axial slices the image at ``path`` has after the recipe's reorientation
     to RAS and resampling to ``slice_spacing`` mm between slices, read from the NIfTI header
-    (no voxel data): the extent along the input axis that points superior-inferior, divided by
-    the new spacing (MONAI's ``Spacingd`` may round the last slice the other way)."""
+    (no voxel data): the slices spanning the extent along the input axis that points
+    superior-inferior at the new spacing, ``round((n - 1) * zoom / spacing) + 1`` (MONAI's
+    ``Spacingd`` may round a case that sits on a half slice the other way)."""
     import nibabel as nib
     from nibabel.spatialimages import SpatialImage
 
@@ -200,7 +201,7 @@ def resampled_slices(path: Path, slice_spacing: float) -> int:
         axes = nib.orientations.io_orientation(image.affine)
         axis = next(i for i, (out_axis, _flip) in enumerate(axes) if int(out_axis) == 2)
         zooms = image.header.get_zooms()
-        return max(1, round(int(image.shape[axis]) * float(zooms[axis]) / slice_spacing))
+        return round((int(image.shape[axis]) - 1) * float(zooms[axis]) / slice_spacing) + 1
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; restore it from the dataset archive") from None
     except Exception as exc:  # nibabel raises many types for a bad header
@@ -313,22 +314,6 @@ def _read_cached(path: Path) -> PreparedVolume | None:
         return None  # unreadable entry: recompute and overwrite
 
 
-def _cached_image_shape(path: Path) -> tuple[int, ...] | None:
-    """The shape of a cached volume's image, read from its ``.npy`` header inside the archive
-    (no voxel data decompressed); None when there is no readable entry."""
-    if not path.is_file():
-        return None
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open("image.npy") as member:
-            version = np.lib.format.read_magic(member)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)
-            shape, _fortran, _dtype = header(member)
-            return tuple(int(n) for n in shape)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-        return None
-
-
 def _write_cached(path: Path, volume: PreparedVolume) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, image=volume.image, label=volume.label,
@@ -425,17 +410,10 @@ class VolumeDataset(Dataset):
         return volume
 
     def frame_count(self, unit: Unit, fps: float = 1.0) -> int:
-        """The axial slices :meth:`load` returns: exact when the volume cache holds the
-        prepared volume, else about that many from the NIfTI header
-        (:func:`resampled_slices`)."""
+        """About the axial slices :meth:`load` returns, from the NIfTI header
+        (:func:`resampled_slices`; no voxel data read, no file hashed)."""
         options: VolumeOptions = self.options  # type: ignore[assignment]
-        case = self.case(unit)
-        shape = _cached_image_shape(volume_cache_path(self.cache_dir, self.meta.id, case,
-                                                      options.spacing, options.hu_window,
-                                                      self.intensity))
-        if shape is not None and len(shape) == 3:
-            return int(shape[2])
-        return resampled_slices(case.image, options.spacing[2])
+        return resampled_slices(self.case(unit).image, options.spacing[2])
 
     def load(self, unit: Unit, size: int, fps: float = 1.0) -> UnitData:
         volume = self.prepared(self.case(unit))
