@@ -27,7 +27,8 @@ replication.py's verdict).
         [--k 3,5,8,10] [--pairs 40] [--n-boot 2000]
 
 ``--results`` takes results folders or bundles (``ssl-bench export``). With the committed
-replication inputs (``leaderboards/records.tar.gz`` and ``benchmarks/validity/records-b.tar.gz``)
+replication inputs (``benchmarks/validity/records-a.tar.gz`` and ``records-b.tar.gz``: seeds 0-4
+and 5-9 of the AMD EPYC boards)
 and the default options, the figures go to ``seed_budget.json`` next to this script and to the
 README's generated section; otherwise to ``results/seed_budget_custom.json``.
 """
@@ -57,7 +58,7 @@ from ssl_bench.unit_scores import UnitParts  # noqa: E402
 
 REPO = HERE.parents[1]
 WORK = HERE / "results"
-COMMITTED_INPUTS = (REPO / "leaderboards" / "records.tar.gz", HERE / "records-b.tar.gz")
+COMMITTED_INPUTS = (HERE / "records-a.tar.gz", HERE / "records-b.tar.gz")
 DEFAULT_K = "3,5,8,10"
 
 
