@@ -32,9 +32,12 @@ What runs where:
   back: records and caches are written atomically.
 
 Records do not depend on which worker ran what, nor on the order: a cell seeds itself, feature
-caches are content-addressed and written atomically. They may differ in the last bits from an
-in-process run with another number of torch threads (the environment in each record says how
-many threads computed it).
+caches are content-addressed and written atomically. One exception is known: a mask-task cell
+that reads some of its frozen maps from the cache (a checkpoint with several label settings, a
+resumed run) can differ in the last digits from the same cell computing them, although the maps
+are the same bits; in the default run every cell computes its own. Records may differ in the
+last bits from an in-process run with another number of torch threads (the environment in each
+record says how many threads computed it).
 """
 
 from __future__ import annotations
