@@ -29,8 +29,7 @@ def planned_steps(epochs: int, batch_size: int, max_steps: int | None, n_items: 
     """The optimiser steps of a pretraining over ``n_items`` items: ``epochs`` passes of
     ``n_items // batch_size`` full batches (one step when the pool is smaller than a batch),
     capped by ``max_steps``; at least one."""
-    per_epoch = max(1, n_items // batch_size) if n_items >= batch_size else 1
-    steps = epochs * per_epoch
+    steps = epochs * max(1, n_items // batch_size)
     if max_steps is not None:
         steps = min(steps, max_steps)
     return max(1, steps)

@@ -38,7 +38,7 @@ import zipfile
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -185,6 +185,24 @@ def file_fingerprint(path: Path) -> str:
     return _FINGERPRINTS[key]
 
 
+T = TypeVar("T")
+
+
+def _from_nifti_header(path: Path, read: Callable[[Any], T]) -> T:
+    """``read(image)`` of the NIfTI file at ``path`` as nibabel loads it (the header; voxel data
+    stays on disk), with a missing file or an unreadable header (nibabel raises many types) as a
+    one-line :class:`DataError` naming the fix."""
+    import nibabel as nib
+
+    try:
+        return read(nib.load(str(path)))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; restore it from the dataset archive") from None
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable NIfTI file ({one_line(exc)}); re-download or "
+                        "re-extract it") from None
+
+
 def resampled_slices(path: Path, slice_spacing: float) -> int:
     """About how many axial slices the image at ``path`` has after the recipe's reorientation
     to RAS and resampling to ``slice_spacing`` mm between slices, read from the NIfTI header
@@ -194,36 +212,27 @@ def resampled_slices(path: Path, slice_spacing: float) -> int:
     import nibabel as nib
     from nibabel.spatialimages import SpatialImage
 
-    try:
-        image = nib.load(str(path))
+    def slices(image: Any) -> int:
         if not isinstance(image, SpatialImage) or image.affine is None:
             raise TypeError(f"{type(image).__name__} holds no oriented voxel data")
         axes = nib.orientations.io_orientation(image.affine)
         axis = next(i for i, (out_axis, _flip) in enumerate(axes) if int(out_axis) == 2)
         zooms = image.header.get_zooms()
         return round((int(image.shape[axis]) - 1) * float(zooms[axis]) / slice_spacing) + 1
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; restore it from the dataset archive") from None
-    except Exception as exc:  # nibabel raises many types for a bad header
-        raise DataError(f"{path}: not a readable NIfTI file ({one_line(exc)}); re-download or "
-                        "re-extract it") from None
+
+    return _from_nifti_header(path, slices)
 
 
 def nifti_shape(path: Path) -> tuple[int, ...]:
     """The data shape from a NIfTI header (no voxel data read)."""
-    import nibabel as nib
     from nibabel.dataobj_images import DataobjImage
 
-    try:
-        image = nib.load(str(path))
+    def shape(image: Any) -> tuple[int, ...]:
         if not isinstance(image, DataobjImage):
             raise TypeError(f"{type(image).__name__} holds no voxel data")
         return tuple(int(n) for n in image.shape)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; restore it from the dataset archive") from None
-    except Exception as exc:  # nibabel raises many types for a bad header
-        raise DataError(f"{path}: not a readable NIfTI file ({one_line(exc)}); re-download or "
-                        "re-extract it") from None
+
+    return _from_nifti_header(path, shape)
 
 
 # --------------------------------------------------------------------------------------
